@@ -1,0 +1,61 @@
+//! Automerge -> JSON: the materialized view that SQLite indexes and `get`
+//! returns. Text objects become strings; Weft's reserved root fields are
+//! left out.
+
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValueRef, ValueRef};
+use serde_json::{Map, Number, Value};
+
+use super::RESERVED_PREFIX;
+
+/// The document's user-visible root as a JSON object.
+pub(super) fn root_to_json(doc: &AutoCommit) -> Map<String, Value> {
+    let mut out = Map::new();
+    for item in doc.map_range(&ROOT, ..) {
+        if item.key.starts_with(RESERVED_PREFIX) {
+            continue;
+        }
+        let id = item.id();
+        let value = value_to_json(doc, item.value, &id);
+        out.insert(item.key.into_owned(), value);
+    }
+    out
+}
+
+fn value_to_json(doc: &AutoCommit, value: ValueRef<'_>, id: &ObjId) -> Value {
+    match value {
+        ValueRef::Scalar(s) => scalar_to_json(s),
+        ValueRef::Object(ObjType::Map | ObjType::Table) => {
+            let mut out = Map::new();
+            for item in doc.map_range(id, ..) {
+                let child = item.id();
+                let v = value_to_json(doc, item.value, &child);
+                out.insert(item.key.into_owned(), v);
+            }
+            Value::Object(out)
+        }
+        ValueRef::Object(ObjType::List) => Value::Array(
+            doc.list_range(id, ..)
+                .map(|item| {
+                    let child = item.id();
+                    value_to_json(doc, item.value, &child)
+                })
+                .collect(),
+        ),
+        ValueRef::Object(ObjType::Text) => Value::String(doc.text(id).unwrap_or_default()),
+    }
+}
+
+fn scalar_to_json(s: ScalarValueRef<'_>) -> Value {
+    match s {
+        ScalarValueRef::Str(s) => Value::String(s.into_owned()),
+        ScalarValueRef::Int(i) | ScalarValueRef::Counter(i) | ScalarValueRef::Timestamp(i) => {
+            Value::Number(i.into())
+        }
+        ScalarValueRef::Uint(u) => Value::Number(u.into()),
+        // NaN and infinities cannot come from JSON but can from other peers.
+        ScalarValueRef::F64(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+        ScalarValueRef::Boolean(b) => Value::Bool(b),
+        ScalarValueRef::Bytes(b) => Value::Array(b.iter().map(|x| Value::from(*x)).collect()),
+        ScalarValueRef::Null | ScalarValueRef::Unknown { .. } => Value::Null,
+    }
+}

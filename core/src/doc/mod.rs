@@ -1,0 +1,302 @@
+//! The `doc` layer: one Weft document as an Automerge document.
+//!
+//! The Automerge root *is* the user's JSON object (so other Automerge peers
+//! see plain fields), plus reserved root fields starting with `_weft` for
+//! Weft's own metadata. Today that is only the tombstone:
+//!
+//! **Delete rule.** `delete` removes every user field and sets
+//! `_weft_deleted = true`. A concurrent update merged later cannot undo it:
+//! the marker is still set, so the document stays deleted (*delete wins*),
+//! and fields the concurrent update wrote stay hidden. A `put` made after
+//! seeing the delete recreates the document: it removes the marker and any
+//! hidden fields, so the result is exactly the new JSON. A `put` concurrent
+//! with a delete of an already-recreated document follows Automerge's
+//! deterministic last-writer rule for the marker, so all replicas agree.
+
+mod apply;
+mod json;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, AutomergeError, ChangeHash, ROOT, ReadDoc, ScalarValue, Value};
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+use crate::identity::NodeId;
+
+/// Root fields with this prefix belong to Weft and are refused in user input.
+pub const RESERVED_PREFIX: &str = "_weft";
+/// The tombstone field.
+pub const DELETED_FIELD: &str = "_weft_deleted";
+/// Largest document accepted, measured as its compact JSON text.
+pub const MAX_DOC_BYTES: usize = 1 << 20;
+/// Deepest nesting of objects and arrays accepted.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a document operation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    /// Text that is not JSON.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// JSON whose root (or merge patch) is not an object.
+    #[error("a document must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    /// A root field name reserved for Weft.
+    #[error("field {0:?} is reserved: root fields starting with \"_weft\" hold Weft's metadata")]
+    ReservedField(String),
+    /// The document would exceed [`MAX_DOC_BYTES`].
+    #[error("document is {size} bytes of JSON; the limit is {limit} bytes")]
+    TooLarge {
+        /// Its size as compact JSON.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The document nests deeper than [`MAX_DEPTH`].
+    #[error("document nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// Stored bytes that Automerge cannot load.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Heads that are not in the document.
+    #[error("unknown heads")]
+    UnknownHeads,
+    /// Automerge refused an operation.
+    #[error("automerge: {0}")]
+    Automerge(#[from] AutomergeError),
+}
+
+/// One change in a document's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChangeInfo {
+    /// The change hash (hex).
+    pub hash: String,
+    /// The Automerge actor that made it (hex).
+    pub actor: String,
+    /// The node that made it, when the actor is a Weft actor.
+    pub author: Option<NodeId>,
+    /// The actor's sequence number.
+    pub seq: u64,
+    /// Unix time in seconds, as recorded by the author (advisory).
+    pub time: i64,
+    /// The commit message (`put`, `patch`, `delete`, or a peer's own).
+    pub message: Option<String>,
+    /// Hashes of the changes this one depends on.
+    pub deps: Vec<String>,
+}
+
+/// Builds the Automerge actor for a writer: the node's public key plus 8
+/// random bytes per process, so history names the author and a replica that
+/// lost its last writes (power loss) never reuses a sequence number.
+pub fn actor_for(node: NodeId, incarnation: [u8; 8]) -> ActorId {
+    let mut bytes = node.as_bytes().to_vec();
+    bytes.extend_from_slice(&incarnation);
+    ActorId::from(bytes)
+}
+
+/// A Weft document.
+#[derive(Debug)]
+pub struct Document {
+    doc: AutoCommit,
+}
+
+impl Document {
+    /// An empty document written by `actor`.
+    pub fn new(actor: ActorId) -> Self {
+        Self {
+            doc: AutoCommit::new().with_actor(actor),
+        }
+    }
+
+    /// Loads a document from concatenated snapshot and change chunks.
+    pub fn load(bytes: &[u8], actor: ActorId) -> Result<Self, DocError> {
+        let doc = AutoCommit::load(bytes).map_err(|e| DocError::Corrupt(e.to_string()))?;
+        Ok(Self {
+            doc: doc.with_actor(actor),
+        })
+    }
+
+    /// The current heads.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Whether the tombstone is set.
+    pub fn is_deleted(&self) -> bool {
+        matches!(
+            self.doc.get(ROOT, DELETED_FIELD),
+            Ok(Some((Value::Scalar(v), _))) if *v == ScalarValue::Boolean(true)
+        )
+    }
+
+    /// Whether the document has never been written.
+    pub fn is_empty(&self) -> bool {
+        self.doc.is_empty()
+    }
+
+    /// The user-visible JSON, or `None` when deleted.
+    pub fn to_json(&self) -> Option<Map<String, Json>> {
+        (!self.is_deleted()).then(|| json::root_to_json(&self.doc))
+    }
+
+    /// The JSON as it was at `heads` (`None` if deleted then).
+    pub fn json_at(&mut self, heads: &[ChangeHash]) -> Result<Option<Map<String, Json>>, DocError> {
+        if heads.iter().any(|h| self.doc.get_change_by_hash(h).is_none()) {
+            return Err(DocError::UnknownHeads);
+        }
+        let past = Self {
+            doc: self.doc.fork_at(heads)?,
+        };
+        Ok(past.to_json())
+    }
+
+    /// Replaces the document with `json`, recording only the fields that
+    /// differ. Returns the new change, or `None` if nothing changed.
+    pub fn put(&mut self, json: &Map<String, Json>, time: i64) -> Result<Option<ChangeHash>, DocError> {
+        check_input(json)?;
+        self.transact("put", time, |doc| {
+            apply::sync_map(doc, &ROOT, json, |k| k.starts_with(RESERVED_PREFIX))?;
+            if doc.get(ROOT, DELETED_FIELD)?.is_some() {
+                doc.delete(ROOT, DELETED_FIELD)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Applies an RFC 7396 merge patch. The caller checks the document exists.
+    pub fn patch(&mut self, patch: &Map<String, Json>, time: i64) -> Result<Option<ChangeHash>, DocError> {
+        check_input(patch)?;
+        self.transact("patch", time, |doc| Ok(apply::merge_patch(doc, &ROOT, patch)?))
+    }
+
+    /// Sets the tombstone and clears the user fields.
+    pub fn delete(&mut self, time: i64) -> Result<Option<ChangeHash>, DocError> {
+        self.transact("delete", time, |doc| {
+            apply::sync_map(doc, &ROOT, &Map::new(), |k| k == DELETED_FIELD)?;
+            doc.put(ROOT, DELETED_FIELD, true)?;
+            Ok(())
+        })
+    }
+
+    /// Runs `edit` as one Automerge change; on error, or if the result is too
+    /// large, the change is rolled back and the document is as before.
+    fn transact(
+        &mut self,
+        message: &str,
+        time: i64,
+        edit: impl FnOnce(&mut AutoCommit) -> Result<(), DocError>,
+    ) -> Result<Option<ChangeHash>, DocError> {
+        if let Err(e) = edit(&mut self.doc) {
+            self.doc.rollback();
+            return Err(e);
+        }
+        if self.doc.pending_ops() == 0 {
+            self.doc.rollback();
+            return Ok(None);
+        }
+        let size = serde_json::to_vec(&json::root_to_json(&self.doc)).map_or(0, |v| v.len());
+        if size > MAX_DOC_BYTES {
+            self.doc.rollback();
+            return Err(DocError::TooLarge {
+                size,
+                limit: MAX_DOC_BYTES,
+            });
+        }
+        let opts = CommitOptions::default().with_message(message).with_time(time);
+        Ok(self.doc.commit_with(opts))
+    }
+
+    /// Every change since `heads`, in Automerge's storage format.
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
+    /// The whole document as one compressed snapshot.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Merges another replica of this document (used by sync and tests).
+    pub fn merge(&mut self, other: &mut Document) -> Result<Vec<ChangeHash>, DocError> {
+        Ok(self.doc.merge(&mut other.doc)?)
+    }
+
+    /// Applies chunks received from elsewhere (snapshot or changes).
+    pub fn load_incremental(&mut self, bytes: &[u8]) -> Result<usize, DocError> {
+        self.doc
+            .load_incremental(bytes)
+            .map_err(|e| DocError::Corrupt(e.to_string()))
+    }
+
+    /// All changes, oldest first (causal order).
+    pub fn history(&mut self) -> Vec<ChangeInfo> {
+        self.doc
+            .get_changes(&[])
+            .into_iter()
+            .map(|c| {
+                let actor = c.actor_id();
+                let author = <[u8; 32]>::try_from(actor.to_bytes().get(..32).unwrap_or_default())
+                    .ok()
+                    .filter(|_| actor.to_bytes().len() == 40)
+                    .map(NodeId::from_bytes);
+                ChangeInfo {
+                    hash: c.hash().to_string(),
+                    actor: actor.to_hex_string(),
+                    author,
+                    seq: c.seq(),
+                    time: c.timestamp(),
+                    message: c.message().map(str::to_owned),
+                    deps: c.deps().iter().map(ToString::to_string).collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Checks user input before it touches the document.
+fn check_input(json: &Map<String, Json>) -> Result<(), DocError> {
+    if let Some(key) = json.keys().find(|k| k.starts_with(RESERVED_PREFIX)) {
+        return Err(DocError::ReservedField(key.clone()));
+    }
+    fn depth(v: &Json) -> usize {
+        match v {
+            Json::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+            Json::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    if json.values().map(depth).max().unwrap_or(0) + 1 > MAX_DEPTH {
+        return Err(DocError::TooDeep);
+    }
+    Ok(())
+}
+
+/// Parses user text into a document body.
+pub fn parse_object(text: &str) -> Result<Map<String, Json>, DocError> {
+    if text.len() > MAX_DOC_BYTES * 4 {
+        return Err(DocError::TooLarge {
+            size: text.len(),
+            limit: MAX_DOC_BYTES,
+        });
+    }
+    match serde_json::from_str(text).map_err(|e| DocError::InvalidJson(e.to_string()))? {
+        Json::Object(m) => Ok(m),
+        other => as_object(&other).cloned(),
+    }
+}
+
+/// Requires a JSON value to be an object.
+pub fn as_object(value: &Json) -> Result<&Map<String, Json>, DocError> {
+    match value {
+        Json::Object(m) => Ok(m),
+        Json::Null => Err(DocError::NotAnObject("null")),
+        Json::Bool(_) => Err(DocError::NotAnObject("a boolean")),
+        Json::Number(_) => Err(DocError::NotAnObject("a number")),
+        Json::String(_) => Err(DocError::NotAnObject("a string")),
+        Json::Array(_) => Err(DocError::NotAnObject("an array")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

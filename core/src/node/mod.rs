@@ -1,0 +1,260 @@
+//! The `node` layer: [`Node`], the facade every front end uses.
+//!
+//! A `Node` is a cheap handle. Writes, history and time travel go to the
+//! writer actor (the single owner of documents in memory and of the write
+//! connection); point reads, queries and SQL go straight to the read pool,
+//! with hot documents served from an in-memory cache.
+
+mod cache;
+mod events;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use automerge::ChangeHash;
+use serde_json::{Map, Value};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
+pub use writer::Write;
+
+use crate::config::Config;
+use crate::doc::{ChangeInfo, as_object};
+use crate::error::{Error, Result};
+use crate::identity::{Identity, NodeId};
+use crate::key::{DocKey, check_name};
+use crate::store::{self, ProcessLock, Query, QueryRow, Reader};
+use cache::JsonCache;
+use writer::{Actor, Command};
+
+/// Commands queued for the writer before callers wait.
+const WRITER_QUEUE: usize = 4096;
+
+/// A local replica. Clone it freely; all clones share one replica.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: NodeId,
+    data_dir: PathBuf,
+    default_space: String,
+    writer: mpsc::Sender<Command>,
+    reader: Reader,
+    json: Arc<JsonCache>,
+    events: broadcast::Sender<ChangeEvent>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("node_id", &self.inner.node_id)
+            .field("data_dir", &self.inner.data_dir)
+            .finish()
+    }
+}
+
+impl Node {
+    /// Opens (creating on first use) the replica in the configured data dir.
+    /// Fails with [`Error::Locked`] if another process has it open.
+    pub async fn open(config: Config) -> Result<Node> {
+        check_name("space", &config.default_space)?;
+        let data_dir = config.resolve_data_dir()?;
+        std::fs::create_dir_all(&data_dir).map_err(|source| store::StoreError::Io {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let lock = ProcessLock::acquire(&data_dir)?;
+        let identity = Identity::load_or_create(&data_dir)?;
+        let node_id = identity.node_id();
+        let (store_writer, reader) = store::open(&data_dir).await?;
+        let mut incarnation = [0u8; 8];
+        getrandom::fill(&mut incarnation)
+            .map_err(|e| crate::identity::IdentityError::Random(e.to_string()))?;
+        let json = Arc::new(JsonCache::new(config.json_cache_size));
+        let (events, _) = broadcast::channel(events::FEED_CAPACITY);
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let actor = Actor::new(
+            store_writer,
+            rx,
+            config.doc_cache_size,
+            json.clone(),
+            events.clone(),
+            crate::doc::actor_for(node_id, incarnation),
+            config.compact_after_chunks,
+            lock,
+        );
+        tokio::spawn(actor.run());
+        tracing::info!(node_id = %node_id, data_dir = %data_dir.display(), "replica open");
+        Ok(Node {
+            inner: Arc::new(Inner {
+                node_id,
+                data_dir,
+                default_space: config.default_space,
+                writer: tx,
+                reader,
+                json,
+                events,
+            }),
+        })
+    }
+
+    /// This device's node id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// Where the replica lives.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The space used when none is named.
+    pub fn default_space(&self) -> &str {
+        &self.inner.default_space
+    }
+
+    /// A key in the default space.
+    pub fn key(&self, collection: &str, id: &str) -> Result<DocKey> {
+        DocKey::new(self.default_space(), collection, id)
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Replaces a document with a JSON object (creating it if needed). Only
+    /// fields that differ are recorded, so concurrent edits to other fields,
+    /// or to other parts of a string, merge. Returns the new heads.
+    pub async fn put(&self, key: &DocKey, json: Value) -> Result<Vec<String>> {
+        Ok(self.batch(vec![Write::Put(key.clone(), json)]).await?.remove(0))
+    }
+
+    /// Applies an RFC 7396 merge patch to an existing document.
+    pub async fn patch(&self, key: &DocKey, patch: Value) -> Result<Vec<String>> {
+        Ok(self.batch(vec![Write::Patch(key.clone(), patch)]).await?.remove(0))
+    }
+
+    /// Deletes a document: a tombstone that syncs. See the `doc` module for
+    /// the rule against concurrent updates.
+    pub async fn delete(&self, key: &DocKey) -> Result<Vec<String>> {
+        Ok(self.batch(vec![Write::Delete(key.clone())]).await?.remove(0))
+    }
+
+    /// Applies many writes in one transaction: all are stored or none.
+    /// Returns the heads after each write.
+    pub async fn batch(&self, writes: Vec<Write>) -> Result<Vec<Vec<String>>> {
+        for w in &writes {
+            if let Write::Put(_, v) | Write::Patch(_, v) = w {
+                as_object(v)?;
+            }
+        }
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(|reply| Command::Write(writes, reply)).await
+    }
+
+    /// The document's JSON, or `None` if absent or deleted.
+    pub async fn get(&self, key: &DocKey) -> Result<Option<Value>> {
+        let epoch = match self.inner.json.get(key) {
+            Ok(hit) => return Ok(hit.map(|v| Value::clone(&v))),
+            Err(epoch) => epoch,
+        };
+        let text = self.inner.reader.get(key).await?;
+        let value: Option<Value> = text
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| Error::Corrupt {
+                key: key.to_string(),
+                reason: format!("stored JSON does not parse: {e}"),
+            })?;
+        self.inner
+            .json
+            .fill(key.clone(), value.clone().map(Arc::new), epoch);
+        Ok(value)
+    }
+
+    /// The document as it was at `heads` (from [`Node::history`] or a
+    /// change event); `None` if it was deleted then.
+    pub async fn get_at(&self, key: &DocKey, heads: &[String]) -> Result<Option<Value>> {
+        let parsed = heads
+            .iter()
+            .map(|h| h.parse::<ChangeHash>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Error::UnknownHeads(key.to_string()))?;
+        self.call(|reply| Command::GetAt(key.clone(), parsed, reply)).await
+    }
+
+    /// Every change of a document, oldest first.
+    pub async fn history(&self, key: &DocKey) -> Result<Vec<ChangeInfo>> {
+        self.call(|reply| Command::History(key.clone(), reply)).await
+    }
+
+    /// Runs a structured query (in the default space unless it names one).
+    pub async fn query(&self, query: &Query) -> Result<Vec<QueryRow>> {
+        let space = query.space.as_deref().unwrap_or(self.default_space());
+        check_name("space", space)?;
+        check_name("collection", &query.collection)?;
+        self.inner.reader.query(query, space).await
+    }
+
+    /// Runs one read-only SQL statement (SELECT, WITH, VALUES or EXPLAIN).
+    /// The `documents` view has one row per live document: `space`,
+    /// `collection`, `id`, `json`, `updated_at`.
+    pub async fn sql(&self, statement: &str) -> Result<Vec<Map<String, Value>>> {
+        self.inner.reader.sql(statement).await
+    }
+
+    /// Indexes a JSON field (dotted path) so queries filtering or sorting on
+    /// it use an index. Idempotent.
+    pub async fn create_index(&self, field: &str) -> Result<()> {
+        let literal = store::path_literal(field)?;
+        let name = index_name(field);
+        self.call(|reply| Command::CreateIndex(field.to_owned(), literal, name, reply))
+            .await
+    }
+
+    /// A live feed of committed changes matching `filter`.
+    pub fn subscribe(&self, filter: SubscribeFilter) -> Subscription {
+        Subscription::new(self.inner.events.subscribe(), filter)
+    }
+
+    /// Runs SQLite's integrity check on the replica.
+    pub async fn check_integrity(&self) -> Result<()> {
+        self.call(Command::IntegrityCheck).await
+    }
+
+    /// Stores everything pending, checkpoints and releases the replica so
+    /// another process may open it. Other clones stop working.
+    pub async fn close(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(Command::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.inner.reader.close().await;
+        Ok(())
+    }
+}
+
+/// A stable, SQL-safe index name for a field path.
+fn index_name(field: &str) -> String {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = field
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let readable: String = field
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect();
+    format!("docs_json_{readable}_{hash:016x}")
+}

@@ -1,0 +1,364 @@
+//! The writer actor: sole owner of the write connection and of the Automerge
+//! documents in memory. It takes every queued command at once (group commit),
+//! applies them to the documents, and stores the whole group with one
+//! statement, so the sqlx round trip is paid per group, not per write.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use automerge::{ActorId, ChangeHash};
+use lru::LruCache;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::cache::{Entry, JsonCache};
+use super::events::{ChangeEvent, Origin};
+use crate::doc::{ChangeInfo, DocError, Document, as_object};
+use crate::error::{Error, Result};
+use crate::key::DocKey;
+use crate::store::{self, ProcessLock, WriteRow, Writer};
+
+/// Most commands folded into one group commit.
+const MAX_GROUP: usize = 256;
+
+/// One write in a [`crate::Node::batch`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Replace the document with this JSON object.
+    Put(DocKey, Value),
+    /// Apply an RFC 7396 merge patch to an existing document.
+    Patch(DocKey, Value),
+    /// Delete the document (a tombstone that syncs).
+    Delete(DocKey),
+}
+
+impl Write {
+    fn key(&self) -> &DocKey {
+        match self {
+            Write::Put(k, _) | Write::Patch(k, _) | Write::Delete(k) => k,
+        }
+    }
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
+
+pub(crate) enum Command {
+    Write(Vec<Write>, Reply<Vec<Vec<String>>>),
+    History(DocKey, Reply<Vec<ChangeInfo>>),
+    GetAt(DocKey, Vec<ChangeHash>, Reply<Option<Value>>),
+    CreateIndex(String, String, String, Reply<()>),
+    IntegrityCheck(Reply<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A document in memory and what of it is already stored.
+struct Cached {
+    doc: Document,
+    /// Heads as of the last stored chunk (empty: never stored).
+    stored: Vec<ChangeHash>,
+    chunks: u32,
+}
+
+/// A write command whose rows are queued but not yet committed.
+struct Pending {
+    reply: Reply<Vec<Vec<String>>>,
+    heads: Vec<Vec<String>>,
+}
+
+pub(crate) struct Actor {
+    store: Writer,
+    rx: mpsc::Receiver<Command>,
+    /// Clean documents (everything stored), least recently used dropped.
+    docs: LruCache<DocKey, Cached>,
+    /// Documents changed by the current group, not yet committed.
+    dirty: HashMap<DocKey, Cached>,
+    rows: Vec<WriteRow>,
+    /// The JSON of each row, for the read cache.
+    entries: Vec<Entry>,
+    pending: Vec<Pending>,
+    json: Arc<JsonCache>,
+    events: broadcast::Sender<ChangeEvent>,
+    actor: ActorId,
+    compact_after: u32,
+    _lock: ProcessLock,
+}
+
+impl Actor {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        store: Writer,
+        rx: mpsc::Receiver<Command>,
+        doc_cache_size: usize,
+        json: Arc<JsonCache>,
+        events: broadcast::Sender<ChangeEvent>,
+        actor: ActorId,
+        compact_after: u32,
+        lock: ProcessLock,
+    ) -> Self {
+        let cap = NonZeroUsize::new(doc_cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            store,
+            rx,
+            docs: LruCache::new(cap),
+            dirty: HashMap::new(),
+            rows: Vec::new(),
+            entries: Vec::new(),
+            pending: Vec::new(),
+            json,
+            events,
+            actor,
+            compact_after: compact_after.max(1),
+            _lock: lock,
+        }
+    }
+
+    /// Runs until `Close` or until every handle is gone.
+    pub(crate) async fn run(mut self) {
+        let mut close = None;
+        while close.is_none() {
+            let Some(first) = self.rx.recv().await else {
+                break;
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match self.rx.try_recv() {
+                    Ok(cmd) => group.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            for cmd in group {
+                match cmd {
+                    Command::Write(ops, reply) => self.write(ops, reply).await,
+                    Command::Close(reply) => close = Some(reply),
+                    other => {
+                        // Reads see committed state only.
+                        self.flush().await;
+                        self.serve(other).await;
+                    }
+                }
+            }
+            self.flush().await;
+        }
+        if let Err(e) = self.store.checkpoint().await {
+            tracing::warn!(error = %e, "checkpoint on close failed");
+        }
+        if let Err(e) = self.store.close().await {
+            tracing::warn!(error = %e, "closing the database failed");
+        }
+        tracing::debug!("writer stopped");
+        if let Some(reply) = close {
+            let _ = reply.send(());
+        }
+    }
+
+    async fn serve(&mut self, cmd: Command) {
+        match cmd {
+            Command::History(key, reply) => {
+                let r = self.clean_doc(&key).await.map(|c| c.doc.history());
+                let _ = reply.send(r);
+            }
+            Command::GetAt(key, heads, reply) => {
+                let r = match self.clean_doc(&key).await {
+                    Ok(c) => c.doc.json_at(&heads).map(|j| j.map(Value::Object)).map_err(|e| match e {
+                        DocError::UnknownHeads => Error::UnknownHeads(key.to_string()),
+                        e => e.into(),
+                    }),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            Command::CreateIndex(field, literal, name, reply) => {
+                let r = self.store.create_index(&field, &literal, &name).await;
+                let _ = reply.send(r.map_err(Error::from));
+            }
+            Command::IntegrityCheck(reply) => {
+                let _ = reply.send(self.store.integrity_check().await.map_err(Error::from));
+            }
+            Command::Write(..) | Command::Close(_) => unreachable!("handled by run"),
+        }
+    }
+
+    /// A stored document for reading; `NotFound` if it was never written.
+    async fn clean_doc(&mut self, key: &DocKey) -> Result<&mut Cached> {
+        self.load(key).await?;
+        match self.dirty.remove(key) {
+            Some(c) if !c.doc.is_empty() => {
+                self.docs.put(key.clone(), c);
+            }
+            _ => return Err(Error::NotFound(key.to_string())),
+        }
+        self.docs.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))
+    }
+
+    /// Makes `key` present in `dirty`, loading it from the store if needed.
+    async fn load(&mut self, key: &DocKey) -> Result<()> {
+        if self.dirty.contains_key(key) {
+            return Ok(());
+        }
+        let cached = match self.docs.pop(key) {
+            Some(c) => c,
+            None => match self.store.load(key).await? {
+                Some(loaded) => {
+                    let corrupt = |reason: String| Error::Corrupt {
+                        key: key.to_string(),
+                        reason,
+                    };
+                    let mut doc = Document::load(&loaded.bytes, self.actor.clone())
+                        .map_err(|e| corrupt(e.to_string()))?;
+                    let stored = doc.heads();
+                    if store::encode_heads(&stored) != loaded.heads {
+                        return Err(corrupt("its changes do not match its recorded heads".into()));
+                    }
+                    Cached {
+                        doc,
+                        stored,
+                        chunks: loaded.chunk_count,
+                    }
+                }
+                None => Cached {
+                    doc: Document::new(self.actor.clone()),
+                    stored: Vec::new(),
+                    chunks: 0,
+                },
+            },
+        };
+        self.dirty.insert(key.clone(), cached);
+        Ok(())
+    }
+
+    /// Applies one command's writes. All or nothing: on error its documents
+    /// are dropped from memory (reloaded from the store later) and its rows
+    /// discarded.
+    async fn write(&mut self, ops: Vec<Write>, reply: Reply<Vec<Vec<String>>>) {
+        let mark = self.rows.len();
+        let mut heads = Vec::with_capacity(ops.len());
+        let mut result = Ok(());
+        for op in &ops {
+            match self.apply(op).await {
+                Ok(h) => heads.push(h),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        match result {
+            Ok(()) => self.pending.push(Pending { reply, heads }),
+            Err(e) => {
+                self.rows.truncate(mark);
+                self.entries.truncate(mark);
+                for op in &ops {
+                    self.dirty.remove(op.key());
+                }
+                // Earlier commands' rows may touch the documents just dropped:
+                // store them now so a reload sees them.
+                self.flush().await;
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    async fn apply(&mut self, op: &Write) -> Result<Vec<String>> {
+        let key = op.key();
+        self.load(key).await?;
+        let cached = self.dirty.get_mut(key).expect("loaded above");
+        let now = now_ms();
+        let time = now / 1000;
+        let exists = !cached.doc.is_empty() && !cached.doc.is_deleted();
+        let change = match op {
+            Write::Put(_, json) => cached.doc.put(as_object(json)?, time)?,
+            Write::Patch(_, patch) if exists => cached.doc.patch(as_object(patch)?, time)?,
+            Write::Delete(_) if exists => cached.doc.delete(time)?,
+            Write::Patch(..) | Write::Delete(_) => return Err(Error::NotFound(key.to_string())),
+        };
+        let heads = cached.doc.heads();
+        if change.is_some() {
+            let snapshot = cached.stored.is_empty() || cached.chunks >= self.compact_after;
+            let chunk = if snapshot {
+                cached.doc.save()
+            } else {
+                cached.doc.save_after(&cached.stored)
+            };
+            cached.chunks = if snapshot { 1 } else { cached.chunks + 1 };
+            cached.stored = heads.clone();
+            let value = cached.doc.to_json().map(Value::Object);
+            self.rows.push(WriteRow {
+                key: key.clone(),
+                heads: store::encode_heads(&heads),
+                json: value.as_ref().map(Value::to_string),
+                updated_at: now,
+                chunk,
+                snapshot,
+            });
+            self.entries.push(value.map(Arc::new));
+        }
+        Ok(heads.iter().map(ToString::to_string).collect())
+    }
+
+    /// Commits queued rows, then answers their commands, updates the read
+    /// cache and publishes events, in that order.
+    async fn flush(&mut self) {
+        if self.rows.is_empty() && self.pending.is_empty() {
+            self.park_dirty();
+            return;
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let entries = std::mem::take(&mut self.entries);
+        let pending = std::mem::take(&mut self.pending);
+        match self.store.write(&rows).await {
+            Ok(()) => {
+                self.park_dirty();
+                self.json
+                    .commit(rows.iter().map(|r| r.key.clone()).zip(entries));
+                for p in pending {
+                    let _ = p.reply.send(Ok(p.heads));
+                }
+                for r in rows {
+                    let event = ChangeEvent {
+                        heads: hex_heads(&r.heads),
+                        deleted: r.json.is_none(),
+                        key: r.key,
+                        origin: Origin::Local,
+                    };
+                    // No subscribers is fine.
+                    let _ = self.events.send(event);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = rows.len(), "storing writes failed");
+                // Memory is ahead of the store for these documents: forget them.
+                self.dirty.clear();
+                let message = e.to_string();
+                for p in pending {
+                    let _ = p.reply.send(Err(Error::Store(store::StoreError::WriteFailed(
+                        message.clone(),
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// Moves committed documents back into the bounded cache.
+    fn park_dirty(&mut self) {
+        for (key, cached) in self.dirty.drain() {
+            if !cached.doc.is_empty() {
+                self.docs.put(key, cached);
+            }
+        }
+    }
+}
+
+fn hex_heads(encoded: &[u8]) -> Vec<String> {
+    encoded
+        .chunks_exact(32)
+        .filter_map(|h| ChangeHash::try_from(h).ok())
+        .map(|h| h.to_string())
+        .collect()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
