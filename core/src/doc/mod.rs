@@ -269,6 +269,15 @@ fn check_input(json: &Map<String, Json>) -> Result<(), DocError> {
     if json.values().map(depth).max().unwrap_or(0) + 1 > MAX_DEPTH {
         return Err(DocError::TooDeep);
     }
+    // Refuse oversized input before it becomes Automerge operations: turning
+    // megabytes of text into per-character ops is the expensive part.
+    let size = serde_json::to_vec(json).map_or(usize::MAX, |v| v.len());
+    if size > MAX_DOC_BYTES {
+        return Err(DocError::TooLarge {
+            size,
+            limit: MAX_DOC_BYTES,
+        });
+    }
     Ok(())
 }
 

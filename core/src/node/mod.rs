@@ -258,3 +258,6 @@ fn index_name(field: &str) -> String {
         .collect();
     format!("docs_json_{readable}_{hash:016x}")
 }
+
+#[cfg(test)]
+mod tests;

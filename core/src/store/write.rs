@@ -100,9 +100,15 @@ impl Writer {
     pub async fn create_index(&mut self, field: &str, path_literal: &str, name: &str) -> Result<(), StoreError> {
         let mut tx = self.conn.begin().await.map_err(sql_err("creating an index"))?;
         let ddl = format!(
-            "CREATE INDEX IF NOT EXISTS \"{name}\" ON docs (space, collection, json_extract(json, {path_literal}))"
+            "CREATE INDEX IF NOT EXISTS \"{name}\" ON docs (space, collection, json_extract(json, {path_literal}), id)"
         );
         sqlx::query(AssertSqlSafe(ddl))
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("creating an index"))?;
+        // Fresh statistics let the planner prefer the new index over the
+        // (space, collection, id) key when the filter is selective.
+        sqlx::query("ANALYZE docs")
             .execute(&mut *tx)
             .await
             .map_err(sql_err("creating an index"))?;
