@@ -217,7 +217,11 @@ mod tests {
         assert!(text.starts_with("12D3KooW"), "{text}");
         assert_eq!(text.parse::<NodeId>().unwrap(), id);
         assert!("12D3KooWnot-base58!".parse::<NodeId>().is_err());
-        assert!("QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N".parse::<NodeId>().is_err());
+        assert!(
+            "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"
+                .parse::<NodeId>()
+                .is_err()
+        );
     }
 
     #[test]
@@ -225,6 +229,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
         let err = Identity::load_or_create(dir.path()).unwrap_err();
-        assert!(matches!(err, IdentityError::Damaged { len: 5, .. }), "{err}");
+        assert!(
+            matches!(err, IdentityError::Damaged { len: 5, .. }),
+            "{err}"
+        );
     }
 }

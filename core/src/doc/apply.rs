@@ -2,8 +2,8 @@
 //! operation, so concurrent edits to different fields (or different parts of
 //! one string, via `update_text`) merge instead of overwriting each other.
 
-use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
 use automerge::transaction::Transactable;
+use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
 use serde_json::{Map, Value as Json};
 
 /// Makes the map `obj` equal to `target`, leaving fields for which `keep`

@@ -17,7 +17,9 @@ mod apply;
 mod json;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, AutomergeError, ChangeHash, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{
+    ActorId, AutoCommit, AutomergeError, ChangeHash, ROOT, ReadDoc, ScalarValue, Value,
+};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
@@ -86,6 +88,16 @@ pub struct ChangeInfo {
     pub deps: Vec<String>,
 }
 
+/// A change just made, with the document's JSON after it (computed anyway
+/// for the size check, so callers need not materialize it again).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Committed {
+    /// The new change.
+    pub hash: ChangeHash,
+    /// The document after it; `None` when deleted.
+    pub json: Option<Map<String, Json>>,
+}
+
 /// Builds the Automerge actor for a writer: the node's public key plus 8
 /// random bytes per process, so history names the author and a replica that
 /// lost its last writes (power loss) never reuses a sequence number.
@@ -142,7 +154,10 @@ impl Document {
 
     /// The JSON as it was at `heads` (`None` if deleted then).
     pub fn json_at(&mut self, heads: &[ChangeHash]) -> Result<Option<Map<String, Json>>, DocError> {
-        if heads.iter().any(|h| self.doc.get_change_by_hash(h).is_none()) {
+        if heads
+            .iter()
+            .any(|h| self.doc.get_change_by_hash(h).is_none())
+        {
             return Err(DocError::UnknownHeads);
         }
         let past = Self {
@@ -153,7 +168,11 @@ impl Document {
 
     /// Replaces the document with `json`, recording only the fields that
     /// differ. Returns the new change, or `None` if nothing changed.
-    pub fn put(&mut self, json: &Map<String, Json>, time: i64) -> Result<Option<ChangeHash>, DocError> {
+    pub fn put(
+        &mut self,
+        json: &Map<String, Json>,
+        time: i64,
+    ) -> Result<Option<Committed>, DocError> {
         check_input(json)?;
         self.transact("put", time, |doc| {
             apply::sync_map(doc, &ROOT, json, |k| k.starts_with(RESERVED_PREFIX))?;
@@ -165,13 +184,19 @@ impl Document {
     }
 
     /// Applies an RFC 7396 merge patch. The caller checks the document exists.
-    pub fn patch(&mut self, patch: &Map<String, Json>, time: i64) -> Result<Option<ChangeHash>, DocError> {
+    pub fn patch(
+        &mut self,
+        patch: &Map<String, Json>,
+        time: i64,
+    ) -> Result<Option<Committed>, DocError> {
         check_input(patch)?;
-        self.transact("patch", time, |doc| Ok(apply::merge_patch(doc, &ROOT, patch)?))
+        self.transact("patch", time, |doc| {
+            Ok(apply::merge_patch(doc, &ROOT, patch)?)
+        })
     }
 
     /// Sets the tombstone and clears the user fields.
-    pub fn delete(&mut self, time: i64) -> Result<Option<ChangeHash>, DocError> {
+    pub fn delete(&mut self, time: i64) -> Result<Option<Committed>, DocError> {
         self.transact("delete", time, |doc| {
             apply::sync_map(doc, &ROOT, &Map::new(), |k| k == DELETED_FIELD)?;
             doc.put(ROOT, DELETED_FIELD, true)?;
@@ -186,7 +211,7 @@ impl Document {
         message: &str,
         time: i64,
         edit: impl FnOnce(&mut AutoCommit) -> Result<(), DocError>,
-    ) -> Result<Option<ChangeHash>, DocError> {
+    ) -> Result<Option<Committed>, DocError> {
         if let Err(e) = edit(&mut self.doc) {
             self.doc.rollback();
             return Err(e);
@@ -195,7 +220,9 @@ impl Document {
             self.doc.rollback();
             return Ok(None);
         }
-        let size = serde_json::to_vec(&json::root_to_json(&self.doc)).map_or(0, |v| v.len());
+        let deleted = self.is_deleted();
+        let materialized = (!deleted).then(|| json::root_to_json(&self.doc));
+        let size = serde_json::to_vec(&materialized).map_or(0, |v| v.len());
         if size > MAX_DOC_BYTES {
             self.doc.rollback();
             return Err(DocError::TooLarge {
@@ -203,8 +230,13 @@ impl Document {
                 limit: MAX_DOC_BYTES,
             });
         }
-        let opts = CommitOptions::default().with_message(message).with_time(time);
-        Ok(self.doc.commit_with(opts))
+        let opts = CommitOptions::default()
+            .with_message(message)
+            .with_time(time);
+        Ok(self.doc.commit_with(opts).map(|hash| Committed {
+            hash,
+            json: materialized,
+        }))
     }
 
     /// Every change since `heads`, in Automerge's storage format.

@@ -46,27 +46,43 @@ fn identical_put_makes_no_change() {
 #[test]
 fn concurrent_puts_to_different_fields_merge() {
     let (mut a, mut b) = fork_pair(json!({"title": "t", "done": false}));
-    a.put(&obj(json!({"title": "t2", "done": false})), 2).unwrap();
+    a.put(&obj(json!({"title": "t2", "done": false})), 2)
+        .unwrap();
     b.put(&obj(json!({"title": "t", "done": true})), 2).unwrap();
     sync(&mut a, &mut b);
-    assert_eq!(Json::Object(a.to_json().unwrap()), json!({"title": "t2", "done": true}));
+    assert_eq!(
+        Json::Object(a.to_json().unwrap()),
+        json!({"title": "t2", "done": true})
+    );
     assert_eq!(a.to_json(), b.to_json());
 }
 
 #[test]
 fn concurrent_string_edits_merge_character_wise() {
     let (mut a, mut b) = fork_pair(json!({"body": "hello world"}));
-    a.put(&obj(json!({"body": "hello brave world"})), 2).unwrap();
+    a.put(&obj(json!({"body": "hello brave world"})), 2)
+        .unwrap();
     b.put(&obj(json!({"body": "hello world!"})), 2).unwrap();
     sync(&mut a, &mut b);
-    assert_eq!(Json::Object(a.to_json().unwrap()), json!({"body": "hello brave world!"}));
+    assert_eq!(
+        Json::Object(a.to_json().unwrap()),
+        json!({"body": "hello brave world!"})
+    );
 }
 
 #[test]
 fn merge_patch_follows_rfc_7396() {
     let mut d = Document::new(actor(1));
-    d.put(&obj(json!({"a": "b", "c": {"d": "e", "f": "g"}, "keep": 1})), 1).unwrap();
-    d.patch(&obj(json!({"a": "z", "c": {"f": null}, "new": {"x": null, "y": 1}})), 2).unwrap();
+    d.put(
+        &obj(json!({"a": "b", "c": {"d": "e", "f": "g"}, "keep": 1})),
+        1,
+    )
+    .unwrap();
+    d.patch(
+        &obj(json!({"a": "z", "c": {"f": null}, "new": {"x": null, "y": 1}})),
+        2,
+    )
+    .unwrap();
     assert_eq!(
         Json::Object(d.to_json().unwrap()),
         json!({"a": "z", "c": {"d": "e"}, "keep": 1, "new": {"y": 1}})
@@ -85,7 +101,10 @@ fn delete_wins_over_a_concurrent_update_and_put_recreates() {
     // field from the concurrent update resurfacing.
     b.put(&obj(json!({"title": "again"})), 3).unwrap();
     sync(&mut a, &mut b);
-    assert_eq!(Json::Object(a.to_json().unwrap()), json!({"title": "again"}));
+    assert_eq!(
+        Json::Object(a.to_json().unwrap()),
+        json!({"title": "again"})
+    );
 }
 
 #[test]
@@ -101,7 +120,10 @@ fn bad_input_is_refused_and_changes_nothing() {
     for _ in 0..MAX_DEPTH {
         deep = json!([deep]);
     }
-    assert!(matches!(d.put(&obj(json!({"x": deep})), 2), Err(DocError::TooDeep)));
+    assert!(matches!(
+        d.put(&obj(json!({"x": deep})), 2),
+        Err(DocError::TooDeep)
+    ));
     let big = "x".repeat(MAX_DOC_BYTES);
     assert!(matches!(
         d.put(&obj(json!({"big": big})), 2),
@@ -109,7 +131,10 @@ fn bad_input_is_refused_and_changes_nothing() {
     ));
     assert_eq!(d.heads(), heads);
     assert_eq!(Json::Object(d.to_json().unwrap()), json!({"a": 1}));
-    assert!(matches!(parse_object("[1]"), Err(DocError::NotAnObject("an array"))));
+    assert!(matches!(
+        parse_object("[1]"),
+        Err(DocError::NotAnObject("an array"))
+    ));
     assert!(matches!(parse_object("{"), Err(DocError::InvalidJson(_))));
 }
 
@@ -125,7 +150,10 @@ fn history_and_time_travel() {
     assert_eq!(h[1].time, 200);
     assert_eq!(h[1].author, Some(NodeId::from_bytes([7; 32])));
     assert_eq!(h[1].deps, vec![h[0].hash.clone()]);
-    assert_eq!(Json::Object(d.json_at(&first).unwrap().unwrap()), json!({"v": 1}));
+    assert_eq!(
+        Json::Object(d.json_at(&first).unwrap().unwrap()),
+        json!({"v": 1})
+    );
     let unknown = ChangeHash([9; 32]);
     assert!(matches!(d.json_at(&[unknown]), Err(DocError::UnknownHeads)));
 }

@@ -80,7 +80,10 @@ mod tests {
         let epoch = cache.get(&key("a")).unwrap_err();
         cache.commit([(key("a"), Some(Arc::new(Value::from(2))))]);
         cache.fill(key("a"), Some(Arc::new(Value::from(1))), epoch);
-        assert_eq!(cache.get(&key("a")).unwrap().as_deref(), Some(&Value::from(2)));
+        assert_eq!(
+            cache.get(&key("a")).unwrap().as_deref(),
+            Some(&Value::from(2))
+        );
     }
 
     #[test]

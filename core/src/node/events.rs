@@ -45,7 +45,10 @@ pub struct SubscribeFilter {
 impl SubscribeFilter {
     fn matches(&self, e: &ChangeEvent) -> bool {
         self.space.as_deref().is_none_or(|s| s == e.key.space())
-            && self.collection.as_deref().is_none_or(|c| c == e.key.collection())
+            && self
+                .collection
+                .as_deref()
+                .is_none_or(|c| c == e.key.collection())
     }
 }
 

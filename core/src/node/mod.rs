@@ -135,18 +135,27 @@ impl Node {
     /// fields that differ are recorded, so concurrent edits to other fields,
     /// or to other parts of a string, merge. Returns the new heads.
     pub async fn put(&self, key: &DocKey, json: Value) -> Result<Vec<String>> {
-        Ok(self.batch(vec![Write::Put(key.clone(), json)]).await?.remove(0))
+        Ok(self
+            .batch(vec![Write::Put(key.clone(), json)])
+            .await?
+            .remove(0))
     }
 
     /// Applies an RFC 7396 merge patch to an existing document.
     pub async fn patch(&self, key: &DocKey, patch: Value) -> Result<Vec<String>> {
-        Ok(self.batch(vec![Write::Patch(key.clone(), patch)]).await?.remove(0))
+        Ok(self
+            .batch(vec![Write::Patch(key.clone(), patch)])
+            .await?
+            .remove(0))
     }
 
     /// Deletes a document: a tombstone that syncs. See the `doc` module for
     /// the rule against concurrent updates.
     pub async fn delete(&self, key: &DocKey) -> Result<Vec<String>> {
-        Ok(self.batch(vec![Write::Delete(key.clone())]).await?.remove(0))
+        Ok(self
+            .batch(vec![Write::Delete(key.clone())])
+            .await?
+            .remove(0))
     }
 
     /// Applies many writes in one transaction: all are stored or none.
@@ -170,13 +179,13 @@ impl Node {
             Err(epoch) => epoch,
         };
         let text = self.inner.reader.get(key).await?;
-        let value: Option<Value> = text
-            .map(|t| serde_json::from_str(&t))
-            .transpose()
-            .map_err(|e| Error::Corrupt {
-                key: key.to_string(),
-                reason: format!("stored JSON does not parse: {e}"),
-            })?;
+        let value: Option<Value> =
+            text.map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(|e| Error::Corrupt {
+                    key: key.to_string(),
+                    reason: format!("stored JSON does not parse: {e}"),
+                })?;
         self.inner
             .json
             .fill(key.clone(), value.clone().map(Arc::new), epoch);
@@ -191,12 +200,14 @@ impl Node {
             .map(|h| h.parse::<ChangeHash>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| Error::UnknownHeads(key.to_string()))?;
-        self.call(|reply| Command::GetAt(key.clone(), parsed, reply)).await
+        self.call(|reply| Command::GetAt(key.clone(), parsed, reply))
+            .await
     }
 
     /// Every change of a document, oldest first.
     pub async fn history(&self, key: &DocKey) -> Result<Vec<ChangeInfo>> {
-        self.call(|reply| Command::History(key.clone(), reply)).await
+        self.call(|reply| Command::History(key.clone(), reply))
+            .await
     }
 
     /// Runs a structured query (in the default space unless it names one).
@@ -248,9 +259,9 @@ impl Node {
 /// A stable, SQL-safe index name for a field path.
 fn index_name(field: &str) -> String {
     // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = field
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = field.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let readable: String = field
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })

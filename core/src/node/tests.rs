@@ -14,21 +14,37 @@ async fn crud_round_trip_survives_reopen() {
     let node = open(dir.path()).await;
     let key = node.key("notes", "n1").unwrap();
     assert_eq!(node.get(&key).await.unwrap(), None);
-    node.put(&key, json!({"title": "a", "tags": ["x"]})).await.unwrap();
-    node.patch(&key, json!({"done": true, "tags": null})).await.unwrap();
-    assert_eq!(node.get(&key).await.unwrap(), Some(json!({"title": "a", "done": true})));
+    node.put(&key, json!({"title": "a", "tags": ["x"]}))
+        .await
+        .unwrap();
+    node.patch(&key, json!({"done": true, "tags": null}))
+        .await
+        .unwrap();
+    assert_eq!(
+        node.get(&key).await.unwrap(),
+        Some(json!({"title": "a", "done": true}))
+    );
     let id = node.node_id();
     node.close().await.unwrap();
 
     let node = open(dir.path()).await;
     assert_eq!(node.node_id(), id, "identity is stable across restarts");
-    assert_eq!(node.get(&key).await.unwrap(), Some(json!({"title": "a", "done": true})));
+    assert_eq!(
+        node.get(&key).await.unwrap(),
+        Some(json!({"title": "a", "done": true}))
+    );
     node.delete(&key).await.unwrap();
     assert_eq!(node.get(&key).await.unwrap(), None);
     assert!(matches!(node.delete(&key).await, Err(Error::NotFound(_))));
-    assert!(matches!(node.patch(&key, json!({})).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        node.patch(&key, json!({})).await,
+        Err(Error::NotFound(_))
+    ));
     node.put(&key, json!({"title": "back"})).await.unwrap();
-    assert_eq!(node.get(&key).await.unwrap(), Some(json!({"title": "back"})));
+    assert_eq!(
+        node.get(&key).await.unwrap(),
+        Some(json!({"title": "back"}))
+    );
     node.close().await.unwrap();
 }
 
@@ -36,12 +52,17 @@ async fn crud_round_trip_survives_reopen() {
 async fn second_open_is_refused_with_the_holders_pid() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path()).await;
-    let err = Node::open(Config::with_data_dir(dir.path())).await.unwrap_err();
+    let err = Node::open(Config::with_data_dir(dir.path()))
+        .await
+        .unwrap_err();
     match &err {
         Error::Locked { pid, .. } => assert_eq!(*pid, Some(std::process::id())),
         other => panic!("expected Locked, got {other}"),
     }
-    assert!(err.to_string().contains(&format!("pid {}", std::process::id())));
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id()))
+    );
     node.close().await.unwrap();
     open(dir.path()).await.close().await.unwrap();
 }
@@ -62,10 +83,19 @@ async fn history_and_get_at() {
     assert!(history[0].time > 1_600_000_000);
     assert_eq!(node.get_at(&key, &v1).await.unwrap(), Some(json!({"v": 1})));
     let bogus = vec!["00".repeat(32)];
-    assert!(matches!(node.get_at(&key, &bogus).await, Err(Error::UnknownHeads(_))));
-    assert!(matches!(node.get_at(&key, &["xyz".into()]).await, Err(Error::UnknownHeads(_))));
+    assert!(matches!(
+        node.get_at(&key, &bogus).await,
+        Err(Error::UnknownHeads(_))
+    ));
+    assert!(matches!(
+        node.get_at(&key, &["xyz".into()]).await,
+        Err(Error::UnknownHeads(_))
+    ));
     let missing = node.key("notes", "none").unwrap();
-    assert!(matches!(node.history(&missing).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        node.history(&missing).await,
+        Err(Error::NotFound(_))
+    ));
     node.close().await.unwrap();
 }
 
@@ -76,27 +106,49 @@ async fn queries_filter_order_and_limit_in_sqlite() {
     let writes = (0..20)
         .map(|i| {
             let key = node.key("tasks", &format!("t{i:02}")).unwrap();
-            Write::Put(key, json!({"n": i, "done": i % 2 == 0, "meta": {"owner": format!("u{}", i % 3)}}))
+            Write::Put(
+                key,
+                json!({"n": i, "done": i % 2 == 0, "meta": {"owner": format!("u{}", i % 3)}}),
+            )
         })
         .collect();
     node.batch(writes).await.unwrap();
-    node.put(&node.key("other", "x").unwrap(), json!({"n": 1})).await.unwrap();
+    node.put(&node.key("other", "x").unwrap(), json!({"n": 1}))
+        .await
+        .unwrap();
 
     let q = Query::new("tasks")
         .eq("done", true)
         .filter("n", FilterOp::Ge, 10)
         .order_by("n", true)
         .limit(3);
-    let ids: Vec<_> = node.query(&q).await.unwrap().into_iter().map(|r| r.id).collect();
+    let ids: Vec<_> = node
+        .query(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(ids, ["t18", "t16", "t14"]);
-    let owned = node.query(&Query::new("tasks").eq("meta.owner", "u1")).await.unwrap();
+    let owned = node
+        .query(&Query::new("tasks").eq("meta.owner", "u1"))
+        .await
+        .unwrap();
     assert_eq!(owned.len(), 7);
     assert_eq!(owned[0].json["n"], 1);
-    assert!(node.query(&Query::new("tasks").space("elsewhere")).await.unwrap().is_empty());
+    assert!(
+        node.query(&Query::new("tasks").space("elsewhere"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     node.create_index("meta.owner").await.unwrap();
     node.create_index("meta.owner").await.unwrap();
-    let name = node.sql("SELECT name FROM json_indexes WHERE field = 'meta.owner'").await.unwrap();
+    let name = node
+        .sql("SELECT name FROM json_indexes WHERE field = 'meta.owner'")
+        .await
+        .unwrap();
     let name = name[0]["name"].as_str().unwrap().to_owned();
     // INDEXED BY fails ("no query solution") unless the index expression
     // matches the one queries compile to.
@@ -108,8 +160,17 @@ async fn queries_filter_order_and_limit_in_sqlite() {
         ))
         .await
         .unwrap();
-    assert!(serde_json::to_string(&plan).unwrap().contains("<expr>=?"), "{plan:?}");
-    assert_eq!(node.query(&Query::new("tasks").eq("meta.owner", "u1")).await.unwrap().len(), 7);
+    assert!(
+        serde_json::to_string(&plan).unwrap().contains("<expr>=?"),
+        "{plan:?}"
+    );
+    assert_eq!(
+        node.query(&Query::new("tasks").eq("meta.owner", "u1"))
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
     node.close().await.unwrap();
 }
 
@@ -117,23 +178,41 @@ async fn queries_filter_order_and_limit_in_sqlite() {
 async fn sql_reads_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path()).await;
-    node.put(&node.key("notes", "a").unwrap(), json!({"title": "t", "n": 1.5})).await.unwrap();
+    node.put(
+        &node.key("notes", "a").unwrap(),
+        json!({"title": "t", "n": 1.5}),
+    )
+    .await
+    .unwrap();
     let rows = node
         .sql("SELECT id, json_extract(json, '$.title') AS title, json_extract(json, '$.n') AS n, NULL AS z FROM documents")
         .await
         .unwrap();
-    assert_eq!(serde_json::Value::Array(rows.into_iter().map(Value::Object).collect()),
-               json!([{"id": "a", "title": "t", "n": 1.5, "z": null}]));
+    assert_eq!(
+        serde_json::Value::Array(rows.into_iter().map(Value::Object).collect()),
+        json!([{"id": "a", "title": "t", "n": 1.5, "z": null}])
+    );
     for statement in [
         "DELETE FROM docs",
         "WITH x AS (SELECT 1) DELETE FROM docs",
         "SELECT 1; DELETE FROM docs",
         "PRAGMA query_only = 0",
     ] {
-        assert!(matches!(node.sql(statement).await, Err(Error::Sql(_))), "{statement}");
+        assert!(
+            matches!(node.sql(statement).await, Err(Error::Sql(_))),
+            "{statement}"
+        );
     }
-    assert!(matches!(node.sql("SELEC nonsense").await, Err(Error::Sql(_))));
-    assert_eq!(node.sql("SELECT count(*) AS n FROM documents").await.unwrap()[0]["n"], 1);
+    assert!(matches!(
+        node.sql("SELEC nonsense").await,
+        Err(Error::Sql(_))
+    ));
+    assert_eq!(
+        node.sql("SELECT count(*) AS n FROM documents")
+            .await
+            .unwrap()[0]["n"],
+        1
+    );
     node.close().await.unwrap();
 }
 
@@ -144,17 +223,32 @@ async fn bad_input_is_an_error_and_loses_nothing() {
     let key = node.key("notes", "keep").unwrap();
     node.put(&key, json!({"title": "safe"})).await.unwrap();
 
-    assert!(matches!(crate::parse_object("{not json"), Err(DocError::InvalidJson(_))));
-    assert!(matches!(node.put(&key, json!([1, 2])).await, Err(Error::Document(DocError::NotAnObject(_)))));
-    assert!(matches!(node.put(&key, json!("text")).await, Err(Error::Document(DocError::NotAnObject(_)))));
+    assert!(matches!(
+        crate::parse_object("{not json"),
+        Err(DocError::InvalidJson(_))
+    ));
+    assert!(matches!(
+        node.put(&key, json!([1, 2])).await,
+        Err(Error::Document(DocError::NotAnObject(_)))
+    ));
+    assert!(matches!(
+        node.put(&key, json!("text")).await,
+        Err(Error::Document(DocError::NotAnObject(_)))
+    ));
     let huge = "x".repeat(crate::MAX_DOC_BYTES + 1);
     assert!(matches!(
         node.put(&key, json!({"title": huge})).await,
         Err(Error::Document(DocError::TooLarge { .. }))
     ));
-    assert!(matches!(node.key("notes", "bad\u{0}id"), Err(Error::InvalidKey(_))));
+    assert!(matches!(
+        node.key("notes", "bad\u{0}id"),
+        Err(Error::InvalidKey(_))
+    ));
     assert!(matches!(node.key("no tes", "a"), Err(Error::InvalidKey(_))));
-    assert!(matches!(node.put(&key, json!({"_weft_deleted": 1})).await, Err(Error::Document(DocError::ReservedField(_)))));
+    assert!(matches!(
+        node.put(&key, json!({"_weft_deleted": 1})).await,
+        Err(Error::Document(DocError::ReservedField(_)))
+    ));
 
     // A batch is all or nothing: its failing last write undoes the first.
     let other = node.key("notes", "other").unwrap();
@@ -169,12 +263,20 @@ async fn bad_input_is_an_error_and_loses_nothing() {
         .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)));
     assert_eq!(node.get(&other).await.unwrap(), None);
-    assert_eq!(node.get(&key).await.unwrap(), Some(json!({"title": "safe"})));
+    assert_eq!(
+        node.get(&key).await.unwrap(),
+        Some(json!({"title": "safe"}))
+    );
     assert_eq!(node.history(&key).await.unwrap().len(), 1);
-    node.put(&key, json!({"title": "still writable"})).await.unwrap();
+    node.put(&key, json!({"title": "still writable"}))
+        .await
+        .unwrap();
     node.close().await.unwrap();
     let node = open(dir.path()).await;
-    assert_eq!(node.get(&key).await.unwrap(), Some(json!({"title": "still writable"})));
+    assert_eq!(
+        node.get(&key).await.unwrap(),
+        Some(json!({"title": "still writable"}))
+    );
     assert_eq!(node.get(&other).await.unwrap(), None);
     node.check_integrity().await.unwrap();
     node.close().await.unwrap();
@@ -192,7 +294,9 @@ async fn compaction_keeps_every_change() {
     let key = node.key("notes", "c").unwrap();
     let spare = node.key("notes", "spare").unwrap();
     for i in 0..23 {
-        node.put(&key, json!({"i": i, "body": format!("line {i}")})).await.unwrap();
+        node.put(&key, json!({"i": i, "body": format!("line {i}")}))
+            .await
+            .unwrap();
         node.put(&spare, json!({"i": i})).await.unwrap();
     }
     let before = node.history(&key).await.unwrap();
@@ -208,8 +312,17 @@ async fn compaction_keeps_every_change() {
     let node = Node::open(config).await.unwrap();
     let after = node.history(&key).await.unwrap();
     assert_eq!(before, after, "compaction lost or altered a change");
-    assert_eq!(node.get(&key).await.unwrap(), Some(json!({"i": 22, "body": "line 22"})));
-    assert_eq!(node.get_at(&key, &[before[5].hash.clone()]).await.unwrap().unwrap()["i"], 5);
+    assert_eq!(
+        node.get(&key).await.unwrap(),
+        Some(json!({"i": 22, "body": "line 22"}))
+    );
+    assert_eq!(
+        node.get_at(&key, &[before[5].hash.clone()])
+            .await
+            .unwrap()
+            .unwrap()["i"],
+        5
+    );
     node.close().await.unwrap();
 }
 
@@ -239,11 +352,20 @@ async fn a_corrupted_chunk_is_reported_and_isolated() {
     let err = node.put(&bad, json!({"t": "x"})).await.unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("notes/bad"), "{err}");
-    assert!(matches!(node.history(&bad).await, Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        node.history(&bad).await,
+        Err(Error::Corrupt { .. })
+    ));
     // Its last materialized state stays readable; other documents work.
-    assert_eq!(node.get(&bad).await.unwrap(), Some(json!({"t": "will break"})));
+    assert_eq!(
+        node.get(&bad).await.unwrap(),
+        Some(json!({"t": "will break"}))
+    );
     node.put(&good, json!({"t": "still fine"})).await.unwrap();
-    assert_eq!(node.get(&good).await.unwrap(), Some(json!({"t": "still fine"})));
+    assert_eq!(
+        node.get(&good).await.unwrap(),
+        Some(json!({"t": "still fine"}))
+    );
     node.close().await.unwrap();
 }
 
@@ -263,7 +385,10 @@ async fn change_feed_reports_committed_local_changes() {
     node.delete(&note).await.unwrap();
 
     let first = all.recv().await.unwrap();
-    assert_eq!((first.key.clone(), first.origin, first.deleted), (task, Origin::Local, false));
+    assert_eq!(
+        (first.key.clone(), first.origin, first.deleted),
+        (task, Origin::Local, false)
+    );
     let e = notes.recv().await.unwrap();
     assert_eq!((e.key.clone(), e.heads.clone()), (note.clone(), heads));
     let e = notes.recv().await.unwrap();
@@ -283,7 +408,9 @@ async fn concurrent_writers_are_group_committed() {
         let node = node.clone();
         tasks.spawn(async move {
             let key = node.key("bulk", &format!("d{}", i % 100)).unwrap();
-            node.patch(&key, json!({format!("f{i}"): i})).await.or(node.put(&key, json!({format!("f{i}"): i})).await)
+            node.patch(&key, json!({format!("f{i}"): i}))
+                .await
+                .or(node.put(&key, json!({format!("f{i}"): i})).await)
         });
     }
     while let Some(r) = tasks.join_next().await {

@@ -17,7 +17,7 @@ use super::events::{ChangeEvent, Origin};
 use crate::doc::{ChangeInfo, DocError, Document, as_object};
 use crate::error::{Error, Result};
 use crate::key::DocKey;
-use crate::store::{self, ProcessLock, WriteRow, Writer};
+use crate::store::{self, Loaded, ProcessLock, WriteRow, Writer};
 
 /// Most commands folded into one group commit.
 const MAX_GROUP: usize = 256;
@@ -73,6 +73,8 @@ pub(crate) struct Actor {
     docs: LruCache<DocKey, Cached>,
     /// Documents changed by the current group, not yet committed.
     dirty: HashMap<DocKey, Cached>,
+    /// Stored state of documents the current group will write (`None`: never stored).
+    prefetched: HashMap<DocKey, Option<Loaded>>,
     rows: Vec<WriteRow>,
     /// The JSON of each row, for the read cache.
     entries: Vec<Entry>,
@@ -102,6 +104,7 @@ impl Actor {
             rx,
             docs: LruCache::new(cap),
             dirty: HashMap::new(),
+            prefetched: HashMap::new(),
             rows: Vec::new(),
             entries: Vec::new(),
             pending: Vec::new(),
@@ -127,6 +130,7 @@ impl Actor {
                     Err(_) => break,
                 }
             }
+            self.prefetch(&group).await;
             for cmd in group {
                 match cmd {
                     Command::Write(ops, reply) => self.write(ops, reply).await,
@@ -139,6 +143,7 @@ impl Actor {
                 }
             }
             self.flush().await;
+            self.prefetched.clear();
         }
         if let Err(e) = self.store.checkpoint().await {
             tracing::warn!(error = %e, "checkpoint on close failed");
@@ -146,6 +151,9 @@ impl Actor {
         if let Err(e) = self.store.close().await {
             tracing::warn!(error = %e, "closing the database failed");
         }
+        // Release the replica before answering, so the caller may reopen it
+        // as soon as `close` returns.
+        drop(self._lock);
         tracing::debug!("writer stopped");
         if let Some(reply) = close {
             let _ = reply.send(());
@@ -160,10 +168,15 @@ impl Actor {
             }
             Command::GetAt(key, heads, reply) => {
                 let r = match self.clean_doc(&key).await {
-                    Ok(c) => c.doc.json_at(&heads).map(|j| j.map(Value::Object)).map_err(|e| match e {
-                        DocError::UnknownHeads => Error::UnknownHeads(key.to_string()),
-                        e => e.into(),
-                    }),
+                    Ok(c) => {
+                        c.doc
+                            .json_at(&heads)
+                            .map(|j| j.map(Value::Object))
+                            .map_err(|e| match e {
+                                DocError::UnknownHeads => Error::UnknownHeads(key.to_string()),
+                                e => e.into(),
+                            })
+                    }
                     Err(e) => Err(e),
                 };
                 let _ = reply.send(r);
@@ -188,7 +201,36 @@ impl Actor {
             }
             _ => return Err(Error::NotFound(key.to_string())),
         }
-        self.docs.get_mut(key).ok_or_else(|| Error::NotFound(key.to_string()))
+        self.docs
+            .get_mut(key)
+            .ok_or_else(|| Error::NotFound(key.to_string()))
+    }
+
+    /// Loads every document the group writes that is not in memory, with
+    /// one query per few hundred documents instead of one per document.
+    async fn prefetch(&mut self, group: &[Command]) {
+        let keys: Vec<&DocKey> = group
+            .iter()
+            .filter_map(|c| match c {
+                Command::Write(ops, _) => Some(ops.iter().map(Write::key)),
+                _ => None,
+            })
+            .flatten()
+            .filter(|k| !self.dirty.contains_key(*k) && !self.docs.contains(*k))
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        match self.store.load_many(&keys).await {
+            Ok(mut found) => {
+                for key in keys {
+                    let loaded = found.remove(key);
+                    self.prefetched.insert(key.clone(), loaded);
+                }
+            }
+            // Each write will load its own document and report the error.
+            Err(e) => tracing::warn!(error = %e, "prefetching documents failed"),
+        }
     }
 
     /// Makes `key` present in `dirty`, loading it from the store if needed.
@@ -196,9 +238,14 @@ impl Actor {
         if self.dirty.contains_key(key) {
             return Ok(());
         }
+        let stored = match self.prefetched.remove(key) {
+            Some(loaded) => loaded,
+            None if self.docs.contains(key) => None,
+            None => self.store.load_many(&[key]).await?.remove(key),
+        };
         let cached = match self.docs.pop(key) {
             Some(c) => c,
-            None => match self.store.load(key).await? {
+            None => match stored {
                 Some(loaded) => {
                     let corrupt = |reason: String| Error::Corrupt {
                         key: key.to_string(),
@@ -208,7 +255,9 @@ impl Actor {
                         .map_err(|e| corrupt(e.to_string()))?;
                     let stored = doc.heads();
                     if store::encode_heads(&stored) != loaded.heads {
-                        return Err(corrupt("its changes do not match its recorded heads".into()));
+                        return Err(corrupt(
+                            "its changes do not match its recorded heads".into(),
+                        ));
                     }
                     Cached {
                         doc,
@@ -273,7 +322,7 @@ impl Actor {
             Write::Patch(..) | Write::Delete(_) => return Err(Error::NotFound(key.to_string())),
         };
         let heads = cached.doc.heads();
-        if change.is_some() {
+        if let Some(committed) = change {
             let snapshot = cached.stored.is_empty() || cached.chunks >= self.compact_after;
             let chunk = if snapshot {
                 cached.doc.save()
@@ -282,7 +331,7 @@ impl Actor {
             };
             cached.chunks = if snapshot { 1 } else { cached.chunks + 1 };
             cached.stored = heads.clone();
-            let value = cached.doc.to_json().map(Value::Object);
+            let value = committed.json.map(Value::Object);
             self.rows.push(WriteRow {
                 key: key.clone(),
                 heads: store::encode_heads(&heads),
@@ -331,9 +380,11 @@ impl Actor {
                 self.dirty.clear();
                 let message = e.to_string();
                 for p in pending {
-                    let _ = p.reply.send(Err(Error::Store(store::StoreError::WriteFailed(
-                        message.clone(),
-                    ))));
+                    let _ = p
+                        .reply
+                        .send(Err(Error::Store(store::StoreError::WriteFailed(
+                            message.clone(),
+                        ))));
                 }
             }
         }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use lock::{LOCK_FILE, ProcessLock};
-pub use query::{Filter, FilterOp, Order, Query, QueryRow};
 pub(crate) use query::path_literal;
+pub use query::{Filter, FilterOp, Order, Query, QueryRow};
 pub use read::Reader;
 pub use write::{Loaded, WriteRow, Writer};
 
@@ -54,7 +54,9 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// The schema could not be brought up to date.
-    #[error("database migration failed: {0}; the replica was written by a newer Weft or is damaged")]
+    #[error(
+        "database migration failed: {0}; the replica was written by a newer Weft or is damaged"
+    )]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A group of writes could not be committed; none of them is stored.
     #[error("write not stored: {0}")]

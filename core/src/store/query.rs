@@ -46,7 +46,12 @@ impl Query {
     }
 
     /// Adds a filter `field op value`; `field` is a dotted path (`a.b.0`).
-    pub fn filter(mut self, field: impl Into<String>, op: FilterOp, value: impl Into<Value>) -> Self {
+    pub fn filter(
+        mut self,
+        field: impl Into<String>,
+        op: FilterOp,
+        value: impl Into<Value>,
+    ) -> Self {
         self.filters.push(Filter {
             field: field.into(),
             op,
@@ -151,7 +156,9 @@ pub(crate) fn path_literal(field: &str) -> Result<String, Error> {
         {
             out.push_str(&format!(".\"{segment}\""));
         } else {
-            return Err(bad("may only use letters, digits, '_', '-', ' ', '$', '@' between dots"));
+            return Err(bad(
+                "may only use letters, digits, '_', '-', ' ', '$', '@' between dots",
+            ));
         }
     }
     out.push('\'');
@@ -161,12 +168,17 @@ pub(crate) fn path_literal(field: &str) -> Result<String, Error> {
 /// Compiles a query to SQL and its parameters.
 pub(super) fn compile(q: &Query, space: &str) -> Result<(String, Vec<Param>), Error> {
     if q.filters.len() > MAX_FILTERS {
-        return Err(Error::InvalidQuery(format!("at most {MAX_FILTERS} filters")));
+        return Err(Error::InvalidQuery(format!(
+            "at most {MAX_FILTERS} filters"
+        )));
     }
     let mut sql = String::from(
         "SELECT id, json FROM docs WHERE space = ? AND collection = ? AND deleted = 0",
     );
-    let mut params = vec![Param::Text(space.to_owned()), Param::Text(q.collection.clone())];
+    let mut params = vec![
+        Param::Text(space.to_owned()),
+        Param::Text(q.collection.clone()),
+    ];
     for f in &q.filters {
         let path = path_literal(&f.field)?;
         let expr = format!("json_extract(json, {path})");

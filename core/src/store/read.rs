@@ -117,7 +117,9 @@ fn row_to_json(row: &SqliteRow) -> Result<Map<String, Value>, Error> {
             let kind = raw.type_info().name().to_owned();
             let decode = |e: sqlx::Error| Error::Sql(e.to_string());
             match kind.as_str() {
-                "INTEGER" | "BOOLEAN" => Value::from(row.try_get_unchecked::<i64, _>(i).map_err(decode)?),
+                "INTEGER" | "BOOLEAN" => {
+                    Value::from(row.try_get_unchecked::<i64, _>(i).map_err(decode)?)
+                }
                 "REAL" => Value::from(row.try_get_unchecked::<f64, _>(i).map_err(decode)?),
                 "BLOB" => Value::from(row.try_get_unchecked::<Vec<u8>, _>(i).map_err(decode)?),
                 _ => Value::from(row.try_get_unchecked::<String, _>(i).map_err(decode)?),
@@ -134,10 +136,21 @@ mod tests {
 
     #[test]
     fn only_queries_pass_the_keyword_check() {
-        for ok in ["SELECT 1", "  with x as (select 1) select * from x", "VALUES (1)", "explain select 1"] {
+        for ok in [
+            "SELECT 1",
+            "  with x as (select 1) select * from x",
+            "VALUES (1)",
+            "explain select 1",
+        ] {
             assert!(check_read_only(ok).is_ok(), "{ok}");
         }
-        for bad in ["DELETE FROM docs", "PRAGMA query_only=0", "ATTACH 'x' AS y", "", "  ;"] {
+        for bad in [
+            "DELETE FROM docs",
+            "PRAGMA query_only=0",
+            "ATTACH 'x' AS y",
+            "",
+            "  ;",
+        ] {
             assert!(check_read_only(bad).is_err(), "{bad}");
         }
     }

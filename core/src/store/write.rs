@@ -1,11 +1,16 @@
 //! The single write connection: loading documents for the writer actor and
 //! storing groups of writes in as few statements as possible.
 
+use std::collections::HashMap;
+
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{StoreError, sql_err};
 use crate::key::DocKey;
+
+/// Keys per multi-key load (3 parameters each).
+const KEYS_PER_STATEMENT: usize = 300;
 
 /// Rows per multi-row statement: 9 parameters each stays far below SQLite's
 /// 32,766-parameter limit.
@@ -54,32 +59,51 @@ impl Writer {
         Ok(Self { conn })
     }
 
-    /// Reads every chunk of a document, or `None` if it was never stored.
-    pub async fn load(&mut self, key: &DocKey) -> Result<Option<Loaded>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.heads, d.chunk_count, c.data FROM docs d JOIN chunks c ON c.doc = d.doc \
-             WHERE d.space = ? AND d.collection = ? AND d.id = ? ORDER BY c.seq",
-        )
-        .bind(key.space())
-        .bind(key.collection())
-        .bind(key.id())
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(sql_err("loading a document"))?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let heads: Vec<u8> = first.get(0);
-        let chunk_count: i64 = first.get(1);
-        let mut bytes = Vec::new();
-        for row in &rows {
-            bytes.extend_from_slice(row.get::<&[u8], _>(2));
+    /// Reads many documents with one statement per few hundred keys (a
+    /// group of writes would otherwise pay one round trip per document).
+    /// Keys never stored are absent from the result.
+    pub async fn load_many(
+        &mut self,
+        keys: &[&DocKey],
+    ) -> Result<HashMap<DocKey, Loaded>, StoreError> {
+        let mut out: HashMap<DocKey, Loaded> = HashMap::with_capacity(keys.len());
+        for part in keys.chunks(KEYS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "SELECT d.space, d.collection, d.id, d.heads, d.chunk_count, c.data \
+                 FROM docs d JOIN chunks c ON c.doc = d.doc \
+                 WHERE (d.space, d.collection, d.id) IN (VALUES ",
+            );
+            for i in 0..part.len() {
+                sql.push_str(if i == 0 { "(?,?,?)" } else { ",(?,?,?)" });
+            }
+            sql.push_str(") ORDER BY d.doc, c.seq");
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for key in part {
+                query = query
+                    .bind(key.space())
+                    .bind(key.collection())
+                    .bind(key.id());
+            }
+            let rows = query
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(sql_err("loading documents"))?;
+            for row in &rows {
+                let key = DocKey::new(
+                    row.get::<String, _>(0),
+                    row.get::<String, _>(1),
+                    row.get::<String, _>(2),
+                )
+                .map_err(|e| StoreError::Damaged(format!("stored key is invalid: {e}")))?;
+                let entry = out.entry(key).or_insert_with(|| Loaded {
+                    bytes: Vec::new(),
+                    heads: row.get(3),
+                    chunk_count: u32::try_from(row.get::<i64, _>(4)).unwrap_or(u32::MAX),
+                });
+                entry.bytes.extend_from_slice(row.get::<&[u8], _>(5));
+            }
         }
-        Ok(Some(Loaded {
-            bytes,
-            heads,
-            chunk_count: u32::try_from(chunk_count).unwrap_or(u32::MAX),
-        }))
+        Ok(out)
     }
 
     /// Stores all rows atomically, in order.
@@ -88,7 +112,11 @@ impl Writer {
             // A single statement is its own transaction.
             return insert_rows(&mut self.conn, rows).await;
         }
-        let mut tx = self.conn.begin().await.map_err(sql_err("starting a write"))?;
+        let mut tx = self
+            .conn
+            .begin()
+            .await
+            .map_err(sql_err("starting a write"))?;
         for part in rows.chunks(ROWS_PER_STATEMENT) {
             insert_rows(&mut tx, part).await?;
         }
@@ -97,8 +125,17 @@ impl Writer {
 
     /// Creates an expression index on a JSON field path (already validated
     /// and rendered as a SQL string literal by the query module).
-    pub async fn create_index(&mut self, field: &str, path_literal: &str, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.conn.begin().await.map_err(sql_err("creating an index"))?;
+    pub async fn create_index(
+        &mut self,
+        field: &str,
+        path_literal: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .conn
+            .begin()
+            .await
+            .map_err(sql_err("creating an index"))?;
         let ddl = format!(
             "CREATE INDEX IF NOT EXISTS \"{name}\" ON docs (space, collection, json_extract(json, {path_literal}), id)"
         );
@@ -146,7 +183,10 @@ impl Writer {
 
     /// Closes the connection cleanly.
     pub async fn close(self) -> Result<(), StoreError> {
-        self.conn.close().await.map_err(sql_err("closing the database"))
+        self.conn
+            .close()
+            .await
+            .map_err(sql_err("closing the database"))
     }
 }
 
@@ -158,7 +198,11 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[WriteRow]) -> Result<(
         "INSERT INTO doc_writes (space, collection, id, heads, json, deleted, updated_at, chunk, snapshot) VALUES ",
     );
     for i in 0..rows.len() {
-        sql.push_str(if i == 0 { "(?,?,?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?,?,?)" });
+        sql.push_str(if i == 0 {
+            "(?,?,?,?,?,?,?,?,?)"
+        } else {
+            ",(?,?,?,?,?,?,?,?,?)"
+        });
     }
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
