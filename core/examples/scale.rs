@@ -23,7 +23,7 @@ fn rss_mib() -> f64 {
 fn doc(i: usize) -> serde_json::Value {
     json!({
         "title": format!("Note number {i}"),
-        "done": i % 7 == 0,
+        "done": i.is_multiple_of(7),
         "tags": ["weft", format!("t{}", i % 100)],
         "body": "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco.",
     })

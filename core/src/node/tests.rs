@@ -103,12 +103,12 @@ async fn history_and_get_at() {
 async fn queries_filter_order_and_limit_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path()).await;
-    let writes = (0..20)
+    let writes = (0u32..20)
         .map(|i| {
             let key = node.key("tasks", &format!("t{i:02}")).unwrap();
             Write::Put(
                 key,
-                json!({"n": i, "done": i % 2 == 0, "meta": {"owner": format!("u{}", i % 3)}}),
+                json!({"n": i, "done": i.is_multiple_of(2), "meta": {"owner": format!("u{}", i % 3)}}),
             )
         })
         .collect();
