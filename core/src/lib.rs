@@ -32,6 +32,7 @@ pub mod identity;
 pub mod key;
 pub mod node;
 pub mod store;
+pub mod sync;
 
 pub use config::Config;
 pub use doc::{ChangeInfo, DocError, MAX_DOC_BYTES, parse_object};

@@ -16,6 +16,7 @@
 mod apply;
 mod json;
 
+use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, AutoCommit, AutomergeError, ChangeHash, ROOT, ReadDoc, ScalarValue, Value,
@@ -61,6 +62,9 @@ pub enum DocError {
     /// Stored bytes that Automerge cannot load.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A peer's sync message that Automerge cannot decode or apply.
+    #[error("bad sync message: {0}")]
+    BadSyncMessage(String),
     /// Heads that are not in the document.
     #[error("unknown heads")]
     UnknownHeads,
@@ -259,6 +263,36 @@ impl Document {
         self.doc
             .load_incremental(bytes)
             .map_err(|e| DocError::Corrupt(e.to_string()))
+    }
+
+    /// The next Automerge sync message for a peer, if there is anything to say.
+    pub fn generate_sync_message(&mut self, state: &mut sync::State) -> Option<Vec<u8>> {
+        self.doc
+            .sync()
+            .generate_sync_message(state)
+            .map(sync::Message::encode)
+    }
+
+    /// Applies a peer's sync message; returns whether the document changed.
+    /// A message that fails to decode changes nothing.
+    pub fn receive_sync_message(
+        &mut self,
+        state: &mut sync::State,
+        bytes: &[u8],
+    ) -> Result<bool, DocError> {
+        let message =
+            sync::Message::decode(bytes).map_err(|e| DocError::BadSyncMessage(e.to_string()))?;
+        // A change the peer explicitly needs never arrived, whatever we
+        // recorded as sent (a message was lost): send it again.
+        for hash in &message.need {
+            state.sent_hashes.remove(hash);
+        }
+        let before = self.doc.get_heads();
+        self.doc
+            .sync()
+            .receive_sync_message(state, message)
+            .map_err(|e| DocError::BadSyncMessage(e.to_string()))?;
+        Ok(self.doc.get_heads() != before)
     }
 
     /// All changes, oldest first (causal order).

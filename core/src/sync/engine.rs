@@ -1,0 +1,528 @@
+//! The sync engine: every peer session of a node, as a state machine.
+//!
+//! Inputs go in ([`Input`]), effects come out ([`Output`]); the engine never
+//! touches a socket, a clock or a task, so the simulator drives it exactly as
+//! the node does. Documents are reached through the [`Replica`] trait, and
+//! before each input the runtime makes available what [`Engine::needs`] lists
+//! (documents loaded, digests read), so the engine itself never waits.
+//!
+//! Per peer: both sides send `Hello`; each space both offer opens a session;
+//! each side sends its `Reconcile` for the space, and on receiving the
+//! peer's, starts an Automerge sync round for every document that differs.
+//! Afterwards every committed change (local or from another peer) is pushed
+//! to each session of its space. A session that stops making progress
+//! re-reconciles on `Tick`, which heals lost messages.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::sync::State;
+
+use super::reconcile::{differences, initial_ranges};
+use super::wire::{Item, ItemKey, Message, Range, WireError};
+use crate::doc::Document;
+use crate::identity::NodeId;
+use crate::key::DocKey;
+
+/// A session idle this long with work outstanding re-reconciles.
+pub const RETRY_AFTER_MS: u64 = 3_000;
+
+/// What the engine reads and changes: the node's documents.
+pub trait Replica {
+    /// Items of every stored document of `space` (listed in [`Needs::digests`]).
+    fn items(&mut self, space: &str) -> Vec<Item>;
+    /// The document, empty if it does not exist yet (listed in [`Needs::docs`]).
+    fn doc(&mut self, key: &DocKey) -> &mut Document;
+    /// A persisted sync state with `peer` (listed in [`Needs::states`]).
+    fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>>;
+}
+
+/// What the runtime must make available before [`Engine::handle`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Spaces whose items are read.
+    pub digests: Vec<String>,
+    /// Documents read or changed.
+    pub docs: Vec<DocKey>,
+    /// Persisted sync states read.
+    pub states: Vec<(NodeId, DocKey)>,
+}
+
+/// Everything that happens to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A connection to a peer is up (its stream can take frames).
+    Connected(NodeId),
+    /// The last connection to a peer is gone.
+    Disconnected(NodeId),
+    /// A decoded frame from a peer.
+    Received(NodeId, Message),
+    /// A frame from a peer that did not decode.
+    Malformed(NodeId, WireError),
+    /// Start Automerge sync rounds for these documents (a follow-up the
+    /// engine asks for via [`Output::Then`], once they are loaded).
+    StartSync {
+        /// The peer.
+        peer: NodeId,
+        /// The documents.
+        keys: Vec<DocKey>,
+    },
+    /// A document changed and the change is stored: push it to peers.
+    Changed(DocKey),
+    /// Time passes (milliseconds on any monotonic clock).
+    Tick(u64),
+}
+
+/// Everything the engine asks the runtime to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send a message to a peer.
+    Send(NodeId, Message),
+    /// End the peer's session (drop the connection) and log the reason.
+    Close(NodeId, String),
+    /// Feed this input back once its needs are met.
+    Then(Input),
+    /// A peer's message changed a document: store it and announce it.
+    Applied {
+        /// Who sent it.
+        peer: NodeId,
+        /// The document.
+        key: DocKey,
+    },
+    /// Persist these sync states with `peer` (sent when a peer leaves).
+    SaveStates(NodeId, Vec<(DocKey, Vec<u8>)>),
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    states: BTreeMap<ItemKey, State>,
+    /// Documents this side still has something to exchange about.
+    pending: BTreeSet<ItemKey>,
+    /// Whether the peer's `Reconcile` has arrived.
+    reconciled: bool,
+    last_progress: u64,
+}
+
+#[derive(Debug, Default)]
+struct Peer {
+    hello: bool,
+    connected_at: u64,
+    sessions: BTreeMap<String, Session>,
+}
+
+/// All sessions of one node.
+#[derive(Debug)]
+pub struct Engine {
+    me: NodeId,
+    spaces: BTreeSet<String>,
+    peers: BTreeMap<NodeId, Peer>,
+    now: u64,
+}
+
+fn item_key(key: &DocKey) -> ItemKey {
+    ItemKey {
+        collection: key.collection().to_owned(),
+        id: key.id().to_owned(),
+    }
+}
+
+impl Engine {
+    /// An engine for node `me` offering `spaces`.
+    pub fn new(me: NodeId, spaces: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            me,
+            spaces: spaces.into_iter().collect(),
+            peers: BTreeMap::new(),
+            now: 0,
+        }
+    }
+
+    /// Starts offering a space (sessions open on the next connection).
+    pub fn add_space(&mut self, space: String) {
+        self.spaces.insert(space);
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// Documents still being exchanged with `peer`, per space.
+    pub fn pending(&self, peer: NodeId) -> BTreeMap<String, usize> {
+        self.peers
+            .get(&peer)
+            .map(|p| {
+                p.sessions
+                    .iter()
+                    .map(|(s, sess)| (s.clone(), sess.pending.len()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether no session has outstanding work.
+    pub fn is_idle(&self) -> bool {
+        self.peers.values().all(|p| {
+            p.hello
+                && p.sessions
+                    .values()
+                    .all(|s| s.reconciled && s.pending.is_empty())
+        })
+    }
+
+    /// What `input` will read; make it available, then call [`Self::handle`].
+    pub fn needs(&self, input: &Input) -> Needs {
+        let mut needs = Needs::default();
+        match input {
+            Input::Received(peer, Message::Hello { spaces, .. }) => {
+                needs.digests = spaces
+                    .iter()
+                    .filter(|s| self.spaces.contains(*s))
+                    .cloned()
+                    .collect();
+                let _ = peer;
+            }
+            Input::Received(_, Message::Reconcile { space, .. }) => {
+                needs.digests.push(space.clone())
+            }
+            Input::Received(peer, Message::Sync { space, key, .. }) => {
+                if let Ok(k) = DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
+                {
+                    needs.states.push((*peer, k.clone()));
+                    needs.docs.push(k);
+                }
+            }
+            Input::StartSync { peer, keys } => {
+                needs.docs = keys.clone();
+                needs.states = keys.iter().map(|k| (*peer, k.clone())).collect();
+            }
+            Input::Changed(key) => {
+                needs.docs.push(key.clone());
+                for (peer, p) in &self.peers {
+                    if p.sessions.contains_key(key.space()) {
+                        needs.states.push((*peer, key.clone()));
+                    }
+                }
+            }
+            Input::Tick(_) => {
+                needs.digests = self
+                    .stalled()
+                    .map(|(_, space)| space)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+            }
+            Input::Connected(_) | Input::Disconnected(_) | Input::Malformed(..) => {}
+        }
+        needs
+    }
+
+    /// Sessions idle too long with work outstanding.
+    fn stalled(&self) -> impl Iterator<Item = (NodeId, String)> + '_ {
+        self.peers.iter().flat_map(move |(peer, p)| {
+            p.sessions
+                .iter()
+                .filter(move |(_, s)| {
+                    (!s.reconciled || !s.pending.is_empty())
+                        && self.now.saturating_sub(s.last_progress) >= RETRY_AFTER_MS
+                })
+                .map(move |(space, _)| (*peer, space.clone()))
+        })
+    }
+
+    /// Handles one input. The replica must hold what [`Self::needs`] listed.
+    pub fn handle(&mut self, replica: &mut impl Replica, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Connected(peer) => {
+                let now = self.now;
+                self.peers.insert(
+                    peer,
+                    Peer {
+                        connected_at: now,
+                        ..Peer::default()
+                    },
+                );
+                out.push(Output::Send(
+                    peer,
+                    Message::Hello {
+                        node: self.me,
+                        spaces: self.spaces.iter().cloned().collect(),
+                    },
+                ));
+            }
+            Input::Disconnected(peer) => {
+                if let Some(p) = self.peers.remove(&peer) {
+                    let states = saved_states(&p);
+                    if !states.is_empty() {
+                        out.push(Output::SaveStates(peer, states));
+                    }
+                }
+            }
+            Input::Malformed(peer, e) => {
+                self.close(peer, format!("malformed frame: {e}"), &mut out)
+            }
+            Input::Received(peer, message) => self.receive(replica, peer, message, &mut out),
+            Input::StartSync { peer, keys } => {
+                for key in keys {
+                    self.generate(replica, peer, &key, true, &mut out);
+                }
+            }
+            Input::Changed(key) => {
+                let peers: Vec<NodeId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.sessions.contains_key(key.space()))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for peer in peers {
+                    self.generate(replica, peer, &key, false, &mut out);
+                }
+            }
+            Input::Tick(now) => {
+                self.now = now;
+                // A handshake that never completed (a lost hello) is retried
+                // by reconnecting.
+                let silent: Vec<NodeId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| {
+                        !p.hello && now.saturating_sub(p.connected_at) >= RETRY_AFTER_MS
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for peer in silent {
+                    self.close(peer, "no hello received; reconnecting".into(), &mut out);
+                }
+                let stalled: Vec<_> = self.stalled().collect();
+                for (peer, space) in stalled {
+                    if let Some(s) = self.session(peer, &space) {
+                        s.last_progress = now;
+                    }
+                    let ranges = initial_ranges(&replica.items(&space));
+                    out.push(Output::Send(
+                        peer,
+                        Message::Reconcile {
+                            space,
+                            ranges,
+                            reply: true,
+                        },
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn session(&mut self, peer: NodeId, space: &str) -> Option<&mut Session> {
+        self.peers.get_mut(&peer)?.sessions.get_mut(space)
+    }
+
+    fn close(&mut self, peer: NodeId, reason: String, out: &mut Vec<Output>) {
+        if let Some(p) = self.peers.remove(&peer) {
+            let states = saved_states(&p);
+            if !states.is_empty() {
+                out.push(Output::SaveStates(peer, states));
+            }
+        }
+        out.push(Output::Close(peer, reason));
+    }
+
+    fn receive(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        message: Message,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return out.push(Output::Close(
+                peer,
+                "frame from a peer without a connection".into(),
+            ));
+        };
+        match message {
+            Message::Hello { node, spaces } => {
+                if node != peer {
+                    return self.close(peer, format!("hello claims to be {node}"), out);
+                }
+                if p.hello {
+                    return self.close(peer, "second hello".into(), out);
+                }
+                p.hello = true;
+                let now = self.now;
+                for space in spaces.into_iter().filter(|s| self.spaces.contains(s)) {
+                    if p.sessions.contains_key(&space) {
+                        continue;
+                    }
+                    p.sessions.insert(
+                        space.clone(),
+                        Session {
+                            last_progress: now,
+                            ..Session::default()
+                        },
+                    );
+                    let ranges = initial_ranges(&replica.items(&space));
+                    out.push(Output::Send(
+                        peer,
+                        Message::Reconcile {
+                            space,
+                            ranges,
+                            reply: false,
+                        },
+                    ));
+                }
+            }
+            Message::Reconcile {
+                space,
+                ranges,
+                reply,
+            } => {
+                if !p.hello {
+                    return self.close(peer, "reconcile before hello".into(), out);
+                }
+                let now = self.now;
+                let Some(session) = p.sessions.get_mut(&space) else {
+                    return self.close(
+                        peer,
+                        format!("reconcile for space {space:?} without a session"),
+                        out,
+                    );
+                };
+                session.reconciled = true;
+                session.last_progress = now;
+                let keys = self.differing(replica, &space, &ranges);
+                // Documents that do not differ are in sync, whatever was pending.
+                let session = self.session(peer, &space).expect("checked above");
+                session.pending = keys.iter().map(item_key).collect();
+                if reply {
+                    let ranges = initial_ranges(&replica.items(&space));
+                    out.push(Output::Send(
+                        peer,
+                        Message::Reconcile {
+                            space,
+                            ranges,
+                            reply: false,
+                        },
+                    ));
+                }
+                if !keys.is_empty() {
+                    out.push(Output::Then(Input::StartSync { peer, keys }));
+                }
+            }
+            Message::Sync { space, key, data } => {
+                if !p.hello || !p.sessions.contains_key(&space) {
+                    return self.close(
+                        peer,
+                        format!("sync for space {space:?} without a session"),
+                        out,
+                    );
+                }
+                let doc_key =
+                    match DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str()) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            return self.close(peer, format!("sync for an invalid key: {e}"), out);
+                        }
+                    };
+                let now = self.now;
+                let mut state = self.take_state(replica, peer, &doc_key);
+                match replica
+                    .doc(&doc_key)
+                    .receive_sync_message(&mut state, &data)
+                {
+                    Ok(changed) => {
+                        if changed {
+                            out.push(Output::Applied {
+                                peer,
+                                key: doc_key.clone(),
+                            });
+                        }
+                        let session = self.session(peer, &space).expect("checked above");
+                        session.last_progress = now;
+                        session.states.insert(key, state);
+                        self.generate(replica, peer, &doc_key, false, out);
+                    }
+                    Err(e) => self.close(peer, format!("sync message for {doc_key}: {e}"), out),
+                }
+            }
+        }
+    }
+
+    fn differing(&self, replica: &mut impl Replica, space: &str, ranges: &[Range]) -> Vec<DocKey> {
+        differences(&replica.items(space), ranges)
+            .into_iter()
+            .filter_map(|k| DocKey::new(space, k.collection, k.id).ok())
+            .collect()
+    }
+
+    /// The in-memory sync state with `peer`, else the persisted one, else new.
+    fn take_state(&mut self, replica: &mut impl Replica, peer: NodeId, key: &DocKey) -> State {
+        let item = item_key(key);
+        self.session(peer, key.space())
+            .and_then(|s| s.states.remove(&item))
+            .or_else(|| {
+                replica
+                    .sync_state(peer, key)
+                    .and_then(|b| State::decode(&b).ok())
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sends the next sync message for `key` to `peer`, if any. `restart`
+    /// forgets an unanswered message (it may have been lost).
+    fn generate(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        key: &DocKey,
+        restart: bool,
+        out: &mut Vec<Output>,
+    ) {
+        if self.session(peer, key.space()).is_none() {
+            return;
+        }
+        let mut state = self.take_state(replica, peer, key);
+        if restart {
+            state.in_flight = false;
+            state.sent_hashes.clear();
+        }
+        let doc = replica.doc(key);
+        let message = doc.generate_sync_message(&mut state);
+        let in_sync = state.their_heads.as_ref().is_some_and(|theirs| {
+            let mine = doc.heads();
+            theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h))
+        });
+        let item = item_key(key);
+        let session = self.session(peer, key.space()).expect("checked above");
+        session.states.insert(item.clone(), state);
+        // Pending until the peer has told us it holds exactly our heads.
+        if in_sync {
+            session.pending.remove(&item);
+        } else {
+            session.pending.insert(item.clone());
+        }
+        if let Some(data) = message {
+            out.push(Output::Send(
+                peer,
+                Message::Sync {
+                    space: key.space().to_owned(),
+                    key: item,
+                    data,
+                },
+            ));
+        }
+    }
+}
+
+fn saved_states(p: &Peer) -> Vec<(DocKey, Vec<u8>)> {
+    p.sessions
+        .iter()
+        .flat_map(|(space, s)| {
+            s.states.iter().filter_map(move |(k, state)| {
+                DocKey::new(space.as_str(), k.collection.as_str(), k.id.as_str())
+                    .ok()
+                    .map(|key| (key, state.encode()))
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! The `/weft/sync/1` frame format. A frame body is one version byte
+//! followed by one CBOR-encoded [`Message`]; the transport adds a length
+//! prefix and bounds the size. Decoding never panics: anything unexpected is
+//! a [`WireError`], which ends the peer's session.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::NodeId;
+
+/// The only frame version this build speaks.
+pub const VERSION: u8 = 1;
+/// Largest frame body accepted (the transport enforces the same bound).
+pub const MAX_FRAME: usize = 4 * 1024 * 1024;
+
+/// A document inside a space: `(collection, id)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ItemKey {
+    /// Collection name.
+    pub collection: String,
+    /// Document id.
+    pub id: String,
+}
+
+/// A document's identity and a hash of its heads: equal hashes mean equal
+/// documents.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Item {
+    /// Which document.
+    pub key: ItemKey,
+    /// SHA-256 of its sorted heads.
+    #[serde(with = "serde_bytes")]
+    pub hash: [u8; 32],
+}
+
+/// One range of a reconciliation round: the items of the sender whose keys
+/// fall in `[previous upper bound, upper)`. Shaped for range-based set
+/// reconciliation; this version only sends whole ranges as item lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    /// Exclusive upper bound; `None` is the end of the key space.
+    pub upper: Option<ItemKey>,
+    /// What the sender says about the range.
+    pub payload: RangePayload,
+}
+
+/// What a [`Range`] carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RangePayload {
+    /// Every item the sender has in the range.
+    Items(Vec<Item>),
+}
+
+/// Everything peers say to each other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// First message each way: who I am and which spaces I offer.
+    Hello {
+        /// The sender's node id (must match the transport's peer id).
+        node: NodeId,
+        /// Spaces the sender is willing to sync.
+        spaces: Vec<String>,
+    },
+    /// Reconciliation of which documents differ in a space.
+    Reconcile {
+        /// The space.
+        space: String,
+        /// Consecutive ranges covering the key space.
+        ranges: Vec<Range>,
+        /// Asks the peer to answer with its own ranges (sent on retries;
+        /// when a session opens both sides send theirs unasked).
+        reply: bool,
+    },
+    /// One Automerge sync message for one document.
+    Sync {
+        /// The space.
+        space: String,
+        /// The document.
+        key: ItemKey,
+        /// `automerge::sync::Message::encode()` bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// An empty frame.
+    #[error("empty frame")]
+    Empty,
+    /// A frame larger than [`MAX_FRAME`].
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    /// A version this build does not speak.
+    #[error("unsupported frame version {0} (this node speaks {VERSION})")]
+    Version(u8),
+    /// Bytes that are not a valid message.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+/// Encodes a message as a frame body.
+pub fn encode(message: &Message) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    // Writing CBOR into a Vec cannot fail for these plain types.
+    if let Err(e) = ciborium::into_writer(message, &mut out) {
+        tracing::error!(error = %e, "encoding a sync frame failed");
+    }
+    out
+}
+
+/// Decodes a frame body.
+pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
+    let (&version, body) = frame.split_first().ok_or(WireError::Empty)?;
+    if frame.len() > MAX_FRAME {
+        return Err(WireError::TooLarge(frame.len()));
+    }
+    if version != VERSION {
+        return Err(WireError::Version(version));
+    }
+    let mut reader = body;
+    let message: Message =
+        ciborium::from_reader(&mut reader).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !reader.is_empty() {
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes",
+            reader.len()
+        )));
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn samples() -> Vec<Message> {
+        let key = ItemKey {
+            collection: "notes".into(),
+            id: "a/b ✓".into(),
+        };
+        vec![
+            Message::Hello {
+                node: NodeId::from_bytes([7; 32]),
+                spaces: vec!["personal".into(), "team".into()],
+            },
+            Message::Reconcile {
+                space: "personal".into(),
+                ranges: vec![Range {
+                    upper: None,
+                    payload: RangePayload::Items(vec![Item {
+                        key: key.clone(),
+                        hash: [3; 32],
+                    }]),
+                }],
+                reply: true,
+            },
+            Message::Sync {
+                space: "personal".into(),
+                key,
+                data: vec![0x42, 0, 255],
+            },
+        ]
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        for m in samples() {
+            let frame = encode(&m);
+            assert_eq!(frame[0], VERSION);
+            assert_eq!(decode(&frame).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        assert_eq!(decode(&[]), Err(WireError::Empty));
+        let mut frame = encode(&samples()[0]);
+        frame[0] = 9;
+        assert_eq!(decode(&frame), Err(WireError::Version(9)));
+        let good = encode(&samples()[2]);
+        assert!(matches!(
+            decode(&good[..good.len() - 2]),
+            Err(WireError::Malformed(_))
+        ));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(decode(&trailing), Err(WireError::Malformed(_))));
+        let mut big = vec![VERSION];
+        big.resize(MAX_FRAME + 1, 0);
+        assert_eq!(decode(&big), Err(WireError::TooLarge(MAX_FRAME + 1)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The decoder's fuzz test: arbitrary bytes never panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+            let mut versioned = vec![VERSION];
+            versioned.extend_from_slice(&bytes);
+            let _ = decode(&versioned);
+        }
+
+        /// Mutating a valid frame never panics either.
+        #[test]
+        fn mutated_frames_never_panic(which in 0usize..3, pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut frame = encode(&samples()[which]);
+            let i = pos.index(frame.len());
+            frame[i] = byte;
+            let _ = decode(&frame);
+        }
+    }
+}
