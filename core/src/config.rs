@@ -23,6 +23,12 @@ pub struct Config {
     /// A document's incremental chunks are folded into one snapshot once
     /// there are this many.
     pub compact_after_chunks: u32,
+    /// Networking; `None` keeps the replica offline. Off by default until
+    /// spaces carry access control: with it on, any peer that connects can
+    /// sync the spaces offered.
+    pub network: Option<crate::net::NetConfig>,
+    /// Spaces to sync besides the default space and those already stored.
+    pub sync_spaces: Vec<String>,
 }
 
 impl Default for Config {
@@ -33,6 +39,8 @@ impl Default for Config {
             doc_cache_size: 512,
             json_cache_size: 16_384,
             compact_after_chunks: 32,
+            network: None,
+            sync_spaces: Vec::new(),
         }
     }
 }

@@ -57,6 +57,9 @@ pub enum Error {
     /// The local database failed.
     #[error(transparent)]
     Store(StoreError),
+    /// Networking failed or is off.
+    #[error("network: {0}")]
+    Network(String),
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),

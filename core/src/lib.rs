@@ -10,6 +10,8 @@
 //! - [`node`]: the facade and the writer actor (group commit, caches, change feed);
 //! - [`doc`]: JSON <-> Automerge (field-level diff, text merge, tombstones);
 //! - [`store`]: SQLite via sqlx, the only module with SQL;
+//! - [`sync`]: the sans-IO sync protocol (wire format, reconciliation, engine);
+//! - [`net`]: libp2p transports, discovery and framed `/weft/sync/1` streams (IO only);
 //! - [`identity`], [`config`], [`key`]: device keys, settings, addresses.
 //!
 //! ```no_run
@@ -30,6 +32,7 @@ pub mod doc;
 mod error;
 pub mod identity;
 pub mod key;
+pub mod net;
 pub mod node;
 pub mod store;
 pub mod sync;
@@ -39,5 +42,7 @@ pub use doc::{ChangeInfo, DocError, MAX_DOC_BYTES, parse_object};
 pub use error::{Error, Result};
 pub use identity::NodeId;
 pub use key::DocKey;
-pub use node::{ChangeEvent, FeedError, Node, Origin, SubscribeFilter, Subscription, Write};
+pub use node::{
+    ChangeEvent, FeedError, Node, Origin, PeerStatus, Status, SubscribeFilter, Subscription, Write,
+};
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};

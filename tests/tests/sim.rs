@@ -13,7 +13,7 @@ use serde_json::json;
 use weft_core::doc::{Document, actor_for};
 use weft_core::sync::reconcile::heads_hash;
 use weft_core::sync::wire::{self, Item, ItemKey};
-use weft_core::sync::{Engine, Input, Output, Replica};
+use weft_core::sync::{Engine, Input, Needs, Output, Replica};
 use weft_core::{DocKey, NodeId};
 
 const SPACE: &str = "shared";
@@ -42,10 +42,28 @@ struct SimReplica {
     actor: Option<automerge::ActorId>,
     docs: BTreeMap<DocKey, Document>,
     states: BTreeMap<(NodeId, DocKey), Vec<u8>>,
+    /// What the engine declared in `needs` for the current input: the real
+    /// node loads only that, so touching anything else is a bug.
+    declared: Option<Needs>,
+    violations: Vec<String>,
+}
+
+impl SimReplica {
+    fn check_declared(&mut self, what: &str, ok: impl Fn(&Needs) -> bool) {
+        if let Some(needs) = &self.declared {
+            if !ok(needs) {
+                self.violations
+                    .push(format!("engine used {what} without declaring it in needs"));
+            }
+        }
+    }
 }
 
 impl Replica for SimReplica {
     fn items(&mut self, space: &str) -> Vec<Item> {
+        self.check_declared(&format!("the digest of {space}"), |n| {
+            n.digests.iter().any(|s| s == space)
+        });
         self.docs
             .iter_mut()
             .filter(|(k, d)| k.space() == space && !d.is_empty())
@@ -59,6 +77,7 @@ impl Replica for SimReplica {
             .collect()
     }
     fn doc(&mut self, key: &DocKey) -> &mut Document {
+        self.check_declared(&format!("document {key}"), |n| n.docs.contains(key));
         let actor = self.actor.clone().expect("actor set");
         self.docs
             .entry(key.clone())
@@ -192,8 +211,11 @@ impl Sim {
         let mut work = vec![input];
         while let Some(input) = work.pop() {
             let node = &mut self.nodes[at];
-            // Everything is in memory here, so needs are always met.
+            // Everything is in memory here, so needs are always met; what the
+            // engine declares is still checked against what it touches.
+            node.replica.declared = Some(node.engine.needs(&input));
             let outputs = node.engine.handle(&mut node.replica, input);
+            node.replica.declared = None;
             for out in outputs {
                 match out {
                     Output::Send(peer, message) => {
@@ -273,7 +295,12 @@ impl Sim {
         let time = self.now as i64;
         let field = format!("f{}", self.rng.below(4));
         let value = self.rng.below(1000);
-        let doc = self.nodes[at].replica.doc(&key);
+        let actor = actor_for(self.nodes[at].id, [0; 8]);
+        let doc = self.nodes[at]
+            .replica
+            .docs
+            .entry(key.clone())
+            .or_insert_with(|| Document::new(actor));
         let exists = !doc.is_empty() && !doc.is_deleted();
         let committed = match self.rng.below(10) {
             0..=4 => doc.put(
@@ -404,6 +431,9 @@ impl Sim {
     }
 
     fn check(&mut self) -> Result<(), String> {
+        if let Some(v) = self.nodes.iter().find_map(|n| n.replica.violations.first()) {
+            return Err(v.clone());
+        }
         let summary = |node: &mut SimNode| -> BTreeMap<DocKey, (Option<serde_json::Value>, BTreeSet<String>)> {
             node.replica
                 .docs

@@ -7,12 +7,15 @@
 
 mod cache;
 mod events;
+mod replication;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use automerge::ChangeHash;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -24,9 +27,11 @@ use crate::doc::{ChangeInfo, as_object};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, NodeId};
 use crate::key::{DocKey, check_name};
+use crate::net::{Net, NetStats};
 use crate::store::{self, ProcessLock, Query, QueryRow, Reader};
+use crate::sync::Engine;
 use cache::JsonCache;
-use writer::{Actor, Command};
+use writer::{Actor, Command, Parts};
 
 /// Commands queued for the writer before callers wait.
 const WRITER_QUEUE: usize = 4096;
@@ -45,6 +50,39 @@ struct Inner {
     reader: Reader,
     json: Arc<JsonCache>,
     events: broadcast::Sender<ChangeEvent>,
+    net: Option<Net>,
+}
+
+/// A peer and how far sync with it has come.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeerStatus {
+    /// Its node id.
+    pub id: NodeId,
+    /// Addresses it was seen at.
+    pub addrs: Vec<String>,
+    /// Whether a connection is up now.
+    pub connected: bool,
+    /// When it was last connected (unix milliseconds).
+    pub last_seen_ms: Option<i64>,
+    /// Documents still being exchanged with it, per space (connected peers).
+    pub pending: BTreeMap<String, usize>,
+}
+
+/// A summary of the node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    /// This node.
+    pub node_id: NodeId,
+    /// Live documents stored.
+    pub documents: u64,
+    /// Connected peers.
+    pub peers_connected: usize,
+    /// Documents still being exchanged, summed over peers and spaces.
+    pub pending: usize,
+    /// Whether networking is on.
+    pub online: bool,
+    /// Sync traffic so far.
+    pub net: NetStats,
 }
 
 impl std::fmt::Debug for Node {
@@ -69,23 +107,39 @@ impl Node {
         let lock = ProcessLock::acquire(&data_dir)?;
         let identity = Identity::load_or_create(&data_dir)?;
         let node_id = identity.node_id();
-        let (store_writer, reader) = store::open(&data_dir).await?;
+        let (mut store_writer, reader) = store::open(&data_dir).await?;
+        let mut spaces = store_writer.spaces().await?;
+        spaces.push(config.default_space.clone());
+        spaces.extend(config.sync_spaces.iter().cloned());
+        for space in &spaces {
+            check_name("space", space)?;
+        }
+        let net = match &config.network {
+            Some(net_config) => Some(
+                crate::net::spawn(identity.signing_key().to_bytes(), net_config.clone())
+                    .map_err(|e| Error::Network(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let net_handle = net.as_ref().map(|(n, _)| n.clone());
+        let sync = replication::SyncState::new(Engine::new(node_id, spaces), net);
         let mut incarnation = [0u8; 8];
         getrandom::fill(&mut incarnation)
             .map_err(|e| crate::identity::IdentityError::Random(e.to_string()))?;
         let json = Arc::new(JsonCache::new(config.json_cache_size));
         let (events, _) = broadcast::channel(events::FEED_CAPACITY);
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let actor = Actor::new(
-            store_writer,
+        let actor = Actor::new(Parts {
+            store: store_writer,
             rx,
-            config.doc_cache_size,
-            json.clone(),
-            events.clone(),
-            crate::doc::actor_for(node_id, incarnation),
-            config.compact_after_chunks,
+            doc_cache_size: config.doc_cache_size,
+            json: json.clone(),
+            events: events.clone(),
+            actor: crate::doc::actor_for(node_id, incarnation),
+            compact_after: config.compact_after_chunks,
             lock,
-        );
+            sync,
+        });
         tokio::spawn(actor.run());
         tracing::info!(node_id = %node_id, data_dir = %data_dir.display(), "replica open");
         Ok(Node {
@@ -97,6 +151,7 @@ impl Node {
                 reader,
                 json,
                 events,
+                net: net_handle,
             }),
         })
     }
@@ -242,6 +297,60 @@ impl Node {
     /// Runs SQLite's integrity check on the replica.
     pub async fn check_integrity(&self) -> Result<()> {
         self.call(Command::IntegrityCheck).await
+    }
+
+    /// Dials a peer (a multiaddr ending in `/p2p/<node id>`); resolves once
+    /// connected. Sync starts by itself.
+    pub async fn connect(&self, addr: &str) -> Result<NodeId> {
+        let net = self.net()?;
+        let addr: crate::net::Multiaddr = addr
+            .parse()
+            .map_err(|e| Error::Network(format!("invalid address {addr:?}: {e}")))?;
+        net.connect(addr)
+            .await
+            .map_err(|e| Error::Network(e.to_string()))
+    }
+
+    /// Addresses peers can dial, each ending in `/p2p/<node id>`.
+    pub async fn listen_addrs(&self) -> Vec<String> {
+        match &self.inner.net {
+            Some(net) => net
+                .listen_addrs()
+                .await
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Known peers with their sync progress.
+    pub async fn peers(&self) -> Result<Vec<PeerStatus>> {
+        self.call(Command::Peers).await
+    }
+
+    /// Documents, peers, pending work and traffic.
+    pub async fn status(&self) -> Result<Status> {
+        let peers = self.peers().await?;
+        let documents = self.sql("SELECT count(*) AS n FROM documents").await?;
+        let net = match &self.inner.net {
+            Some(net) => net.stats().await,
+            None => NetStats::default(),
+        };
+        Ok(Status {
+            node_id: self.node_id(),
+            documents: documents.first().and_then(|r| r["n"].as_u64()).unwrap_or(0),
+            peers_connected: peers.iter().filter(|p| p.connected).count(),
+            pending: peers.iter().flat_map(|p| p.pending.values()).sum(),
+            online: self.inner.net.is_some(),
+            net,
+        })
+    }
+
+    fn net(&self) -> Result<&Net> {
+        self.inner.net.as_ref().ok_or_else(|| {
+            Error::Network("networking is off: open the node with `Config::network` set".into())
+        })
     }
 
     /// Stores everything pending, checkpoints and releases the replica so

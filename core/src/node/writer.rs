@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use automerge::{ActorId, ChangeHash};
 use lru::LruCache;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::cache::{Entry, JsonCache};
@@ -49,15 +49,26 @@ pub(crate) enum Command {
     GetAt(DocKey, Vec<ChangeHash>, Reply<Option<Value>>),
     CreateIndex(String, String, String, Reply<()>),
     IntegrityCheck(Reply<()>),
+    Peers(Reply<Vec<super::PeerStatus>>),
     Close(oneshot::Sender<()>),
 }
 
 /// A document in memory and what of it is already stored.
-struct Cached {
-    doc: Document,
+pub(super) struct Cached {
+    pub(super) doc: Document,
     /// Heads as of the last stored chunk (empty: never stored).
     stored: Vec<ChangeHash>,
     chunks: u32,
+}
+
+impl Cached {
+    pub(super) fn empty(actor: &ActorId) -> Self {
+        Self {
+            doc: Document::new(actor.clone()),
+            stored: Vec::new(),
+            chunks: 0,
+        }
+    }
 }
 
 /// A write command whose rows are queued but not yet committed.
@@ -67,84 +78,87 @@ struct Pending {
 }
 
 pub(crate) struct Actor {
-    store: Writer,
+    pub(super) store: Writer,
     rx: mpsc::Receiver<Command>,
     /// Clean documents (everything stored), least recently used dropped.
     docs: LruCache<DocKey, Cached>,
     /// Documents changed by the current group, not yet committed.
-    dirty: HashMap<DocKey, Cached>,
+    pub(super) dirty: HashMap<DocKey, Cached>,
     /// Stored state of documents the current group will write (`None`: never stored).
     prefetched: HashMap<DocKey, Option<Loaded>>,
-    rows: Vec<WriteRow>,
+    pub(super) rows: Vec<WriteRow>,
     /// The JSON of each row, for the read cache.
     entries: Vec<Entry>,
+    /// Where each row's change came from.
+    origins: Vec<Origin>,
     pending: Vec<Pending>,
+    /// Documents committed since peers were last told.
+    pub(super) changed: Vec<DocKey>,
+    pub(super) sync: super::replication::SyncState,
     json: Arc<JsonCache>,
     events: broadcast::Sender<ChangeEvent>,
-    actor: ActorId,
+    pub(super) actor: ActorId,
     compact_after: u32,
     _lock: ProcessLock,
 }
 
+/// What the writer actor is built from.
+pub(crate) struct Parts {
+    pub store: Writer,
+    pub rx: mpsc::Receiver<Command>,
+    pub doc_cache_size: usize,
+    pub json: Arc<JsonCache>,
+    pub events: broadcast::Sender<ChangeEvent>,
+    pub actor: ActorId,
+    pub compact_after: u32,
+    pub lock: ProcessLock,
+    pub sync: super::replication::SyncState,
+}
+
 impl Actor {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        store: Writer,
-        rx: mpsc::Receiver<Command>,
-        doc_cache_size: usize,
-        json: Arc<JsonCache>,
-        events: broadcast::Sender<ChangeEvent>,
-        actor: ActorId,
-        compact_after: u32,
-        lock: ProcessLock,
-    ) -> Self {
-        let cap = NonZeroUsize::new(doc_cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
+    pub(crate) fn new(p: Parts) -> Self {
+        let cap = NonZeroUsize::new(p.doc_cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
-            store,
-            rx,
+            store: p.store,
+            rx: p.rx,
             docs: LruCache::new(cap),
             dirty: HashMap::new(),
             prefetched: HashMap::new(),
             rows: Vec::new(),
             entries: Vec::new(),
+            origins: Vec::new(),
             pending: Vec::new(),
-            json,
-            events,
-            actor,
-            compact_after: compact_after.max(1),
-            _lock: lock,
+            changed: Vec::new(),
+            sync: p.sync,
+            json: p.json,
+            events: p.events,
+            actor: p.actor,
+            compact_after: p.compact_after.max(1),
+            _lock: p.lock,
         }
     }
 
-    /// Runs until `Close` or until every handle is gone.
+    /// Runs until `Close` or until every handle is gone: commands from
+    /// handles, events from the network and a sync timer, one at a time.
     pub(crate) async fn run(mut self) {
         let mut close = None;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(
+            super::replication::TICK_MS,
+        ));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while close.is_none() {
-            let Some(first) = self.rx.recv().await else {
-                break;
-            };
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match self.rx.try_recv() {
-                    Ok(cmd) => group.push(cmd),
-                    Err(_) => break,
-                }
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(first) => close = self.commands(first).await,
+                    None => break,
+                },
+                Some(event) = self.sync.next_event() => self.net_events(event).await,
+                _ = tick.tick() => self.tick().await,
             }
-            self.prefetch(&group).await;
-            for cmd in group {
-                match cmd {
-                    Command::Write(ops, reply) => self.write(ops, reply).await,
-                    Command::Close(reply) => close = Some(reply),
-                    other => {
-                        // Reads see committed state only.
-                        self.flush().await;
-                        self.serve(other).await;
-                    }
-                }
-            }
-            self.flush().await;
-            self.prefetched.clear();
+            // Tell peers about everything committed in this round.
+            self.announce().await;
         }
+        self.sync.shutdown().await;
         if let Err(e) = self.store.checkpoint().await {
             tracing::warn!(error = %e, "checkpoint on close failed");
         }
@@ -158,6 +172,34 @@ impl Actor {
         if let Some(reply) = close {
             let _ = reply.send(());
         }
+    }
+
+    /// Handles a group of queued commands; returns the reply channel of a
+    /// `Close` among them.
+    async fn commands(&mut self, first: Command) -> Option<oneshot::Sender<()>> {
+        let mut close = None;
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match self.rx.try_recv() {
+                Ok(cmd) => group.push(cmd),
+                Err(_) => break,
+            }
+        }
+        self.prefetch(&group).await;
+        for cmd in group {
+            match cmd {
+                Command::Write(ops, reply) => self.write(ops, reply).await,
+                Command::Close(reply) => close = Some(reply),
+                other => {
+                    // Reads see committed state only.
+                    self.flush().await;
+                    self.serve(other).await;
+                }
+            }
+        }
+        self.flush().await;
+        self.prefetched.clear();
+        close
     }
 
     async fn serve(&mut self, cmd: Command) {
@@ -187,6 +229,9 @@ impl Actor {
             }
             Command::IntegrityCheck(reply) => {
                 let _ = reply.send(self.store.integrity_check().await.map_err(Error::from));
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(Ok(self.peer_statuses().await));
             }
             Command::Write(..) | Command::Close(_) => unreachable!("handled by run"),
         }
@@ -234,7 +279,7 @@ impl Actor {
     }
 
     /// Makes `key` present in `dirty`, loading it from the store if needed.
-    async fn load(&mut self, key: &DocKey) -> Result<()> {
+    pub(super) async fn load(&mut self, key: &DocKey) -> Result<()> {
         if self.dirty.contains_key(key) {
             return Ok(());
         }
@@ -265,11 +310,7 @@ impl Actor {
                         chunks: loaded.chunk_count,
                     }
                 }
-                None => Cached {
-                    doc: Document::new(self.actor.clone()),
-                    stored: Vec::new(),
-                    chunks: 0,
-                },
+                None => Cached::empty(&self.actor),
             },
         };
         self.dirty.insert(key.clone(), cached);
@@ -297,6 +338,7 @@ impl Actor {
             Err(e) => {
                 self.rows.truncate(mark);
                 self.entries.truncate(mark);
+                self.origins.truncate(mark);
                 for op in &ops {
                     self.dirty.remove(op.key());
                 }
@@ -323,37 +365,59 @@ impl Actor {
         };
         let heads = cached.doc.heads();
         if let Some(committed) = change {
-            let snapshot = cached.stored.is_empty() || cached.chunks >= self.compact_after;
-            let chunk = if snapshot {
-                cached.doc.save()
-            } else {
-                cached.doc.save_after(&cached.stored)
-            };
-            cached.chunks = if snapshot { 1 } else { cached.chunks + 1 };
-            cached.stored = heads.clone();
-            let value = committed.json.map(Value::Object);
-            self.rows.push(WriteRow {
-                key: key.clone(),
-                heads: store::encode_heads(&heads),
-                json: value.as_ref().map(Value::to_string),
-                updated_at: now,
-                chunk,
-                snapshot,
-            });
-            self.entries.push(value.map(Arc::new));
+            self.stage(key, Some(committed.json), Origin::Local);
         }
         Ok(heads.iter().map(ToString::to_string).collect())
     }
 
+    /// Queues a row storing what changed in a document since it was last
+    /// stored. `json` is its materialized JSON when the caller already has it.
+    pub(super) fn stage(
+        &mut self,
+        key: &DocKey,
+        json: Option<Option<Map<String, Value>>>,
+        origin: Origin,
+    ) {
+        let Some(cached) = self.dirty.get_mut(key) else {
+            return;
+        };
+        let heads = cached.doc.heads();
+        if heads == cached.stored {
+            return;
+        }
+        let snapshot = cached.stored.is_empty() || cached.chunks >= self.compact_after;
+        let chunk = if snapshot {
+            cached.doc.save()
+        } else {
+            cached.doc.save_after(&cached.stored)
+        };
+        cached.chunks = if snapshot { 1 } else { cached.chunks + 1 };
+        cached.stored = heads.clone();
+        let value = json
+            .unwrap_or_else(|| cached.doc.to_json())
+            .map(Value::Object);
+        self.rows.push(WriteRow {
+            key: key.clone(),
+            heads: store::encode_heads(&heads),
+            json: value.as_ref().map(Value::to_string),
+            updated_at: now_ms(),
+            chunk,
+            snapshot,
+        });
+        self.entries.push(value.map(Arc::new));
+        self.origins.push(origin);
+    }
+
     /// Commits queued rows, then answers their commands, updates the read
     /// cache and publishes events, in that order.
-    async fn flush(&mut self) {
+    pub(super) async fn flush(&mut self) {
         if self.rows.is_empty() && self.pending.is_empty() {
             self.park_dirty();
             return;
         }
         let rows = std::mem::take(&mut self.rows);
         let entries = std::mem::take(&mut self.entries);
+        let origins = std::mem::take(&mut self.origins);
         let pending = std::mem::take(&mut self.pending);
         match self.store.write(&rows).await {
             Ok(()) => {
@@ -363,12 +427,13 @@ impl Actor {
                 for p in pending {
                     let _ = p.reply.send(Ok(p.heads));
                 }
-                for r in rows {
+                for (r, origin) in rows.into_iter().zip(origins) {
+                    self.changed.push(r.key.clone());
                     let event = ChangeEvent {
                         heads: hex_heads(&r.heads),
                         deleted: r.json.is_none(),
                         key: r.key,
-                        origin: Origin::Local,
+                        origin,
                     };
                     // No subscribers is fine.
                     let _ = self.events.send(event);

@@ -9,6 +9,7 @@
 mod lock;
 mod query;
 mod read;
+mod sync_state;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -59,6 +59,10 @@ impl Writer {
         Ok(Self { conn })
     }
 
+    pub(super) fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
     /// Reads many documents with one statement per few hundred keys (a
     /// group of writes would otherwise pay one round trip per document).
     /// Keys never stored are absent from the result.

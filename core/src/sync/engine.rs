@@ -173,13 +173,12 @@ impl Engine {
     pub fn needs(&self, input: &Input) -> Needs {
         let mut needs = Needs::default();
         match input {
-            Input::Received(peer, Message::Hello { spaces, .. }) => {
+            Input::Received(_, Message::Hello { spaces, .. }) => {
                 needs.digests = spaces
                     .iter()
                     .filter(|s| self.spaces.contains(*s))
                     .cloned()
                     .collect();
-                let _ = peer;
             }
             Input::Received(_, Message::Reconcile { space, .. }) => {
                 needs.digests.push(space.clone())
@@ -187,25 +186,31 @@ impl Engine {
             Input::Received(peer, Message::Sync { space, key, .. }) => {
                 if let Ok(k) = DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
                 {
-                    needs.states.push((*peer, k.clone()));
+                    if !self.has_state(*peer, &k) {
+                        needs.states.push((*peer, k.clone()));
+                    }
                     needs.docs.push(k);
                 }
             }
             Input::StartSync { peer, keys } => {
                 needs.docs = keys.clone();
-                needs.states = keys.iter().map(|k| (*peer, k.clone())).collect();
+                needs.states = keys
+                    .iter()
+                    .filter(|k| !self.has_state(*peer, k))
+                    .map(|k| (*peer, k.clone()))
+                    .collect();
             }
             Input::Changed(key) => {
                 needs.docs.push(key.clone());
                 for (peer, p) in &self.peers {
-                    if p.sessions.contains_key(key.space()) {
+                    if p.sessions.contains_key(key.space()) && !self.has_state(*peer, key) {
                         needs.states.push((*peer, key.clone()));
                     }
                 }
             }
-            Input::Tick(_) => {
+            Input::Tick(now) => {
                 needs.digests = self
-                    .stalled()
+                    .stalled(*now)
                     .map(|(_, space)| space)
                     .collect::<BTreeSet<_>>()
                     .into_iter()
@@ -216,14 +221,23 @@ impl Engine {
         needs
     }
 
+    /// Whether a session already holds the sync state for `key` in memory
+    /// (then no persisted state needs loading).
+    fn has_state(&self, peer: NodeId, key: &DocKey) -> bool {
+        self.peers
+            .get(&peer)
+            .and_then(|p| p.sessions.get(key.space()))
+            .is_some_and(|s| s.states.contains_key(&item_key(key)))
+    }
+
     /// Sessions idle too long with work outstanding.
-    fn stalled(&self) -> impl Iterator<Item = (NodeId, String)> + '_ {
+    fn stalled(&self, now: u64) -> impl Iterator<Item = (NodeId, String)> + '_ {
         self.peers.iter().flat_map(move |(peer, p)| {
             p.sessions
                 .iter()
                 .filter(move |(_, s)| {
                     (!s.reconciled || !s.pending.is_empty())
-                        && self.now.saturating_sub(s.last_progress) >= RETRY_AFTER_MS
+                        && now.saturating_sub(s.last_progress) >= RETRY_AFTER_MS
                 })
                 .map(move |(space, _)| (*peer, space.clone()))
         })
@@ -293,7 +307,7 @@ impl Engine {
                 for peer in silent {
                     self.close(peer, "no hello received; reconnecting".into(), &mut out);
                 }
-                let stalled: Vec<_> = self.stalled().collect();
+                let stalled: Vec<_> = self.stalled(now).collect();
                 for (peer, space) in stalled {
                     if let Some(s) = self.session(peer, &space) {
                         s.last_progress = now;

@@ -1,0 +1,239 @@
+//! The writer actor's sync side: it hosts the sans-IO [`Engine`], meets each
+//! input's needs (documents loaded, digests and sync states read) before
+//! handing it over, carries the engine's effects out to the network, and
+//! stores what peers send as ordinary writes with origin `Remote`.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::PeerStatus;
+use super::events::Origin;
+use super::writer::{Actor, Cached};
+use crate::doc::Document;
+use crate::identity::NodeId;
+use crate::key::DocKey;
+use crate::net::{Net, NetEvent};
+use crate::sync::wire::{self, Item};
+use crate::sync::{Engine, Input, Needs, Output, Replica};
+
+/// How often the engine gets a `Tick` (retries, handshake timeouts).
+pub(super) const TICK_MS: u64 = 1_000;
+/// Network events handled before their writes are committed together.
+const EVENTS_PER_GROUP: usize = 256;
+
+/// The sync engine and its network, owned by the writer actor.
+pub(crate) struct SyncState {
+    engine: Engine,
+    net: Option<Net>,
+    events: Option<mpsc::Receiver<NetEvent>>,
+    /// Digests read for the input being handled.
+    items: HashMap<String, Vec<Item>>,
+    /// Persisted sync states read for the input being handled.
+    states: HashMap<(NodeId, DocKey), Vec<u8>>,
+    started: Instant,
+}
+
+impl SyncState {
+    pub(crate) fn new(engine: Engine, net: Option<(Net, mpsc::Receiver<NetEvent>)>) -> Self {
+        let (net, events) = match net {
+            Some((n, e)) => (Some(n), Some(e)),
+            None => (None, None),
+        };
+        Self {
+            engine,
+            net,
+            events,
+            items: HashMap::new(),
+            states: HashMap::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The next network event; never resolves when offline.
+    pub(super) async fn next_event(&mut self) -> Option<NetEvent> {
+        match &mut self.events {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    pub(super) async fn shutdown(&mut self) {
+        if let Some(net) = &self.net {
+            net.shutdown().await;
+        }
+    }
+}
+
+/// The engine's window on the actor's documents for one input.
+struct View<'a> {
+    dirty: &'a mut HashMap<DocKey, Cached>,
+    items: &'a HashMap<String, Vec<Item>>,
+    states: &'a mut HashMap<(NodeId, DocKey), Vec<u8>>,
+    actor: &'a automerge::ActorId,
+}
+
+impl Replica for View<'_> {
+    fn items(&mut self, space: &str) -> Vec<Item> {
+        self.items.get(space).cloned().unwrap_or_default()
+    }
+
+    fn doc(&mut self, key: &DocKey) -> &mut Document {
+        let actor = self.actor;
+        &mut self
+            .dirty
+            .entry(key.clone())
+            .or_insert_with(|| Cached::empty(actor))
+            .doc
+    }
+
+    fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>> {
+        self.states.remove(&(peer, key.clone()))
+    }
+}
+
+impl Actor {
+    /// Handles a burst of network events, then commits what they changed.
+    pub(super) async fn net_events(&mut self, first: NetEvent) {
+        let mut event = Some(first);
+        let mut handled = 0;
+        while let Some(e) = event.take() {
+            let input = match e {
+                NetEvent::Connected(peer) => Input::Connected(peer),
+                NetEvent::Disconnected(peer) => Input::Disconnected(peer),
+                NetEvent::Frame(peer, bytes) => match wire::decode(&bytes) {
+                    Ok(message) => Input::Received(peer, message),
+                    Err(err) => Input::Malformed(peer, err),
+                },
+            };
+            self.drive(input).await;
+            handled += 1;
+            if handled < EVENTS_PER_GROUP {
+                event = self.sync.events.as_mut().and_then(|rx| rx.try_recv().ok());
+            }
+        }
+        self.flush().await;
+    }
+
+    pub(super) async fn tick(&mut self) {
+        let now = self.sync.started.elapsed().as_millis() as u64;
+        self.drive(Input::Tick(now)).await;
+        self.flush().await;
+    }
+
+    /// Pushes every committed change to the sessions of its space.
+    pub(super) async fn announce(&mut self) {
+        // Pushing never writes, so one pass suffices; the bound is a guard.
+        for _ in 0..4 {
+            let mut changed = std::mem::take(&mut self.changed);
+            if changed.is_empty() || self.sync.net.is_none() {
+                changed.clear();
+                return;
+            }
+            changed.sort();
+            changed.dedup();
+            for key in changed {
+                self.drive(Input::Changed(key)).await;
+            }
+            self.flush().await;
+        }
+    }
+
+    /// Feeds one input and its follow-ups to the engine.
+    async fn drive(&mut self, first: Input) {
+        let mut queue = VecDeque::from([first]);
+        while let Some(input) = queue.pop_front() {
+            let needs = self.sync.engine.needs(&input);
+            if let Err(e) = self.meet(&needs).await {
+                tracing::warn!(error = %e, ?needs, "cannot load what a sync step needs; skipping it");
+                continue;
+            }
+            let outputs = {
+                let mut view = View {
+                    dirty: &mut self.dirty,
+                    items: &self.sync.items,
+                    states: &mut self.sync.states,
+                    actor: &self.actor,
+                };
+                self.sync.engine.handle(&mut view, input)
+            };
+            for out in outputs {
+                self.effect(out, &mut queue).await;
+            }
+        }
+        self.sync.items.clear();
+        self.sync.states.clear();
+    }
+
+    async fn effect(&mut self, out: Output, queue: &mut VecDeque<Input>) {
+        match out {
+            Output::Send(peer, message) => {
+                if let Some(net) = &self.sync.net {
+                    net.send(peer, wire::encode(&message));
+                }
+            }
+            Output::Close(peer, reason) => {
+                tracing::warn!(%peer, %reason, "ending sync session");
+                if let Some(net) = &self.sync.net {
+                    net.disconnect(peer).await;
+                }
+            }
+            Output::Then(next) => queue.push_back(next),
+            Output::Applied { peer, key } => {
+                tracing::debug!(%peer, %key, "applied a remote change");
+                self.stage(&key, None, Origin::Remote);
+            }
+            Output::SaveStates(peer, states) => {
+                if let Err(e) = self.store.save_sync_states(peer, &states).await {
+                    tracing::warn!(%peer, error = %e, "saving sync states failed");
+                }
+            }
+        }
+    }
+
+    /// Loads documents, digests and sync states an input needs.
+    async fn meet(&mut self, needs: &Needs) -> crate::Result<()> {
+        if !needs.digests.is_empty() && !self.rows.is_empty() {
+            // Digests are read from the store: commit staged changes first.
+            self.flush().await;
+        }
+        for space in &needs.digests {
+            if !self.sync.items.contains_key(space) {
+                let items = self.store.items(space).await?;
+                self.sync.items.insert(space.clone(), items);
+            }
+        }
+        for key in &needs.docs {
+            self.load(key).await?;
+        }
+        let mut by_peer: HashMap<NodeId, Vec<&DocKey>> = HashMap::new();
+        for (peer, key) in &needs.states {
+            by_peer.entry(*peer).or_default().push(key);
+        }
+        for (peer, keys) in by_peer {
+            for (key, state) in self.store.sync_states(peer, &keys).await? {
+                self.sync.states.insert((peer, key), state);
+            }
+        }
+        Ok(())
+    }
+
+    /// Known peers with their sync progress.
+    pub(super) async fn peer_statuses(&mut self) -> Vec<PeerStatus> {
+        let Some(net) = &self.sync.net else {
+            return Vec::new();
+        };
+        net.peers()
+            .await
+            .into_iter()
+            .map(|p| PeerStatus {
+                pending: self.sync.engine.pending(p.id),
+                id: p.id,
+                addrs: p.addrs,
+                connected: p.connected,
+                last_seen_ms: p.last_seen_ms,
+            })
+            .collect()
+    }
+}
