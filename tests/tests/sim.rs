@@ -50,11 +50,11 @@ struct SimReplica {
 
 impl SimReplica {
     fn check_declared(&mut self, what: &str, ok: impl Fn(&Needs) -> bool) {
-        if let Some(needs) = &self.declared {
-            if !ok(needs) {
-                self.violations
-                    .push(format!("engine used {what} without declaring it in needs"));
-            }
+        if let Some(needs) = &self.declared
+            && !ok(needs)
+        {
+            self.violations
+                .push(format!("engine used {what} without declaring it in needs"));
         }
     }
 }

@@ -1,0 +1,118 @@
+//! Sync figures over loopback: initial sync of N documents between two
+//! nodes, then a reconnect after d of them changed.
+//!
+//! `cargo run --release -p weft-tests --bin weft-syncbench -- [N] [d]`
+//! (defaults: N = 10000, d = 10).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use weft_core::net::{NetConfig, NetStats};
+use weft_core::{Config, Node, SubscribeFilter, Write};
+
+async fn open(dir: &std::path::Path) -> anyhow::Result<Node> {
+    let mut config = Config::with_data_dir(dir);
+    config.network = Some(NetConfig::local());
+    Ok(Node::open(config).await?)
+}
+
+/// Waits (on change events) until `done` holds, for at most ten minutes.
+async fn wait_for(
+    node: &Node,
+    done: impl AsyncFn(&Node) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let mut feed = node.subscribe(SubscribeFilter::default());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !done(node).await? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("sync did not finish within ten minutes");
+        }
+        // A change event or a quiet second: either way, look again.
+        let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), feed.recv()).await;
+    }
+    Ok(())
+}
+
+async fn count(node: &Node) -> anyhow::Result<u64> {
+    let rows = node.sql("SELECT count(*) AS n FROM documents").await?;
+    Ok(rows[0]["n"].as_u64().unwrap_or(0))
+}
+
+fn delta(after: NetStats, before: NetStats) -> (u64, u64) {
+    (
+        after.frames_sent - before.frames_sent,
+        after.bytes_sent - before.bytes_sent,
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map_or(Ok(10_000), |a| a.parse()).context("N")?;
+    let d: usize = args.next().map_or(Ok(10), |a| a.parse()).context("d")?;
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+
+    let a = open(da.path()).await?;
+    for first in (0..n).step_by(1000) {
+        let writes = (first..(first + 1000).min(n))
+            .map(|i| {
+                Ok(Write::Put(
+                    a.key("notes", &format!("n{i:07}"))?,
+                    json!({"title": format!("Note {i}"), "done": false, "tags": ["a", "b"],
+                           "body": "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua."}),
+                ))
+            })
+            .collect::<weft_core::Result<Vec<_>>>()?;
+        a.batch(writes).await?;
+    }
+    println!("documents: {n}");
+
+    let b = open(db.path()).await?;
+    let (a0, b0) = (a.status().await?.net, b.status().await?.net);
+    let start = Instant::now();
+    b.connect(&a.listen_addrs().await[0]).await?;
+    wait_for(&b, async |b: &Node| Ok(count(b).await? as usize >= n)).await?;
+    let initial = start.elapsed();
+    let (a1, b1) = (a.status().await?.net, b.status().await?.net);
+    let (fa, ba) = delta(a1, a0);
+    let (fb, bb) = delta(b1, b0);
+    println!(
+        "initial sync: {:.2} s, {:.1} MB on the wire ({ba} bytes a->b in {fa} frames, {bb} bytes b->a in {fb} frames)",
+        initial.as_secs_f64(),
+        (ba + bb) as f64 / 1e6
+    );
+    b.close().await?;
+    drop(b);
+
+    for i in 0..d {
+        a.patch(
+            &a.key("notes", &format!("n{:07}", i * (n / d.max(1))))?,
+            json!({"done": true}),
+        )
+        .await?;
+    }
+    let b = open(db.path()).await?;
+    let a0 = a.status().await?.net;
+    let b0 = b.status().await?.net;
+    let start = Instant::now();
+    b.connect(&a.listen_addrs().await[0]).await?;
+    let last = b.key("notes", &format!("n{:07}", (d - 1) * (n / d.max(1))))?;
+    wait_for(&b, async |b: &Node| {
+        Ok(b.get(&last).await?.is_some_and(|doc| doc["done"] == true)
+            && b.status().await?.pending == 0)
+    })
+    .await?;
+    let elapsed = start.elapsed();
+    let (fa, ba) = delta(a.status().await?.net, a0);
+    let (fb, bb) = delta(b.status().await?.net, b0);
+    println!(
+        "reconnect with {d} of {n} changed: {:.3} s, {} bytes ({ba} a->b in {fa} frames, {bb} b->a in {fb} frames)",
+        elapsed.as_secs_f64(),
+        ba + bb
+    );
+    a.close().await?;
+    b.close().await?;
+    Ok(())
+}
