@@ -63,6 +63,9 @@ pub enum Error {
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// Waiting took longer than allowed.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
     /// The node has been closed.
     #[error("the node is closed")]
     Closed,

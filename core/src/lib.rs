@@ -43,6 +43,7 @@ pub use error::{Error, Result};
 pub use identity::NodeId;
 pub use key::DocKey;
 pub use node::{
-    ChangeEvent, FeedError, Node, Origin, PeerStatus, Status, SubscribeFilter, Subscription, Write,
+    ChangeEvent, FeedError, Node, Origin, PeerStatus, Status, SubscribeFilter, Subscription,
+    SyncProgress, Write,
 };
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};

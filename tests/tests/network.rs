@@ -180,10 +180,8 @@ async fn a_restarted_node_resumes_without_resending_everything() {
             .is_some_and(|d| d["changed"] == true)
     })
     .await;
-    until(&a, "quiet sessions", async |n: &Node| {
-        n.status().await.unwrap().pending == 0
-    })
-    .await;
+    a.wait_synced(WAIT).await.unwrap();
+    b.wait_synced(WAIT).await.unwrap();
     let after = a.status().await.unwrap().net;
     let resync_frames = after.frames_sent - before.frames_sent;
     eprintln!(

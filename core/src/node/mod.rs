@@ -17,9 +17,10 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
+pub use replication::SyncProgress;
 pub use writer::Write;
 
 use crate::config::Config;
@@ -51,6 +52,7 @@ struct Inner {
     json: Arc<JsonCache>,
     events: broadcast::Sender<ChangeEvent>,
     net: Option<Net>,
+    progress: watch::Receiver<SyncProgress>,
 }
 
 /// A peer and how far sync with it has come.
@@ -122,7 +124,8 @@ impl Node {
             None => None,
         };
         let net_handle = net.as_ref().map(|(n, _)| n.clone());
-        let sync = replication::SyncState::new(Engine::new(node_id, spaces), net);
+        let (progress_tx, progress) = watch::channel(SyncProgress::default());
+        let sync = replication::SyncState::new(Engine::new(node_id, spaces), net, progress_tx);
         let mut incarnation = [0u8; 8];
         getrandom::fill(&mut incarnation)
             .map_err(|e| crate::identity::IdentityError::Random(e.to_string()))?;
@@ -152,6 +155,7 @@ impl Node {
                 json,
                 events,
                 net: net_handle,
+                progress,
             }),
         })
     }
@@ -345,6 +349,23 @@ impl Node {
             online: self.inner.net.is_some(),
             net,
         })
+    }
+
+    /// Sync progress, updated as it changes (for progress displays).
+    pub fn sync_progress(&self) -> watch::Receiver<SyncProgress> {
+        self.inner.progress.clone()
+    }
+
+    /// Resolves once every session with a connected peer has reconciled and
+    /// has nothing left to exchange, or fails with [`Error::Timeout`].
+    pub async fn wait_synced(&self, timeout: std::time::Duration) -> Result<SyncProgress> {
+        let mut rx = self.sync_progress();
+        let wait = rx.wait_for(|p| p.idle);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(p)) => Ok(*p),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
     }
 
     fn net(&self) -> Result<&Net> {

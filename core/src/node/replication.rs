@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::PeerStatus;
 use super::events::Origin;
@@ -33,10 +33,27 @@ pub(crate) struct SyncState {
     /// Persisted sync states read for the input being handled.
     states: HashMap<(NodeId, DocKey), Vec<u8>>,
     started: Instant,
+    /// Published after each round, for callers waiting on sync.
+    progress: watch::Sender<SyncProgress>,
+}
+
+/// How far sync has come, published whenever it changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncProgress {
+    /// Peers with an open session.
+    pub peers: usize,
+    /// Documents still being exchanged, over all peers and spaces.
+    pub pending: usize,
+    /// Every session has reconciled and has nothing left to exchange.
+    pub idle: bool,
 }
 
 impl SyncState {
-    pub(crate) fn new(engine: Engine, net: Option<(Net, mpsc::Receiver<NetEvent>)>) -> Self {
+    pub(crate) fn new(
+        engine: Engine,
+        net: Option<(Net, mpsc::Receiver<NetEvent>)>,
+        progress: watch::Sender<SyncProgress>,
+    ) -> Self {
         let (net, events) = match net {
             Some((n, e)) => (Some(n), Some(e)),
             None => (None, None),
@@ -48,7 +65,19 @@ impl SyncState {
             items: HashMap::new(),
             states: HashMap::new(),
             started: Instant::now(),
+            progress,
         }
+    }
+
+    /// Publishes the current progress if it changed.
+    pub(super) fn publish(&self) {
+        let now = SyncProgress {
+            peers: self.engine.peers().count(),
+            pending: self.engine.pending_total(),
+            idle: self.engine.is_idle(),
+        };
+        self.progress
+            .send_if_modified(|p| std::mem::replace(p, now) != now);
     }
 
     /// The next network event; never resolves when offline.

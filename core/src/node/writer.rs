@@ -157,6 +157,7 @@ impl Actor {
             }
             // Tell peers about everything committed in this round.
             self.announce().await;
+            self.sync.publish();
         }
         self.sync.shutdown().await;
         if let Err(e) = self.store.checkpoint().await {

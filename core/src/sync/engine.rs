@@ -159,6 +159,15 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Documents still being exchanged, over all peers and spaces.
+    pub fn pending_total(&self) -> usize {
+        self.peers
+            .values()
+            .flat_map(|p| p.sessions.values())
+            .map(|s| s.pending.len())
+            .sum()
+    }
+
     /// Whether no session has outstanding work.
     pub fn is_idle(&self) -> bool {
         self.peers.values().all(|p| {
