@@ -5,7 +5,7 @@
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValueRef, ValueRef};
 use serde_json::{Map, Number, Value};
 
-use super::RESERVED_PREFIX;
+use super::{MAX_DEPTH, RESERVED_PREFIX};
 
 /// The document's user-visible root as a JSON object.
 pub(super) fn root_to_json(doc: &AutoCommit) -> Map<String, Value> {
@@ -15,20 +15,24 @@ pub(super) fn root_to_json(doc: &AutoCommit) -> Map<String, Value> {
             continue;
         }
         let id = item.id();
-        let value = value_to_json(doc, item.value, &id);
+        let value = value_to_json(doc, item.value, &id, 1);
         out.insert(item.key.into_owned(), value);
     }
     out
 }
 
-fn value_to_json(doc: &AutoCommit, value: ValueRef<'_>, id: &ObjId) -> Value {
+/// Renders a value. Local writes never nest deeper than [`MAX_DEPTH`], but
+/// a peer's changes can; deeper levels render as `null` so rendering (and
+/// everything downstream that recurses) stays within the stack.
+fn value_to_json(doc: &AutoCommit, value: ValueRef<'_>, id: &ObjId, depth: usize) -> Value {
     match value {
         ValueRef::Scalar(s) => scalar_to_json(s),
+        ValueRef::Object(_) if depth >= MAX_DEPTH => Value::Null,
         ValueRef::Object(ObjType::Map | ObjType::Table) => {
             let mut out = Map::new();
             for item in doc.map_range(id, ..) {
                 let child = item.id();
-                let v = value_to_json(doc, item.value, &child);
+                let v = value_to_json(doc, item.value, &child, depth + 1);
                 out.insert(item.key.into_owned(), v);
             }
             Value::Object(out)
@@ -37,7 +41,7 @@ fn value_to_json(doc: &AutoCommit, value: ValueRef<'_>, id: &ObjId) -> Value {
             doc.list_range(id, ..)
                 .map(|item| {
                     let child = item.id();
-                    value_to_json(doc, item.value, &child)
+                    value_to_json(doc, item.value, &child, depth + 1)
                 })
                 .collect(),
         ),

@@ -273,26 +273,35 @@ impl Document {
             .map(sync::Message::encode)
     }
 
-    /// Applies a peer's sync message; returns whether the document changed.
-    /// A message that fails to decode changes nothing.
-    pub fn receive_sync_message(
-        &mut self,
-        state: &mut sync::State,
-        bytes: &[u8],
-    ) -> Result<bool, DocError> {
-        let message =
-            sync::Message::decode(bytes).map_err(|e| DocError::BadSyncMessage(e.to_string()))?;
+    /// Applies a peer's sync message. Automerge may accept part of a
+    /// message before rejecting the rest, so the result says both whether
+    /// the document changed and what went wrong; accepted changes are valid
+    /// and must be stored either way.
+    pub fn receive_sync_message(&mut self, state: &mut sync::State, bytes: &[u8]) -> Received {
+        let message = match sync::Message::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => return Received::failed(DocError::BadSyncMessage(e.to_string())),
+        };
+        if let Some(bad) = message
+            .have
+            .iter()
+            .find_map(|h| check_bloom(&h.bloom.to_bytes()).err())
+        {
+            return Received::failed(DocError::BadSyncMessage(bad));
+        }
         // A change the peer explicitly needs never arrived, whatever we
         // recorded as sent (a message was lost): send it again.
         for hash in &message.need {
             state.sent_hashes.remove(hash);
         }
         let before = self.doc.get_heads();
-        self.doc
-            .sync()
-            .receive_sync_message(state, message)
-            .map_err(|e| DocError::BadSyncMessage(e.to_string()))?;
-        Ok(self.doc.get_heads() != before)
+        let result = self.doc.sync().receive_sync_message(state, message);
+        Received {
+            changed: self.doc.get_heads() != before,
+            error: result
+                .err()
+                .map(|e| DocError::BadSyncMessage(e.to_string())),
+        }
     }
 
     /// All changes, oldest first (causal order).
@@ -317,6 +326,59 @@ impl Document {
                 }
             })
             .collect()
+    }
+}
+
+/// What applying a peer's sync message did.
+#[derive(Debug)]
+pub struct Received {
+    /// The document's heads moved (store it).
+    pub changed: bool,
+    /// Why (part of) the message was refused (end the session).
+    pub error: Option<DocError>,
+}
+
+impl Received {
+    fn failed(error: DocError) -> Self {
+        Self {
+            changed: false,
+            error: Some(error),
+        }
+    }
+}
+
+/// Largest bloom filter parameters accepted from a peer. Automerge itself
+/// uses 10 bits per entry and 7 probes; zero bits per entry makes its filter
+/// divide by zero, and huge probe counts allocate without bound.
+const MAX_BLOOM_PARAM: u64 = 64;
+
+/// Validates a peer's bloom filter header (three LEB128 numbers: entries,
+/// bits per entry, probes) before Automerge evaluates it.
+fn check_bloom(bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut rest = bytes;
+    let mut next = || -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..35).step_by(7) {
+            let (&b, tail) = rest.split_first()?;
+            rest = tail;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    };
+    let (entries, bits, probes) = (next(), next(), next());
+    let usable = |v: Option<u64>| v.is_some_and(|v| (1..=MAX_BLOOM_PARAM).contains(&v));
+    match entries {
+        Some(0) => Ok(()),
+        Some(_) if usable(bits) && usable(probes) => Ok(()),
+        _ => Err(format!(
+            "bloom filter with unusable parameters (entries {entries:?}, bits per entry {bits:?}, probes {probes:?})"
+        )),
     }
 }
 

@@ -253,3 +253,56 @@ proptest! {
         prop_assert_eq!(Json::Object(d.to_json().unwrap()), second);
     }
 }
+
+#[test]
+fn hostile_bloom_filters_are_refused_without_panicking() {
+    use automerge::sync::{BloomFilter, Have, Message, State};
+    let mut sender = Document::new(actor(1));
+    sender.put(&obj(json!({"a": 1})), 1).unwrap();
+    let mut receiver = Document::load(&sender.save(), actor(2)).unwrap();
+    let bytes = sender.generate_sync_message(&mut State::new()).unwrap();
+    // entries = 1, bits per entry = 0, probes = 1: Automerge would divide by
+    // zero evaluating it; a huge probe count would allocate without bound.
+    let zero_bits = BloomFilter::try_from(&[1u8, 0, 1][..]).expect("parses");
+    let many_probes =
+        BloomFilter::try_from(&[1u8, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0][..]).expect("parses");
+    for bloom in [zero_bits, many_probes] {
+        let mut message = Message::decode(&bytes).unwrap();
+        message.have = vec![Have {
+            last_sync: vec![],
+            bloom,
+        }];
+        let received = receiver.receive_sync_message(&mut State::new(), &message.encode());
+        assert!(
+            matches!(received.error, Some(DocError::BadSyncMessage(_))),
+            "{received:?}"
+        );
+        assert!(!received.changed);
+        assert!(receiver.generate_sync_message(&mut State::new()).is_some());
+    }
+    let garbage = receiver.receive_sync_message(&mut State::new(), b"\x42garbage");
+    assert!(garbage.error.is_some() && !garbage.changed);
+}
+
+#[test]
+fn remote_nesting_beyond_the_limit_renders_as_null() {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT};
+    // A peer's document nested far deeper than local writes may go.
+    let mut remote = automerge::AutoCommit::new();
+    let mut obj_id = remote.put_object(ROOT, "deep", ObjType::Map).unwrap();
+    for _ in 0..(MAX_DEPTH * 4) {
+        obj_id = remote.put_object(&obj_id, "x", ObjType::Map).unwrap();
+    }
+    let mut doc = Document::new(actor(1));
+    doc.load_incremental(&remote.save()).unwrap();
+    let json = Json::Object(doc.to_json().unwrap());
+    let mut depth = 0;
+    let mut cursor = &json["deep"];
+    while let Json::Object(m) = cursor {
+        depth += 1;
+        cursor = &m["x"];
+    }
+    assert_eq!(*cursor, Json::Null);
+    assert!(depth < MAX_DEPTH, "{depth}");
+}

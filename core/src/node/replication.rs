@@ -22,6 +22,25 @@ use crate::sync::{Engine, Input, Needs, Output, Replica};
 pub(super) const TICK_MS: u64 = 1_000;
 /// Network events handled before their writes are committed together.
 const EVENTS_PER_GROUP: usize = 256;
+/// Documents held in memory by one sync round before it stores and parks them.
+const DIRTY_LIMIT: usize = 1024;
+
+/// The input without the documents that failed to load; `None` when
+/// nothing is left to do.
+fn without(input: Input, failed: &[DocKey]) -> Option<Input> {
+    if failed.is_empty() {
+        return Some(input);
+    }
+    match input {
+        Input::StartSync { peer, mut keys } => {
+            keys.retain(|k| !failed.contains(k));
+            (!keys.is_empty()).then_some(Input::StartSync { peer, keys })
+        }
+        // A message or change about a document we cannot load is dropped;
+        // other documents of the session go on.
+        _ => None,
+    }
+}
 
 /// The sync engine and its network, owned by the writer actor.
 pub(crate) struct SyncState {
@@ -86,6 +105,11 @@ impl SyncState {
             Some(rx) => rx.recv().await,
             None => std::future::pending().await,
         }
+    }
+
+    /// Offers a space to peers (sessions for it open on the next connection).
+    pub(super) fn offer(&mut self, space: &str) {
+        self.engine.add_space(space);
     }
 
     pub(super) async fn shutdown(&mut self) {
@@ -174,10 +198,20 @@ impl Actor {
         let mut queue = VecDeque::from([first]);
         while let Some(input) = queue.pop_front() {
             let needs = self.sync.engine.needs(&input);
-            if let Err(e) = self.meet(&needs).await {
-                tracing::warn!(error = %e, ?needs, "cannot load what a sync step needs; skipping it");
+            let failed = match self.meet(&needs).await {
+                Ok(failed) => failed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read what a sync step needs; skipping it");
+                    continue;
+                }
+            };
+            let Some(input) = without(input, &failed) else {
                 continue;
-            }
+            };
+            let peer = match &input {
+                Input::Received(peer, _) | Input::StartSync { peer, .. } => Some(*peer),
+                _ => None,
+            };
             let outputs = {
                 let mut view = View {
                     dirty: &mut self.dirty,
@@ -185,10 +219,38 @@ impl Actor {
                     states: &mut self.sync.states,
                     actor: &self.actor,
                 };
-                self.sync.engine.handle(&mut view, input)
+                let engine = &mut self.sync.engine;
+                // A bug reachable from peer input must cost that peer its
+                // session, not the node its writer.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine.handle(&mut view, input)
+                }))
+            };
+            let outputs = match outputs {
+                Ok(outputs) => outputs,
+                Err(_) => {
+                    tracing::error!(
+                        ?peer,
+                        "sync engine panicked; dropping the documents involved"
+                    );
+                    for key in &needs.docs {
+                        self.dirty.remove(key);
+                    }
+                    match peer {
+                        Some(peer) => vec![Output::Close(
+                            peer,
+                            "internal error handling its message".into(),
+                        )],
+                        None => Vec::new(),
+                    }
+                }
             };
             for out in outputs {
                 self.effect(out, &mut queue).await;
+            }
+            if self.dirty.len() > DIRTY_LIMIT {
+                // Bound memory during a large sync: store and park.
+                self.flush().await;
             }
         }
         self.sync.items.clear();
@@ -221,8 +283,10 @@ impl Actor {
         }
     }
 
-    /// Loads documents, digests and sync states an input needs.
-    async fn meet(&mut self, needs: &Needs) -> crate::Result<()> {
+    /// Loads documents, digests and sync states an input needs. Returns the
+    /// documents that could not be loaded (corrupt in storage): the input
+    /// goes on without them.
+    async fn meet(&mut self, needs: &Needs) -> crate::Result<Vec<DocKey>> {
         if !needs.digests.is_empty() && !self.rows.is_empty() {
             // Digests are read from the store: commit staged changes first.
             self.flush().await;
@@ -233,8 +297,12 @@ impl Actor {
                 self.sync.items.insert(space.clone(), items);
             }
         }
+        let mut failed = Vec::new();
         for key in &needs.docs {
-            self.load(key).await?;
+            if let Err(e) = self.load(key).await {
+                tracing::warn!(%key, error = %e, "document cannot be synced");
+                failed.push(key.clone());
+            }
         }
         let mut by_peer: HashMap<NodeId, Vec<&DocKey>> = HashMap::new();
         for (peer, key) in &needs.states {
@@ -245,7 +313,7 @@ impl Actor {
                 self.sync.states.insert((peer, key), state);
             }
         }
-        Ok(())
+        Ok(failed)
     }
 
     /// Known peers with their sync progress.

@@ -366,6 +366,9 @@ impl Actor {
         };
         let heads = cached.doc.heads();
         if let Some(committed) = change {
+            // A space first written here is offered to peers from the next
+            // connection on.
+            self.sync.offer(key.space());
             self.stage(key, Some(committed.json), Origin::Local);
         }
         Ok(heads.iter().map(ToString::to_string).collect())

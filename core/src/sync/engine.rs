@@ -17,14 +17,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::sync::State;
 
-use super::reconcile::{differences, initial_ranges};
-use super::wire::{Item, ItemKey, Message, Range, WireError};
+use super::reconcile::{describe, differences, in_bounds};
+use super::wire::{Item, ItemKey, Message, WireError};
 use crate::doc::Document;
 use crate::identity::NodeId;
 use crate::key::DocKey;
 
-/// A session idle this long with work outstanding re-reconciles.
+/// A session idle this long with work outstanding re-reconciles; each
+/// further retry waits twice as long, up to 16 times this.
 pub const RETRY_AFTER_MS: u64 = 3_000;
+/// Documents started per follow-up input, so memory and queued messages stay
+/// bounded however many documents differ.
+pub const START_BATCH: usize = 256;
 
 /// What the engine reads and changes: the node's documents.
 pub trait Replica {
@@ -97,9 +101,11 @@ struct Session {
     states: BTreeMap<ItemKey, State>,
     /// Documents this side still has something to exchange about.
     pending: BTreeSet<ItemKey>,
-    /// Whether the peer's `Reconcile` has arrived.
+    /// Whether the peer's `Reconcile` has arrived (up to the end of the key space).
     reconciled: bool,
     last_progress: u64,
+    /// Retries since the last sync message from the peer.
+    retries: u32,
 }
 
 #[derive(Debug, Default)]
@@ -137,8 +143,10 @@ impl Engine {
     }
 
     /// Starts offering a space (sessions open on the next connection).
-    pub fn add_space(&mut self, space: String) {
-        self.spaces.insert(space);
+    pub fn add_space(&mut self, space: &str) {
+        if !self.spaces.contains(space) {
+            self.spaces.insert(space.to_owned());
+        }
     }
 
     /// Connected peers.
@@ -246,7 +254,7 @@ impl Engine {
                 .iter()
                 .filter(move |(_, s)| {
                     (!s.reconciled || !s.pending.is_empty())
-                        && now.saturating_sub(s.last_progress) >= RETRY_AFTER_MS
+                        && now.saturating_sub(s.last_progress) >= RETRY_AFTER_MS << s.retries.min(4)
                 })
                 .map(move |(space, _)| (*peer, space.clone()))
         })
@@ -320,16 +328,9 @@ impl Engine {
                 for (peer, space) in stalled {
                     if let Some(s) = self.session(peer, &space) {
                         s.last_progress = now;
+                        s.retries += 1;
                     }
-                    let ranges = initial_ranges(&replica.items(&space));
-                    out.push(Output::Send(
-                        peer,
-                        Message::Reconcile {
-                            space,
-                            ranges,
-                            reply: true,
-                        },
-                    ));
+                    reconcile(&mut out, peer, &space, &replica.items(&space), true);
                 }
             }
         }
@@ -384,24 +385,20 @@ impl Engine {
                             ..Session::default()
                         },
                     );
-                    let ranges = initial_ranges(&replica.items(&space));
-                    out.push(Output::Send(
-                        peer,
-                        Message::Reconcile {
-                            space,
-                            ranges,
-                            reply: false,
-                        },
-                    ));
+                    reconcile(out, peer, &space, &replica.items(&space), false);
                 }
             }
             Message::Reconcile {
                 space,
+                lower,
                 ranges,
                 reply,
             } => {
                 if !p.hello {
                     return self.close(peer, "reconcile before hello".into(), out);
+                }
+                if ranges.is_empty() {
+                    return self.close(peer, "reconcile without ranges".into(), out);
                 }
                 let now = self.now;
                 let Some(session) = p.sessions.get_mut(&space) else {
@@ -411,25 +408,32 @@ impl Engine {
                         out,
                     );
                 };
-                session.reconciled = true;
-                session.last_progress = now;
-                let keys = self.differing(replica, &space, &ranges);
-                // Documents that do not differ are in sync, whatever was pending.
-                let session = self.session(peer, &space).expect("checked above");
-                session.pending = keys.iter().map(item_key).collect();
-                if reply {
-                    let ranges = initial_ranges(&replica.items(&space));
-                    out.push(Output::Send(
-                        peer,
-                        Message::Reconcile {
-                            space,
-                            ranges,
-                            reply: false,
-                        },
-                    ));
+                let upper = ranges.last().and_then(|r| r.upper.clone());
+                if upper.is_none() {
+                    session.reconciled = true;
                 }
-                if !keys.is_empty() {
-                    out.push(Output::Then(Input::StartSync { peer, keys }));
+                session.last_progress = now;
+                let items = replica.items(&space);
+                let differ = differences(&items, lower.as_ref(), &ranges);
+                // Within this part's bounds, documents that do not differ are
+                // in sync, whatever was pending.
+                session
+                    .pending
+                    .retain(|k| !in_bounds(k, lower.as_ref(), upper.as_ref()));
+                session.pending.extend(differ.iter().cloned());
+                // A request for our side is answered once, on its first part.
+                if reply && lower.is_none() {
+                    reconcile(out, peer, &space, &items, false);
+                }
+                let keys: Vec<DocKey> = differ
+                    .into_iter()
+                    .filter_map(|k| DocKey::new(space.as_str(), k.collection, k.id).ok())
+                    .collect();
+                for batch in keys.chunks(START_BATCH) {
+                    out.push(Output::Then(Input::StartSync {
+                        peer,
+                        keys: batch.to_vec(),
+                    }));
                 }
             }
             Message::Sync { space, key, data } => {
@@ -449,33 +453,27 @@ impl Engine {
                     };
                 let now = self.now;
                 let mut state = self.take_state(replica, peer, &doc_key);
-                match replica
+                let received = replica
                     .doc(&doc_key)
-                    .receive_sync_message(&mut state, &data)
-                {
-                    Ok(changed) => {
-                        if changed {
-                            out.push(Output::Applied {
-                                peer,
-                                key: doc_key.clone(),
-                            });
-                        }
-                        let session = self.session(peer, &space).expect("checked above");
-                        session.last_progress = now;
-                        session.states.insert(key, state);
-                        self.generate(replica, peer, &doc_key, false, out);
-                    }
-                    Err(e) => self.close(peer, format!("sync message for {doc_key}: {e}"), out),
+                    .receive_sync_message(&mut state, &data);
+                if received.changed {
+                    // Whatever Automerge accepted is valid and gets stored,
+                    // even if it refused the rest of the message.
+                    out.push(Output::Applied {
+                        peer,
+                        key: doc_key.clone(),
+                    });
                 }
+                if let Some(e) = received.error {
+                    return self.close(peer, format!("sync message for {doc_key}: {e}"), out);
+                }
+                let session = self.session(peer, &space).expect("checked above");
+                session.last_progress = now;
+                session.retries = 0;
+                session.states.insert(key, state);
+                self.generate(replica, peer, &doc_key, false, out);
             }
         }
-    }
-
-    fn differing(&self, replica: &mut impl Replica, space: &str, ranges: &[Range]) -> Vec<DocKey> {
-        differences(&replica.items(space), ranges)
-            .into_iter()
-            .filter_map(|k| DocKey::new(space, k.collection, k.id).ok())
-            .collect()
     }
 
     /// The in-memory sync state with `peer`, else the persisted one, else new.
@@ -506,8 +504,9 @@ impl Engine {
         }
         let mut state = self.take_state(replica, peer, key);
         if restart {
+            // Changes the peer lacks are resent when it names them in
+            // `need`, so only the wait for an answer is forgotten here.
             state.in_flight = false;
-            state.sent_hashes.clear();
         }
         let doc = replica.doc(key);
         let message = doc.generate_sync_message(&mut state);
@@ -548,4 +547,19 @@ fn saved_states(p: &Peer) -> Vec<(DocKey, Vec<u8>)> {
             })
         })
         .collect()
+}
+
+/// Sends our description of a space, in as many messages as it takes.
+fn reconcile(out: &mut Vec<Output>, peer: NodeId, space: &str, items: &[Item], reply: bool) {
+    for (lower, ranges) in describe(items) {
+        out.push(Output::Send(
+            peer,
+            Message::Reconcile {
+                space: space.to_owned(),
+                lower,
+                ranges,
+                reply,
+            },
+        ));
+    }
 }

@@ -1,11 +1,11 @@
 //! Which documents differ between two replicas of a space.
 //!
-//! Both peers describe their documents as [`Item`]s (key + hash of heads).
-//! This version exchanges the whole item list of a space as one range; the
-//! messages already carry ranges with upper bounds, so range-based set
-//! reconciliation (fingerprints of sub-ranges, recursing only where they
-//! differ) can replace [`initial_ranges`] and [`differences`] without a wire
-//! change.
+//! Both peers describe their documents as [`Item`]s (key + hash of heads),
+//! in key order, split into messages small enough for one frame. This
+//! version sends whole ranges as item lists; the messages already carry
+//! range bounds, so range-based set reconciliation (fingerprints of
+//! sub-ranges, recursing only where they differ) can replace [`describe`]
+//! and [`differences`] without a wire change.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +13,9 @@ use automerge::ChangeHash;
 use sha2::{Digest, Sha256};
 
 use super::wire::{Item, ItemKey, Range, RangePayload};
+
+/// Items per `Reconcile` message: at ~100 bytes each, well under a frame.
+pub const ITEMS_PER_MESSAGE: usize = 4096;
 
 /// The hash that stands for a document's state in reconciliation.
 pub fn heads_hash(heads: &[ChangeHash]) -> [u8; 32] {
@@ -25,26 +28,55 @@ pub fn heads_hash(heads: &[ChangeHash]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// What the initiator of a reconciliation sends first.
-pub fn initial_ranges(local: &[Item]) -> Vec<Range> {
-    vec![Range {
-        upper: None,
-        payload: RangePayload::Items(local.to_vec()),
-    }]
+/// One `Reconcile` message's worth: its lower bound and ranges.
+pub type Part = (Option<ItemKey>, Vec<Range>);
+
+/// Describes a replica's items as consecutive parts covering the whole key
+/// space (at least one part, even when empty).
+pub fn describe(local: &[Item]) -> Vec<Part> {
+    let mut items = local.to_vec();
+    items.sort();
+    let chunks: Vec<&[Item]> = if items.is_empty() {
+        vec![&[]]
+    } else {
+        items.chunks(ITEMS_PER_MESSAGE).collect()
+    };
+    let mut parts = Vec::with_capacity(chunks.len());
+    let mut lower: Option<ItemKey> = None;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let upper = chunks.get(i + 1).map(|next| next[0].key.clone());
+        parts.push((
+            lower.clone(),
+            vec![Range {
+                upper: upper.clone(),
+                payload: RangePayload::Items(chunk.to_vec()),
+            }],
+        ));
+        lower = upper;
+    }
+    parts
 }
 
-/// Keys whose documents differ: present on one side only, or with different
-/// heads. `remote` must cover the whole key space (ranges in order).
-pub fn differences(local: &[Item], remote: &[Range]) -> Vec<ItemKey> {
+/// Whether `key` lies in `[lower, upper)`.
+pub fn in_bounds(key: &ItemKey, lower: Option<&ItemKey>, upper: Option<&ItemKey>) -> bool {
+    lower.is_none_or(|l| key >= l) && upper.is_none_or(|u| key < u)
+}
+
+/// Keys within the part's bounds whose documents differ: present on one
+/// side only, or with different heads.
+pub fn differences(local: &[Item], lower: Option<&ItemKey>, ranges: &[Range]) -> Vec<ItemKey> {
+    let upper = ranges.last().and_then(|r| r.upper.as_ref());
     let mut theirs: BTreeMap<&ItemKey, &[u8; 32]> = BTreeMap::new();
-    for range in remote {
+    for range in ranges {
         let RangePayload::Items(items) = &range.payload;
         for item in items {
-            theirs.insert(&item.key, &item.hash);
+            if in_bounds(&item.key, lower, upper) {
+                theirs.insert(&item.key, &item.hash);
+            }
         }
     }
     let mut out = Vec::new();
-    for item in local {
+    for item in local.iter().filter(|i| in_bounds(&i.key, lower, upper)) {
         match theirs.remove(&item.key) {
             Some(hash) if *hash == item.hash => {}
             _ => out.push(item.key.clone()),
@@ -69,16 +101,57 @@ mod tests {
         }
     }
 
+    fn all_differences(local: &[Item], remote: &[Item]) -> Vec<String> {
+        describe(remote)
+            .iter()
+            .flat_map(|(lower, ranges)| differences(local, lower.as_ref(), ranges))
+            .map(|k| k.id)
+            .collect()
+    }
+
     #[test]
     fn finds_missing_and_changed_documents() {
         let local = vec![item("a", 1), item("b", 2), item("c", 3)];
-        let remote = initial_ranges(&[item("b", 2), item("c", 9), item("d", 4)]);
-        let ids: Vec<_> = differences(&local, &remote)
-            .into_iter()
-            .map(|k| k.id)
-            .collect();
-        assert_eq!(ids, ["a", "c", "d"]);
-        assert!(differences(&local, &initial_ranges(&local)).is_empty());
+        let remote = [item("b", 2), item("c", 9), item("d", 4)];
+        assert_eq!(all_differences(&local, &remote), ["a", "c", "d"]);
+        assert!(all_differences(&local, &local).is_empty());
+        assert_eq!(all_differences(&local, &[]), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn large_spaces_split_into_bounded_parts() {
+        let n = ITEMS_PER_MESSAGE * 2 + 10;
+        let remote: Vec<Item> = (0..n).map(|i| item(&format!("{i:06}"), 1)).collect();
+        let parts = describe(&remote);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].0, None);
+        assert_eq!(parts[2].1.last().unwrap().upper, None);
+        // Every part fits in a frame.
+        for part in &parts {
+            let frame = super::super::wire::encode(&super::super::wire::Message::Reconcile {
+                space: "s".into(),
+                lower: part.0.clone(),
+                ranges: part.1.clone(),
+                reply: false,
+            });
+            assert!(
+                frame.len() < super::super::wire::MAX_FRAME / 4,
+                "{}",
+                frame.len()
+            );
+        }
+        let mut local = remote.clone();
+        local[5].hash = [2; 32];
+        local[ITEMS_PER_MESSAGE + 3].hash = [2; 32];
+        local.remove(n - 1);
+        assert_eq!(
+            all_differences(&local, &remote),
+            [
+                format!("{:06}", 5),
+                format!("{:06}", ITEMS_PER_MESSAGE + 3),
+                format!("{:06}", n - 1)
+            ]
+        );
     }
 
     #[test]

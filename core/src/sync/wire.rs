@@ -60,11 +60,15 @@ pub enum Message {
         /// Spaces the sender is willing to sync.
         spaces: Vec<String>,
     },
-    /// Reconciliation of which documents differ in a space.
+    /// Reconciliation of which documents differ in a space. A space is
+    /// described by one or more of these, in key order, each covering
+    /// `[lower, last range's upper)`; the last one ends with `upper: None`.
     Reconcile {
         /// The space.
         space: String,
-        /// Consecutive ranges covering the key space.
+        /// Inclusive lower bound of the first range; `None` is the start.
+        lower: Option<ItemKey>,
+        /// Consecutive ranges.
         ranges: Vec<Range>,
         /// Asks the peer to answer with its own ranges (sent on retries;
         /// when a session opens both sides send theirs unasked).
@@ -149,6 +153,7 @@ mod tests {
             },
             Message::Reconcile {
                 space: "personal".into(),
+                lower: None,
                 ranges: vec![Range {
                     upper: None,
                     payload: RangePayload::Items(vec![Item {
