@@ -95,6 +95,13 @@ pub async fn open(dir: &Path) -> Result<(Writer, Reader), StoreError> {
     Ok((writer, Reader::new(readers)))
 }
 
+/// `(?,?,..),(?,?,..)..`: `rows` groups of `columns` parameters, for
+/// multi-row statements.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    let group = format!("({})", vec!["?"; columns].join(","));
+    vec![group; rows].join(",")
+}
+
 /// Encodes heads as sorted, concatenated 32-byte hashes.
 pub fn encode_heads(heads: &[automerge::ChangeHash]) -> Vec<u8> {
     let mut sorted = heads.to_vec();

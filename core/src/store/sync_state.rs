@@ -60,13 +60,7 @@ impl Writer {
             let mut sql = String::from(
                 "INSERT OR REPLACE INTO sync_states (peer, space, collection, id, state) VALUES ",
             );
-            for i in 0..part.len() {
-                sql.push_str(if i == 0 {
-                    "(?,?,?,?,?)"
-                } else {
-                    ",(?,?,?,?,?)"
-                });
-            }
+            sql.push_str(&super::placeholders(part.len(), 5));
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (key, state) in part {
                 query = query
@@ -96,9 +90,7 @@ impl Writer {
             let mut sql = String::from(
                 "SELECT space, collection, id, state FROM sync_states WHERE peer = ? AND (space, collection, id) IN (VALUES ",
             );
-            for i in 0..part.len() {
-                sql.push_str(if i == 0 { "(?,?,?)" } else { ",(?,?,?)" });
-            }
+            sql.push_str(&super::placeholders(part.len(), 3));
             sql.push(')');
             let mut query = sqlx::query(AssertSqlSafe(sql)).bind(&peer_text);
             for key in part {

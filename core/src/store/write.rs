@@ -77,9 +77,7 @@ impl Writer {
                  FROM docs d JOIN chunks c ON c.doc = d.doc \
                  WHERE (d.space, d.collection, d.id) IN (VALUES ",
             );
-            for i in 0..part.len() {
-                sql.push_str(if i == 0 { "(?,?,?)" } else { ",(?,?,?)" });
-            }
+            sql.push_str(&super::placeholders(part.len(), 3));
             sql.push_str(") ORDER BY d.doc, c.seq");
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for key in part {
@@ -201,13 +199,7 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[WriteRow]) -> Result<(
     let mut sql = String::from(
         "INSERT INTO doc_writes (space, collection, id, heads, json, deleted, updated_at, chunk, snapshot) VALUES ",
     );
-    for i in 0..rows.len() {
-        sql.push_str(if i == 0 {
-            "(?,?,?,?,?,?,?,?,?)"
-        } else {
-            ",(?,?,?,?,?,?,?,?,?)"
-        });
-    }
+    sql.push_str(&super::placeholders(rows.len(), 9));
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for row in rows {
         query = query
