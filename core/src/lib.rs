@@ -10,6 +10,7 @@
 //! - [`node`]: the facade and the writer actor (group commit, caches, change feed);
 //! - [`doc`]: JSON <-> Automerge (field-level diff, text merge, tombstones);
 //! - [`store`]: SQLite via sqlx, the only module with SQL;
+//! - [`auth`]: spaces, signed membership logs and invites (pure, verifiable offline);
 //! - [`sync`]: the sans-IO sync protocol (wire format, reconciliation, engine);
 //! - [`net`]: libp2p transports, discovery and framed `/weft/sync/1` streams (IO only);
 //! - [`identity`], [`config`], [`key`]: device keys, settings, addresses.
@@ -27,6 +28,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod config;
 pub mod doc;
 mod error;

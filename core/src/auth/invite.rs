@@ -1,0 +1,254 @@
+//! Invite tokens: an admin's signed offer of a role in a space, compact
+//! enough to paste into a chat.
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use super::space::{Role, SpaceId};
+use super::{AuthError, signing_bytes};
+use crate::identity::NodeId;
+
+/// Every token starts with this, so a pasted token is recognisable.
+pub const INVITE_PREFIX: &str = "weft-invite-";
+const DOMAIN: &str = "weft/invite/1";
+/// Longest token accepted (a token is normally a few hundred bytes).
+const MAX_TOKEN: usize = 8 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Terms {
+    space: SpaceId,
+    name: String,
+    role: Role,
+    /// Unix seconds after which the invite is void.
+    expires: i64,
+    nonce: serde_bytes::ByteArray<16>,
+    /// Where the inviter listens, so the joiner can dial it.
+    addrs: Vec<String>,
+    /// Only this node may use the invite, if set.
+    node: Option<NodeId>,
+    inviter: NodeId,
+}
+
+/// A signed invite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    terms: Terms,
+    #[serde(with = "serde_bytes")]
+    signature: [u8; 64],
+}
+
+impl Invite {
+    /// Issues an invite signed by `inviter` (who must be an admin for the
+    /// invite to be honoured).
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue(
+        inviter: &SigningKey,
+        space: SpaceId,
+        name: &str,
+        role: Role,
+        expires: i64,
+        addrs: Vec<String>,
+        node: Option<NodeId>,
+    ) -> Result<Self, AuthError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| AuthError::InvalidToken(format!("no randomness: {e}")))?;
+        let terms = Terms {
+            space,
+            name: name.to_owned(),
+            role,
+            expires,
+            nonce: serde_bytes::ByteArray::new(nonce),
+            addrs,
+            node,
+            inviter: NodeId::from_bytes(inviter.verifying_key().to_bytes()),
+        };
+        let signature = inviter.sign(&signing_bytes(DOMAIN, &terms)).to_bytes();
+        Ok(Self { terms, signature })
+    }
+
+    /// Checks the inviter's signature.
+    pub fn verify_signature(&self) -> Result<(), AuthError> {
+        let key = VerifyingKey::from_bytes(self.terms.inviter.as_bytes())
+            .map_err(|_| AuthError::BadSignature("invite"))?;
+        key.verify_strict(
+            &signing_bytes(DOMAIN, &self.terms),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| AuthError::BadSignature("invite"))
+    }
+
+    /// Everything a joiner can check on its own: signature, expiry, binding.
+    /// (Whether the inviter is an admin is checked against the space's log.)
+    pub fn check(&self, joiner: NodeId, now: i64) -> Result<(), AuthError> {
+        self.verify_signature()?;
+        if now > self.terms.expires {
+            return Err(AuthError::Expired {
+                expired: self.terms.expires,
+                now,
+            });
+        }
+        match self.terms.node {
+            Some(bound) if bound != joiner => Err(AuthError::WrongNode(bound.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The space offered.
+    pub fn space(&self) -> SpaceId {
+        self.terms.space
+    }
+
+    /// The space's name, as the inviter knows it.
+    pub fn name(&self) -> &str {
+        &self.terms.name
+    }
+
+    /// The role offered.
+    pub fn role(&self) -> Role {
+        self.terms.role
+    }
+
+    /// Unix seconds after which the invite is void.
+    pub fn expires(&self) -> i64 {
+        self.terms.expires
+    }
+
+    /// The node bound to the invite, if any.
+    pub fn node(&self) -> Option<NodeId> {
+        self.terms.node
+    }
+
+    /// Who issued it.
+    pub fn inviter(&self) -> NodeId {
+        self.terms.inviter
+    }
+
+    /// Where the inviter listens.
+    pub fn addrs(&self) -> &[String] {
+        &self.terms.addrs
+    }
+
+    /// Identifies the invite (one invite admits one node).
+    pub fn nonce(&self) -> [u8; 16] {
+        self.terms.nonce.into_array()
+    }
+
+    /// The copy-pasteable token.
+    pub fn to_token(&self) -> String {
+        let mut bytes = Vec::new();
+        if let Err(e) = ciborium::into_writer(self, &mut bytes) {
+            tracing::error!(error = %e, "encoding an invite failed");
+        }
+        format!("{INVITE_PREFIX}{}", bs58::encode(bytes).into_string())
+    }
+
+    /// Parses a token (signature not yet checked: see [`Self::check`]).
+    pub fn from_token(token: &str) -> Result<Self, AuthError> {
+        let token = token.trim();
+        if token.len() > MAX_TOKEN {
+            return Err(AuthError::InvalidToken(format!(
+                "{} bytes is too long for a token",
+                token.len()
+            )));
+        }
+        let body = token.strip_prefix(INVITE_PREFIX).ok_or_else(|| {
+            AuthError::InvalidToken(format!("a token starts with {INVITE_PREFIX:?}"))
+        })?;
+        let bytes = bs58::decode(body)
+            .into_vec()
+            .map_err(|e| AuthError::InvalidToken(format!("not base58: {e}")))?;
+        ciborium::from_reader(bytes.as_slice()).map_err(|e| AuthError::InvalidToken(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::SpaceKey;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn node(n: u8) -> NodeId {
+        NodeId::from_bytes(key(n).verifying_key().to_bytes())
+    }
+
+    fn invite(bound: Option<NodeId>) -> Invite {
+        let space = SpaceKey::generate().unwrap().id();
+        Invite::issue(
+            &key(1),
+            space,
+            "team",
+            Role::Writer,
+            1_000,
+            vec!["/ip4/127.0.0.1/tcp/1".into()],
+            bound,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_round_trip_and_check() {
+        let inv = invite(None);
+        let token = inv.to_token();
+        assert!(
+            token.starts_with(INVITE_PREFIX) && token.len() < 600,
+            "{}",
+            token.len()
+        );
+        let back = Invite::from_token(&format!("  {token}\n")).unwrap();
+        assert_eq!(back, inv);
+        back.check(node(2), 999).unwrap();
+        assert_eq!(
+            (back.role(), back.name(), back.inviter()),
+            (Role::Writer, "team", node(1))
+        );
+    }
+
+    #[test]
+    fn expired_bound_forged_and_garbled_tokens_are_refused() {
+        let inv = invite(Some(node(2)));
+        assert!(matches!(
+            inv.check(node(2), 1_001),
+            Err(AuthError::Expired {
+                expired: 1_000,
+                now: 1_001
+            })
+        ));
+        assert!(matches!(
+            inv.check(node(3), 10),
+            Err(AuthError::WrongNode(_))
+        ));
+        inv.check(node(2), 10).unwrap();
+
+        let mut forged = inv.clone();
+        forged.terms.role = Role::Admin;
+        assert_eq!(
+            forged.check(node(2), 10),
+            Err(AuthError::BadSignature("invite"))
+        );
+        let mut stretched = inv.clone();
+        stretched.terms.expires = i64::MAX;
+        assert!(stretched.verify_signature().is_err());
+        let mut other_inviter = inv.clone();
+        other_inviter.terms.inviter = node(4);
+        assert!(other_inviter.verify_signature().is_err());
+
+        for bad in [
+            "",
+            "hello",
+            "weft-invite-",
+            "weft-invite-0OIl",
+            "weft-invite-2NEpo7TZRRrLZSi2U",
+        ] {
+            assert!(
+                matches!(Invite::from_token(bad), Err(AuthError::InvalidToken(_))),
+                "{bad:?}"
+            );
+        }
+        let long = format!("{INVITE_PREFIX}{}", "1".repeat(MAX_TOKEN));
+        assert!(Invite::from_token(&long).is_err());
+    }
+}

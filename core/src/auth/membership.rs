@@ -1,0 +1,412 @@
+//! Evaluating a space's membership log.
+//!
+//! **Order.** Entries form a DAG through `prev` (each cites the entries its
+//! signer had seen). Every replica evaluates them in the same order: causal
+//! (cited entries first), ties broken by claimed time, then hash. So all
+//! replicas holding the same entries agree on the result.
+//!
+//! **Validity**, checked against the state built by the entries before it:
+//! the signature verifies and the space matches; the first entry is the
+//! genesis (`Create`, signed by the space key); `Grant` and `Revoke` are
+//! signed by an admin; a `Join` is signed by the joiner and carries an invite
+//! signed by an admin, for this space, bound to the joiner if bound at all,
+//! not expired at the join's claimed time, and not used by another node.
+//! Anything else is ignored and reported in [`Membership::rejected`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::entry::{Action, Entry, EntryHash, Signer};
+use super::space::{Role, SpaceId};
+use crate::identity::NodeId;
+
+/// An entry that was ignored, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The entry.
+    pub hash: EntryHash,
+    /// Why it does not count.
+    pub reason: String,
+}
+
+/// Who holds which role in a space, as its log says.
+#[derive(Clone, Debug, Default)]
+pub struct Membership {
+    name: Option<String>,
+    roles: BTreeMap<NodeId, Role>,
+    accepted: Vec<EntryHash>,
+    rejected: Vec<Rejected>,
+    cited: BTreeSet<EntryHash>,
+}
+
+impl Membership {
+    /// Evaluates a log (in any order, duplicates allowed).
+    pub fn evaluate(space: SpaceId, entries: &[Entry]) -> Self {
+        let mut by_hash: HashMap<EntryHash, &Entry> = HashMap::new();
+        for e in entries {
+            by_hash.insert(e.hash(), e);
+        }
+        let mut state = Membership::default();
+        let mut waiting: HashMap<EntryHash, usize> = HashMap::new();
+        let mut dependents: HashMap<EntryHash, Vec<EntryHash>> = HashMap::new();
+        let mut ready: BTreeSet<(i64, EntryHash)> = BTreeSet::new();
+        for (hash, e) in &by_hash {
+            let prev: BTreeSet<EntryHash> = e.prev().collect();
+            if let Some(missing) = prev.iter().find(|p| !by_hash.contains_key(*p)) {
+                state.reject(*hash, format!("cites unknown entry {}", short(missing)));
+                continue;
+            }
+            if prev.is_empty() {
+                ready.insert((e.time(), *hash));
+            } else {
+                waiting.insert(*hash, prev.len());
+                for p in prev {
+                    dependents.entry(p).or_default().push(*hash);
+                }
+            }
+        }
+        let mut used_invites: HashMap<[u8; 16], NodeId> = HashMap::new();
+        while let Some((_, hash)) = ready.pop_first() {
+            let entry = by_hash[&hash];
+            match state.check(space, entry, &used_invites) {
+                Ok(effect) => {
+                    state.apply(effect, &mut used_invites);
+                    state.accepted.push(hash);
+                    state.cited.extend(entry.prev());
+                }
+                Err(reason) => state.reject(hash, reason),
+            }
+            for d in dependents.remove(&hash).unwrap_or_default() {
+                if let Some(n) = waiting.get_mut(&d) {
+                    *n -= 1;
+                    if *n == 0 {
+                        waiting.remove(&d);
+                        ready.insert((by_hash[&d].time(), d));
+                    }
+                }
+            }
+        }
+        // Whatever still waits depends on a rejected-as-unknown entry.
+        for hash in waiting.into_keys() {
+            state.reject(hash, "depends on an entry that cannot be ordered".into());
+        }
+        state
+    }
+
+    fn reject(&mut self, hash: EntryHash, reason: String) {
+        tracing::warn!(entry = %short(&hash), %reason, "ignoring membership entry");
+        self.rejected.push(Rejected { hash, reason });
+    }
+
+    /// What a valid entry changes, or why it is invalid.
+    fn check(
+        &self,
+        space: SpaceId,
+        e: &Entry,
+        used: &HashMap<[u8; 16], NodeId>,
+    ) -> Result<Effect, String> {
+        e.verify_signature().map_err(|err| err.to_string())?;
+        if e.space() != space {
+            return Err(format!("belongs to space {}", e.space()));
+        }
+        let genesis = self.accepted.is_empty();
+        match (e.action(), e.signer()) {
+            (Action::Create { admin, name }, Signer::Space) if genesis => {
+                Ok(Effect::Create(*admin, name.clone()))
+            }
+            (Action::Create { .. }, _) => Err("a second or misplaced genesis".into()),
+            _ if genesis => Err("precedes the space's genesis".into()),
+            (_, Signer::Space) => Err("the space key only signs the genesis".into()),
+            (Action::Grant { node, role }, Signer::Node(by)) => {
+                self.require_admin(by)?;
+                Ok(Effect::Set(*node, Some(*role)))
+            }
+            (Action::Revoke { node }, Signer::Node(by)) => {
+                self.require_admin(by)?;
+                Ok(Effect::Set(*node, None))
+            }
+            (Action::Join { invite }, Signer::Node(joiner)) => {
+                if invite.space() != space {
+                    return Err("invite for another space".into());
+                }
+                invite.verify_signature().map_err(|err| err.to_string())?;
+                self.require_admin(invite.inviter()).map_err(|_| {
+                    format!("invite signed by {}, who is not an admin", invite.inviter())
+                })?;
+                if invite.node().is_some_and(|n| n != joiner) {
+                    return Err("invite bound to another node".into());
+                }
+                if e.time() > invite.expires() {
+                    return Err("joined after the invite expired".into());
+                }
+                if used.get(&invite.nonce()).is_some_and(|n| *n != joiner) {
+                    return Err("invite already used by another node".into());
+                }
+                Ok(Effect::Join(joiner, invite.role(), invite.nonce()))
+            }
+        }
+    }
+
+    fn require_admin(&self, node: NodeId) -> Result<(), String> {
+        match self.roles.get(&node) {
+            Some(Role::Admin) => Ok(()),
+            _ => Err(format!("signed by {node}, who is not an admin")),
+        }
+    }
+
+    fn apply(&mut self, effect: Effect, used: &mut HashMap<[u8; 16], NodeId>) {
+        match effect {
+            Effect::Create(admin, name) => {
+                self.name = Some(name);
+                self.roles.insert(admin, Role::Admin);
+            }
+            Effect::Set(node, Some(role)) => {
+                self.roles.insert(node, role);
+            }
+            Effect::Set(node, None) => {
+                self.roles.remove(&node);
+            }
+            Effect::Join(node, role, nonce) => {
+                used.insert(nonce, node);
+                let current = self.roles.entry(node).or_insert(role);
+                *current = (*current).max(role);
+            }
+        }
+    }
+
+    /// A node's role, if it is a member.
+    pub fn role(&self, node: NodeId) -> Option<Role> {
+        self.roles.get(&node).copied()
+    }
+
+    /// Every member.
+    pub fn members(&self) -> &BTreeMap<NodeId, Role> {
+        &self.roles
+    }
+
+    /// The name given at creation.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Entries that were ignored.
+    pub fn rejected(&self) -> &[Rejected] {
+        &self.rejected
+    }
+
+    /// Accepted entries no other accepted entry cites: what a new entry
+    /// should cite as `prev`.
+    pub fn heads(&self) -> Vec<EntryHash> {
+        self.accepted
+            .iter()
+            .filter(|h| !self.cited.contains(*h))
+            .copied()
+            .collect()
+    }
+}
+
+enum Effect {
+    Create(NodeId, String),
+    Set(NodeId, Option<Role>),
+    Join(NodeId, Role, [u8; 16]),
+}
+
+fn short(hash: &EntryHash) -> String {
+    hash[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::auth::{Invite, SpaceKey};
+
+    struct Fixture {
+        space: SpaceKey,
+        admin: SigningKey,
+        log: Vec<Entry>,
+    }
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn id(k: &SigningKey) -> NodeId {
+        NodeId::from_bytes(k.verifying_key().to_bytes())
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let space = SpaceKey::generate().unwrap();
+            let admin = key(1);
+            let genesis = Entry::create(&space, id(&admin), "team", 100);
+            Self {
+                space,
+                admin,
+                log: vec![genesis],
+            }
+        }
+        fn eval(&self) -> Membership {
+            Membership::evaluate(self.space.id(), &self.log)
+        }
+        fn add(&mut self, by: &SigningKey, action: Action, time: i64) -> EntryHash {
+            let heads = self.eval().heads();
+            let e = Entry::sign(by, self.space.id(), action, &heads, time);
+            let h = e.hash();
+            self.log.push(e);
+            h
+        }
+        fn invite(&self, by: &SigningKey, role: Role, bound: Option<NodeId>) -> Invite {
+            Invite::issue(by, self.space.id(), "team", role, 1_000, vec![], bound).unwrap()
+        }
+    }
+
+    #[test]
+    fn genesis_grants_revokes_and_joins() {
+        let mut f = Fixture::new();
+        let m = f.eval();
+        assert_eq!(m.name(), Some("team"));
+        assert_eq!(m.role(id(&f.admin)), Some(Role::Admin));
+        let admin = f.admin.clone();
+        f.add(
+            &admin,
+            Action::Grant {
+                node: id(&key(2)),
+                role: Role::Writer,
+            },
+            101,
+        );
+        let inv = f.invite(&admin, Role::Reader, Some(id(&key(3))));
+        f.add(&key(3), Action::Join { invite: inv }, 102);
+        let m = f.eval();
+        assert_eq!(m.role(id(&key(2))), Some(Role::Writer));
+        assert_eq!(m.role(id(&key(3))), Some(Role::Reader));
+        f.add(&admin, Action::Revoke { node: id(&key(2)) }, 103);
+        let m = f.eval();
+        assert_eq!(m.role(id(&key(2))), None);
+        assert!(m.rejected().is_empty(), "{:?}", m.rejected());
+        assert_eq!(m.heads().len(), 1);
+        // Evaluation does not depend on the order entries arrive in.
+        let mut shuffled = f.log.clone();
+        shuffled.reverse();
+        let again = Membership::evaluate(f.space.id(), &shuffled);
+        assert_eq!(again.members(), m.members());
+    }
+
+    #[test]
+    fn invalid_entries_are_ignored_and_reported() {
+        let mut f = Fixture::new();
+        let admin = f.admin.clone();
+        // A non-admin cannot grant, revoke or invite.
+        f.add(
+            &key(5),
+            Action::Grant {
+                node: id(&key(5)),
+                role: Role::Admin,
+            },
+            101,
+        );
+        f.add(&key(5), Action::Revoke { node: id(&admin) }, 101);
+        let rogue_invite = f.invite(&key(5), Role::Admin, None);
+        f.add(
+            &key(6),
+            Action::Join {
+                invite: rogue_invite,
+            },
+            101,
+        );
+        // Bound, expired, reused and foreign invites.
+        let bound = f.invite(&admin, Role::Writer, Some(id(&key(7))));
+        f.add(&key(8), Action::Join { invite: bound }, 101);
+        let expiring = f.invite(&admin, Role::Writer, None);
+        f.add(&key(9), Action::Join { invite: expiring }, 5_000);
+        let once = f.invite(&admin, Role::Writer, None);
+        f.add(
+            &key(10),
+            Action::Join {
+                invite: once.clone(),
+            },
+            101,
+        );
+        f.add(&key(11), Action::Join { invite: once }, 102);
+        let other = SpaceKey::generate().unwrap();
+        let foreign =
+            Invite::issue(&admin, other.id(), "x", Role::Admin, 1_000, vec![], None).unwrap();
+        f.add(&key(12), Action::Join { invite: foreign }, 101);
+        // A tampered entry (re-encoded with a changed role) and a second genesis.
+        let mut tampered = Entry::sign(
+            &admin,
+            f.space.id(),
+            Action::Grant {
+                node: id(&key(13)),
+                role: Role::Reader,
+            },
+            &[],
+            101,
+        )
+        .encode();
+        let pos = tampered.windows(6).position(|w| w == b"reader").unwrap();
+        tampered[pos..pos + 6].copy_from_slice(b"writer");
+        f.log.push(Entry::decode(&tampered).unwrap());
+        // A genesis can only come from the space key, which the creator
+        // discards after signing; a node signing one does not count.
+        f.add(
+            &key(14),
+            Action::Create {
+                admin: id(&key(14)),
+                name: "takeover".into(),
+            },
+            101,
+        );
+
+        let m = f.eval();
+        assert_eq!(
+            m.members().len(),
+            2,
+            "{:?} {:#?}",
+            m.members(),
+            m.rejected()
+        );
+        assert_eq!(m.role(id(&key(10))), Some(Role::Writer));
+        assert_eq!(m.rejected().len(), 9, "{:#?}", m.rejected());
+        assert!(
+            m.rejected()
+                .iter()
+                .any(|r| r.reason.contains("bad signature"))
+        );
+        assert!(m.rejected().iter().any(|r| r.reason.contains("expired")));
+        assert!(
+            m.rejected()
+                .iter()
+                .any(|r| r.reason.contains("already used"))
+        );
+    }
+
+    #[test]
+    fn unknown_citations_and_foreign_spaces_do_not_count() {
+        let f = Fixture::new();
+        let orphan = Entry::sign(
+            &f.admin,
+            f.space.id(),
+            Action::Grant {
+                node: id(&key(2)),
+                role: Role::Admin,
+            },
+            &[[7; 32]],
+            101,
+        );
+        let other = SpaceKey::generate().unwrap();
+        let elsewhere = Entry::create(&other, id(&key(3)), "x", 100);
+        let mut log = f.log.clone();
+        log.extend([orphan, elsewhere]);
+        let m = Membership::evaluate(f.space.id(), &log);
+        assert_eq!(m.members().len(), 1);
+        assert_eq!(m.rejected().len(), 2);
+        // No genesis at all: nobody is a member.
+        assert!(
+            Membership::evaluate(other.id(), &f.log)
+                .members()
+                .is_empty()
+        );
+    }
+}
