@@ -14,8 +14,6 @@ pub struct Config {
     /// Where the replica lives. `None`: `$WEFT_DATA_DIR`, else the platform
     /// data dir (e.g. `~/.local/share/weft` on Linux).
     pub data_dir: Option<PathBuf>,
-    /// The space used when a caller names none.
-    pub default_space: String,
     /// Automerge documents kept in memory (least recently used are dropped).
     pub doc_cache_size: usize,
     /// Materialized JSON documents kept in memory for point reads.
@@ -24,23 +22,19 @@ pub struct Config {
     /// there are this many.
     pub compact_after_chunks: u32,
     /// Networking; `None` keeps the replica offline. Off by default until
-    /// spaces carry access control: with it on, any peer that connects can
-    /// sync the spaces offered.
+    /// sync sessions check membership: with it on, any peer that connects
+    /// can sync the spaces this device is in.
     pub network: Option<crate::net::NetConfig>,
-    /// Spaces to sync besides the default space and those already stored.
-    pub sync_spaces: Vec<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: None,
-            default_space: "personal".into(),
             doc_cache_size: 512,
             json_cache_size: 16_384,
             compact_after_chunks: 32,
             network: None,
-            sync_spaces: Vec::new(),
         }
     }
 }

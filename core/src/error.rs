@@ -57,6 +57,15 @@ pub enum Error {
     /// The local database failed.
     #[error(transparent)]
     Store(StoreError),
+    /// An invite or membership problem (bad token, expired, forged).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// This node lacks the role an operation needs.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    /// A space this device has not created or joined.
+    #[error("unknown space {0:?}: create it or join it with an invite")]
+    UnknownSpace(String),
     /// Networking failed or is off.
     #[error("network: {0}")]
     Network(String),

@@ -39,13 +39,14 @@ pub mod node;
 pub mod store;
 pub mod sync;
 
+pub use auth::{Role, SpaceId};
 pub use config::Config;
 pub use doc::{ChangeInfo, DocError, MAX_DOC_BYTES, parse_object};
 pub use error::{Error, Result};
 pub use identity::NodeId;
 pub use key::DocKey;
 pub use node::{
-    ChangeEvent, FeedError, Node, Origin, PeerStatus, Status, SubscribeFilter, Subscription,
-    SyncProgress, Write,
+    ChangeEvent, FeedError, Node, Origin, PeerStatus, SpaceInfo, Status, SubscribeFilter,
+    Subscription, SyncProgress, Write,
 };
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};

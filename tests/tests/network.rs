@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use weft_core::net::NetConfig;
-use weft_core::{Config, DocKey, Node, Origin, SubscribeFilter, Write};
+use weft_core::{Config, DocKey, Node, Origin, Role, SubscribeFilter, Write};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -43,17 +43,55 @@ where
             let _ = feed.recv().await;
         }
     };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what} on {}", node.node_id()));
+    if tokio::time::timeout(WAIT, wait).await.is_err() {
+        panic!(
+            "timed out waiting for {what} on {}; its spaces: {:?}; peers: {:?}",
+            node.node_id(),
+            node.space_list().await,
+            node.peers().await
+        );
+    }
+}
+
+/// Creates a space on `owner`, invites each of `others` as a writer and
+/// waits until each knows it is a member (the membership log has synced).
+async fn shared_space(owner: &Node, others: &[&Node]) -> String {
+    let space = owner.space_create("team").await.unwrap().to_string();
+    for other in others {
+        let token = owner
+            .space_invite(
+                Some(&space),
+                Role::Writer,
+                Duration::from_secs(3600),
+                Some(other.node_id()),
+            )
+            .await
+            .unwrap();
+        let joined = other.space_join(&token).await.unwrap();
+        assert_eq!(joined.to_string(), space);
+        let s = space.clone();
+        until(other, "membership", async |n: &Node| {
+            n.space_list()
+                .await
+                .unwrap()
+                .iter()
+                .any(|i| i.id == s && i.role == Some(Role::Writer))
+        })
+        .await;
+    }
+    space
+}
+
+fn key(space: &str, id: &str) -> DocKey {
+    DocKey::new(space, "notes", id).unwrap()
 }
 
 async fn has(node: &Node, key: &DocKey, expected: &Value) -> bool {
     node.get(key).await.unwrap().as_ref() == Some(expected)
 }
 
-async fn snapshot(node: &Node) -> Vec<(String, Value)> {
-    node.query(&weft_core::Query::new("notes"))
+async fn snapshot(node: &Node, space: &str) -> Vec<(String, Value)> {
+    node.query(&weft_core::Query::new("notes").space(space))
         .await
         .unwrap()
         .into_iter()
@@ -69,19 +107,23 @@ async fn three_nodes_converge_across_a_partition() {
     let c = node(dirs[2].path()).await;
     connect(&a, &b).await;
     connect(&b, &c).await;
+    let space = shared_space(&a, &[&b, &c]).await;
 
     // Writes on every node reach every node, arriving as remote changes.
     let mut remote_on_c = c.subscribe(SubscribeFilter::default());
     for (i, n) in [&a, &b, &c].into_iter().enumerate() {
         n.put(
-            &n.key("notes", &format!("from-{i}")).unwrap(),
+            &key(&space, &format!("from-{i}")),
             json!({"by": i, "body": "hello"}),
         )
         .await
         .unwrap();
     }
     for n in [&a, &b, &c] {
-        until(n, "3 notes", async |n: &Node| snapshot(n).await.len() == 3).await;
+        until(n, "3 notes", async |n: &Node| {
+            snapshot(n, &space).await.len() == 3
+        })
+        .await;
     }
     let e = tokio::time::timeout(WAIT, async {
         loop {
@@ -96,7 +138,7 @@ async fn three_nodes_converge_across_a_partition() {
     assert_ne!(e.key.id(), "from-2");
 
     // Partition: stop c. Both sides edit the same note concurrently.
-    let shared = a.key("notes", "from-0").unwrap();
+    let shared = key(&space, "from-0");
     c.close().await.unwrap();
     drop(c);
     a.patch(&shared, json!({"left": true})).await.unwrap();
@@ -110,7 +152,7 @@ async fn three_nodes_converge_across_a_partition() {
             .unwrap();
         offline
             .put(
-                &offline.key("notes", "offline").unwrap(),
+                &key(&space, "offline"),
                 json!({"written": "while partitioned"}),
             )
             .await
@@ -127,9 +169,12 @@ async fn three_nodes_converge_across_a_partition() {
             has(n, &shared, &merged).await
         })
         .await;
-        until(n, "4 notes", async |n: &Node| snapshot(n).await.len() == 4).await;
+        until(n, "4 notes", async |n: &Node| {
+            snapshot(n, &space).await.len() == 4
+        })
+        .await;
     }
-    assert_eq!(snapshot(&a).await, snapshot(&c).await);
+    assert_eq!(snapshot(&a, &space).await, snapshot(&c, &space).await);
     for n in [a, b, c] {
         n.close().await.unwrap();
     }
@@ -140,20 +185,20 @@ async fn a_restarted_node_resumes_without_resending_everything() {
     const DOCS: usize = 200;
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = node(da.path()).await;
+    let b = node(db.path()).await;
+    let space = shared_space(&a, &[&b]).await;
     let writes = (0..DOCS)
         .map(|i| {
             Write::Put(
-                a.key("notes", &format!("n{i:04}")).unwrap(),
+                key(&space, &format!("n{i:04}")),
                 json!({"i": i, "body": "some text"}),
             )
         })
         .collect();
     a.batch(writes).await.unwrap();
 
-    let b = node(db.path()).await;
-    connect(&b, &a).await;
     until(&b, "the initial sync", async |n: &Node| {
-        snapshot(n).await.len() == DOCS
+        snapshot(n, &space).await.len() == DOCS
     })
     .await;
     let initial = a.status().await.unwrap().net;
@@ -162,19 +207,16 @@ async fn a_restarted_node_resumes_without_resending_everything() {
 
     // While b is away, 10 documents change on a.
     for i in 0..10 {
-        a.patch(
-            &a.key("notes", &format!("n{i:04}")).unwrap(),
-            json!({"changed": true}),
-        )
-        .await
-        .unwrap();
+        a.patch(&key(&space, &format!("n{i:04}")), json!({"changed": true}))
+            .await
+            .unwrap();
     }
     let before = a.status().await.unwrap().net;
     let b = node(db.path()).await;
     connect(&b, &a).await;
-    let key = b.key("notes", "n0009").unwrap();
+    let changed = key(&space, "n0009");
     until(&b, "the 10 changes", async |n: &Node| {
-        n.get(&key)
+        n.get(&changed)
             .await
             .unwrap()
             .is_some_and(|d| d["changed"] == true)
@@ -200,7 +242,7 @@ async fn a_restarted_node_resumes_without_resending_everything() {
         initial.frames_sent as usize >= DOCS,
         "initial sync sent every document"
     );
-    assert_eq!(snapshot(&a).await, snapshot(&b).await);
+    assert_eq!(snapshot(&a, &space).await, snapshot(&b, &space).await);
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
@@ -209,8 +251,8 @@ async fn a_restarted_node_resumes_without_resending_everything() {
 async fn a_hostile_peer_is_cut_off_and_others_are_served() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = node(da.path()).await;
-    let key = a.key("notes", "precious").unwrap();
-    a.put(&key, json!({"keep": "me"})).await.unwrap();
+    let precious = a.key("notes", "precious").unwrap();
+    a.put(&precious, json!({"keep": "me"})).await.unwrap();
 
     // A raw network endpoint that speaks garbage on /weft/sync/1.
     let (evil, mut evil_events) = weft_core::net::spawn([66; 32], NetConfig::local()).unwrap();
@@ -229,11 +271,13 @@ async fn a_hostile_peer_is_cut_off_and_others_are_served() {
     evil.shutdown().await;
 
     // Nothing stored changed, and an honest peer still syncs.
-    assert_eq!(a.get(&key).await.unwrap(), Some(json!({"keep": "me"})));
+    assert_eq!(a.get(&precious).await.unwrap(), Some(json!({"keep": "me"})));
     let b = node(db.path()).await;
-    connect(&b, &a).await;
+    let space = shared_space(&a, &[&b]).await;
+    let note = key(&space, "shared");
+    a.put(&note, json!({"keep": "me"})).await.unwrap();
     until(&b, "the precious note", async |n: &Node| {
-        has(n, &key, &json!({"keep": "me"})).await
+        has(n, &note, &json!({"keep": "me"})).await
     })
     .await;
     a.check_integrity().await.unwrap();

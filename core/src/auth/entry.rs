@@ -36,7 +36,7 @@ pub enum Action {
     /// The signer joins with an admin's invite.
     Join {
         /// The invite, as issued.
-        invite: Invite,
+        invite: Box<Invite>,
     },
 }
 

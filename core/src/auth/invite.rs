@@ -4,6 +4,7 @@
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use super::entry::EntryHash;
 use super::space::{Role, SpaceId};
 use super::{AuthError, signing_bytes};
 use crate::identity::NodeId;
@@ -27,6 +28,9 @@ struct Terms {
     /// Only this node may use the invite, if set.
     node: Option<NodeId>,
     inviter: NodeId,
+    /// The inviter's membership log heads: the joiner's entry cites them, so
+    /// it is ordered after everything the inviter knew.
+    log_heads: Vec<serde_bytes::ByteArray<32>>,
 }
 
 /// A signed invite.
@@ -49,6 +53,7 @@ impl Invite {
         expires: i64,
         addrs: Vec<String>,
         node: Option<NodeId>,
+        log_heads: &[EntryHash],
     ) -> Result<Self, AuthError> {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce)
@@ -62,6 +67,10 @@ impl Invite {
             addrs,
             node,
             inviter: NodeId::from_bytes(inviter.verifying_key().to_bytes()),
+            log_heads: log_heads
+                .iter()
+                .map(|h| serde_bytes::ByteArray::new(*h))
+                .collect(),
         };
         let signature = inviter.sign(&signing_bytes(DOMAIN, &terms)).to_bytes();
         Ok(Self { terms, signature })
@@ -129,6 +138,15 @@ impl Invite {
         &self.terms.addrs
     }
 
+    /// The inviter's log heads when it issued the invite.
+    pub fn log_heads(&self) -> Vec<EntryHash> {
+        self.terms
+            .log_heads
+            .iter()
+            .map(|h| h.into_array())
+            .collect()
+    }
+
     /// Identifies the invite (one invite admits one node).
     pub fn nonce(&self) -> [u8; 16] {
         self.terms.nonce.into_array()
@@ -185,6 +203,7 @@ mod tests {
             1_000,
             vec!["/ip4/127.0.0.1/tcp/1".into()],
             bound,
+            &[[5; 32]],
         )
         .unwrap()
     }

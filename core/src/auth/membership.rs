@@ -257,7 +257,7 @@ mod tests {
             h
         }
         fn invite(&self, by: &SigningKey, role: Role, bound: Option<NodeId>) -> Invite {
-            Invite::issue(by, self.space.id(), "team", role, 1_000, vec![], bound).unwrap()
+            Invite::issue(by, self.space.id(), "team", role, 1_000, vec![], bound, &[]).unwrap()
         }
     }
 
@@ -277,7 +277,13 @@ mod tests {
             101,
         );
         let inv = f.invite(&admin, Role::Reader, Some(id(&key(3))));
-        f.add(&key(3), Action::Join { invite: inv }, 102);
+        f.add(
+            &key(3),
+            Action::Join {
+                invite: Box::new(inv),
+            },
+            102,
+        );
         let m = f.eval();
         assert_eq!(m.role(id(&key(2))), Some(Role::Writer));
         assert_eq!(m.role(id(&key(3))), Some(Role::Reader));
@@ -311,28 +317,61 @@ mod tests {
         f.add(
             &key(6),
             Action::Join {
-                invite: rogue_invite,
+                invite: Box::new(rogue_invite),
             },
             101,
         );
         // Bound, expired, reused and foreign invites.
         let bound = f.invite(&admin, Role::Writer, Some(id(&key(7))));
-        f.add(&key(8), Action::Join { invite: bound }, 101);
+        f.add(
+            &key(8),
+            Action::Join {
+                invite: Box::new(bound),
+            },
+            101,
+        );
         let expiring = f.invite(&admin, Role::Writer, None);
-        f.add(&key(9), Action::Join { invite: expiring }, 5_000);
+        f.add(
+            &key(9),
+            Action::Join {
+                invite: Box::new(expiring),
+            },
+            5_000,
+        );
         let once = f.invite(&admin, Role::Writer, None);
         f.add(
             &key(10),
             Action::Join {
-                invite: once.clone(),
+                invite: Box::new(once.clone()),
             },
             101,
         );
-        f.add(&key(11), Action::Join { invite: once }, 102);
+        f.add(
+            &key(11),
+            Action::Join {
+                invite: Box::new(once),
+            },
+            102,
+        );
         let other = SpaceKey::generate().unwrap();
-        let foreign =
-            Invite::issue(&admin, other.id(), "x", Role::Admin, 1_000, vec![], None).unwrap();
-        f.add(&key(12), Action::Join { invite: foreign }, 101);
+        let foreign = Invite::issue(
+            &admin,
+            other.id(),
+            "x",
+            Role::Admin,
+            1_000,
+            vec![],
+            None,
+            &[],
+        )
+        .unwrap();
+        f.add(
+            &key(12),
+            Action::Join {
+                invite: Box::new(foreign),
+            },
+            101,
+        );
         // A tampered entry (re-encoded with a changed role) and a second genesis.
         let mut tampered = Entry::sign(
             &admin,

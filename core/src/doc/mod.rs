@@ -243,6 +243,39 @@ impl Document {
         }))
     }
 
+    /// Adds membership log entries (a space's `_weft/members` document).
+    /// Each entry is its own root field, keyed by its hash, so replicas that
+    /// add entries concurrently never conflict.
+    pub fn add_log_entries(
+        &mut self,
+        entries: &[([u8; 32], Vec<u8>)],
+        time: i64,
+    ) -> Result<Option<Committed>, DocError> {
+        self.transact("membership", time, |doc| {
+            for (hash, bytes) in entries {
+                let key = log_key(hash);
+                if doc.get(ROOT, key.as_str())?.is_none() {
+                    doc.put(ROOT, key.as_str(), ScalarValue::Bytes(bytes.clone()))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The membership log entries this document holds (encoded).
+    pub fn log_entries(&self) -> Vec<Vec<u8>> {
+        self.doc
+            .map_range(ROOT, ..)
+            .filter(|item| item.key.starts_with(LOG_PREFIX))
+            .filter_map(|item| match item.value {
+                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
+                    Some(b.into_owned())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every change since `heads`, in Automerge's storage format.
     pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
         self.doc.save_after(heads)
@@ -327,6 +360,14 @@ impl Document {
             })
             .collect()
     }
+}
+
+/// Root field prefix of membership log entries.
+const LOG_PREFIX: &str = "entry/";
+
+fn log_key(hash: &[u8; 32]) -> String {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{LOG_PREFIX}{hex}")
 }
 
 /// What applying a peer's sync message did.

@@ -8,6 +8,7 @@
 mod cache;
 mod events;
 mod replication;
+mod spaces;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -21,8 +22,10 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
 pub use replication::SyncProgress;
+pub use spaces::SpaceInfo;
 pub use writer::Write;
 
+use crate::auth::{Role, SpaceId};
 use crate::config::Config;
 use crate::doc::{ChangeInfo, as_object};
 use crate::error::{Error, Result};
@@ -32,6 +35,7 @@ use crate::net::{Net, NetStats};
 use crate::store::{self, ProcessLock, Query, QueryRow, Reader};
 use crate::sync::Engine;
 use cache::JsonCache;
+use spaces::SpaceCommand;
 use writer::{Actor, Command, Parts};
 
 /// Commands queued for the writer before callers wait.
@@ -100,7 +104,6 @@ impl Node {
     /// Opens (creating on first use) the replica in the configured data dir.
     /// Fails with [`Error::Locked`] if another process has it open.
     pub async fn open(config: Config) -> Result<Node> {
-        check_name("space", &config.default_space)?;
         let data_dir = config.resolve_data_dir()?;
         std::fs::create_dir_all(&data_dir).map_err(|source| store::StoreError::Io {
             path: data_dir.clone(),
@@ -110,12 +113,12 @@ impl Node {
         let identity = Identity::load_or_create(&data_dir)?;
         let node_id = identity.node_id();
         let (mut store_writer, reader) = store::open(&data_dir).await?;
-        let mut spaces = store_writer.spaces().await?;
-        spaces.push(config.default_space.clone());
-        spaces.extend(config.sync_spaces.iter().cloned());
-        for space in &spaces {
-            check_name("space", space)?;
-        }
+        let joined = store_writer.joined_spaces().await?;
+        let spaces: Vec<String> = joined.iter().map(|(id, _, _)| id.clone()).collect();
+        let default = joined
+            .iter()
+            .find(|(_, _, d)| *d)
+            .map(|(id, _, _)| id.clone());
         let net = match &config.network {
             Some(net_config) => Some(
                 crate::net::spawn(identity.signing_key().to_bytes(), net_config.clone())
@@ -142,14 +145,31 @@ impl Node {
             compact_after: config.compact_after_chunks,
             lock,
             sync,
+            signing: identity.signing_key().clone(),
+            joined,
         });
         tokio::spawn(actor.run());
+        // A device starts with one personal space, its default.
+        let default_space = match default {
+            Some(id) => id,
+            None => {
+                let (reply, rx) = oneshot::channel();
+                tx.send(Command::Space(SpaceCommand::Create(
+                    "personal".into(),
+                    true,
+                    reply,
+                )))
+                .await
+                .map_err(|_| Error::Closed)?;
+                rx.await.map_err(|_| Error::Closed)??.to_string()
+            }
+        };
         tracing::info!(node_id = %node_id, data_dir = %data_dir.display(), "replica open");
         Ok(Node {
             inner: Arc::new(Inner {
                 node_id,
                 data_dir,
-                default_space: config.default_space,
+                default_space,
                 writer: tx,
                 reader,
                 json,
@@ -221,6 +241,12 @@ impl Node {
     /// Returns the heads after each write.
     pub async fn batch(&self, writes: Vec<Write>) -> Result<Vec<Vec<String>>> {
         for w in &writes {
+            if w.key().collection().starts_with(spaces::SYSTEM_COLLECTION) {
+                return Err(Error::InvalidKey(format!(
+                    "collection {:?} is reserved for Weft's own documents",
+                    w.key().collection()
+                )));
+            }
             if let Write::Put(_, v) | Write::Patch(_, v) = w {
                 as_object(v)?;
             }
@@ -372,6 +398,94 @@ impl Node {
         self.inner.net.as_ref().ok_or_else(|| {
             Error::Network("networking is off: open the node with `Config::network` set".into())
         })
+    }
+
+    /// Creates a space (a new ed25519 keypair; its public key is the id) with
+    /// this node as its admin.
+    pub async fn space_create(&self, name: &str) -> Result<SpaceId> {
+        self.call(|reply| Command::Space(SpaceCommand::Create(name.to_owned(), false, reply)))
+            .await
+    }
+
+    /// Spaces this device is in, with roles and members.
+    pub async fn space_list(&self) -> Result<Vec<SpaceInfo>> {
+        self.call(|reply| Command::Space(SpaceCommand::List(reply)))
+            .await
+    }
+
+    /// A space id from an id or a name of a joined space.
+    pub async fn resolve_space(&self, space: &str) -> Result<String> {
+        let spaces = self.space_list().await?;
+        if spaces.iter().any(|s| s.id == space) {
+            return Ok(space.to_owned());
+        }
+        let named: Vec<_> = spaces.iter().filter(|s| s.name == space).collect();
+        match named.as_slice() {
+            [one] => Ok(one.id.clone()),
+            [] => Err(Error::UnknownSpace(space.to_owned())),
+            _ => Err(Error::UnknownSpace(format!(
+                "{space} (several spaces have this name: use the id)"
+            ))),
+        }
+    }
+
+    /// An invite token for `space` (default space when `None`), granting
+    /// `role` until `expires_in` from now, optionally only to `node`. Needs
+    /// the admin role.
+    pub async fn space_invite(
+        &self,
+        space: Option<&str>,
+        role: Role,
+        expires_in: std::time::Duration,
+        node: Option<NodeId>,
+    ) -> Result<String> {
+        let space = match space {
+            Some(s) => self.resolve_space(s).await?,
+            None => self.default_space().to_owned(),
+        };
+        let expires =
+            writer::now_ms() / 1000 + i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
+        let addrs = self.listen_addrs().await;
+        self.call(|reply| {
+            Command::Space(SpaceCommand::Invite {
+                space,
+                role,
+                expires,
+                node,
+                addrs,
+                reply,
+            })
+        })
+        .await
+    }
+
+    /// Joins a space with an invite token: records this node's signed
+    /// membership entry citing it and, when online, dials the inviter so the
+    /// space syncs. Returns the space id.
+    pub async fn space_join(&self, token: &str) -> Result<SpaceId> {
+        let (space, addrs) = self
+            .call(|reply| Command::Space(SpaceCommand::Join(token.to_owned(), reply)))
+            .await?;
+        if self.inner.net.is_some() {
+            for addr in &addrs {
+                match self.connect(addr).await {
+                    Ok(_) => break,
+                    Err(e) => tracing::warn!(%addr, error = %e, "could not dial the inviter"),
+                }
+            }
+        }
+        Ok(space)
+    }
+
+    /// Revokes every role of `node` in `space` (default space when `None`).
+    /// Needs the admin role.
+    pub async fn space_revoke(&self, space: Option<&str>, node: NodeId) -> Result<()> {
+        let space = match space {
+            Some(s) => self.resolve_space(s).await?,
+            None => self.default_space().to_owned(),
+        };
+        self.call(|reply| Command::Space(SpaceCommand::Revoke(space, node, reply)))
+            .await
     }
 
     /// Stores everything pending, checkpoints and releases the replica so

@@ -107,11 +107,6 @@ impl SyncState {
         }
     }
 
-    /// Offers a space to peers (sessions for it open on the next connection).
-    pub(super) fn offer(&mut self, space: &str) {
-        self.engine.add_space(space);
-    }
-
     pub(super) async fn shutdown(&mut self) {
         if let Some(net) = &self.net {
             net.shutdown().await;
@@ -194,7 +189,7 @@ impl Actor {
     }
 
     /// Feeds one input and its follow-ups to the engine.
-    async fn drive(&mut self, first: Input) {
+    pub(super) async fn drive(&mut self, first: Input) {
         let mut queue = VecDeque::from([first]);
         while let Some(input) = queue.pop_front() {
             let needs = self.sync.engine.needs(&input);

@@ -420,3 +420,118 @@ async fn concurrent_writers_are_group_committed() {
     assert_eq!(rows.len(), 100);
     node.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn spaces_invites_and_local_enforcement() {
+    use crate::auth::{AuthError, Role};
+    use std::time::Duration;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(da.path()).await;
+    let b = open(db.path()).await;
+
+    // Every device starts with a personal space where it is the admin.
+    let spaces = a.space_list().await.unwrap();
+    assert_eq!(spaces.len(), 1);
+    assert!(spaces[0].default && spaces[0].name == "personal");
+    assert_eq!(spaces[0].id, a.default_space());
+    assert_eq!(spaces[0].role, Some(Role::Admin));
+
+    let team = a.space_create("team").await.unwrap().to_string();
+    assert_eq!(a.resolve_space("team").await.unwrap(), team);
+    a.put(&DocKey::new(&team, "notes", "n").unwrap(), json!({"t": 1}))
+        .await
+        .unwrap();
+
+    // Writes need a space this node is in, and `_weft` is Weft's own.
+    let stranger = crate::auth::SpaceKey::generate().unwrap().id().to_string();
+    assert!(matches!(
+        a.put(&DocKey::new(&stranger, "notes", "n").unwrap(), json!({}))
+            .await,
+        Err(Error::UnknownSpace(_))
+    ));
+    assert!(matches!(
+        a.put(&DocKey::new(&team, "_weft", "members").unwrap(), json!({}))
+            .await,
+        Err(Error::InvalidKey(_))
+    ));
+
+    // Tokens: bound to b, a day long.
+    let day = Duration::from_secs(86_400);
+    let token = a
+        .space_invite(Some("team"), Role::Reader, day, Some(b.node_id()))
+        .await
+        .unwrap();
+    let for_a = a
+        .space_invite(Some("team"), Role::Reader, day, Some(a.node_id()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.space_join(&for_a).await,
+        Err(Error::Auth(AuthError::WrongNode(_)))
+    ));
+    // An invite a's key signed that expired a minute ago.
+    let a_key = crate::identity::Identity::load_or_create(da.path()).unwrap();
+    let past = writer::now_ms() / 1000 - 60;
+    let expired = crate::auth::Invite::issue(
+        a_key.signing_key(),
+        team.parse().unwrap(),
+        "team",
+        Role::Reader,
+        past,
+        vec![],
+        None,
+        &[],
+    )
+    .unwrap()
+    .to_token();
+    assert!(matches!(
+        b.space_join(&expired).await,
+        Err(Error::Auth(AuthError::Expired { .. }))
+    ));
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'a' { 'b' } else { 'a' });
+    assert!(matches!(b.space_join(&forged).await, Err(Error::Auth(_))));
+    assert!(matches!(
+        b.space_join("not a token").await,
+        Err(Error::Auth(AuthError::InvalidToken(_)))
+    ));
+
+    let joined = b.space_join(&token).await.unwrap().to_string();
+    assert_eq!(joined, team);
+    // Offline, b holds only its own entry: no genesis yet, so no role and no writes.
+    let info = b
+        .space_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == team)
+        .unwrap();
+    assert_eq!((info.name.as_str(), info.role), ("team", None));
+    assert!(matches!(
+        b.put(&DocKey::new(&team, "notes", "x").unwrap(), json!({}))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    // Only admins invite or revoke.
+    assert!(matches!(
+        b.space_invite(Some(&team), Role::Admin, day, None).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        a.space_invite(Some("nope"), Role::Reader, day, None).await,
+        Err(Error::UnknownSpace(_))
+    ));
+    a.space_revoke(Some(&team), b.node_id()).await.unwrap();
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+
+    // Spaces and the default survive a restart.
+    let a = open(da.path()).await;
+    assert_eq!(a.space_list().await.unwrap().len(), 2);
+    assert_eq!(
+        a.resolve_space("personal").await.unwrap(),
+        a.default_space()
+    );
+    a.close().await.unwrap();
+}

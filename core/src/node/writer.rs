@@ -3,17 +3,19 @@
 //! applies them to the documents, and stores the whole group with one
 //! statement, so the sqlx round trip is paid per group, not per write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use automerge::{ActorId, ChangeHash};
+use ed25519_dalek::SigningKey;
 use lru::LruCache;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::cache::{Entry, JsonCache};
 use super::events::{ChangeEvent, Origin};
+use crate::auth::Role;
 use crate::doc::{ChangeInfo, DocError, Document, as_object};
 use crate::error::{Error, Result};
 use crate::key::DocKey;
@@ -34,7 +36,7 @@ pub enum Write {
 }
 
 impl Write {
-    fn key(&self) -> &DocKey {
+    pub(crate) fn key(&self) -> &DocKey {
         match self {
             Write::Put(k, _) | Write::Patch(k, _) | Write::Delete(k) => k,
         }
@@ -50,6 +52,7 @@ pub(crate) enum Command {
     CreateIndex(String, String, String, Reply<()>),
     IntegrityCheck(Reply<()>),
     Peers(Reply<Vec<super::PeerStatus>>),
+    Space(super::spaces::SpaceCommand),
     Close(oneshot::Sender<()>),
 }
 
@@ -99,6 +102,10 @@ pub(crate) struct Actor {
     events: broadcast::Sender<ChangeEvent>,
     pub(super) actor: ActorId,
     compact_after: u32,
+    /// Spaces this device is in, with their evaluated membership.
+    pub(super) spaces: BTreeMap<String, super::spaces::Joined>,
+    /// The node key, for membership entries and invites.
+    pub(super) signing: SigningKey,
     _lock: ProcessLock,
 }
 
@@ -113,6 +120,9 @@ pub(crate) struct Parts {
     pub compact_after: u32,
     pub lock: ProcessLock,
     pub sync: super::replication::SyncState,
+    pub signing: SigningKey,
+    /// Rows of the spaces table: `(id, name, is_default)`.
+    pub joined: Vec<(String, String, bool)>,
 }
 
 impl Actor {
@@ -134,6 +144,8 @@ impl Actor {
             events: p.events,
             actor: p.actor,
             compact_after: p.compact_after.max(1),
+            spaces: Actor::joined(p.joined),
+            signing: p.signing,
             _lock: p.lock,
         }
     }
@@ -234,6 +246,7 @@ impl Actor {
             Command::Peers(reply) => {
                 let _ = reply.send(Ok(self.peer_statuses().await));
             }
+            Command::Space(cmd) => self.space_command(cmd).await,
             Command::Write(..) | Command::Close(_) => unreachable!("handled by run"),
         }
     }
@@ -353,6 +366,7 @@ impl Actor {
 
     async fn apply(&mut self, op: &Write) -> Result<Vec<String>> {
         let key = op.key();
+        self.require(key.space(), Role::Writer).await?;
         self.load(key).await?;
         let cached = self.dirty.get_mut(key).expect("loaded above");
         let now = now_ms();
@@ -366,9 +380,6 @@ impl Actor {
         };
         let heads = cached.doc.heads();
         if let Some(committed) = change {
-            // A space first written here is offered to peers from the next
-            // connection on.
-            self.sync.offer(key.space());
             self.stage(key, Some(committed.json), Origin::Local);
         }
         Ok(heads.iter().map(ToString::to_string).collect())
@@ -382,6 +393,7 @@ impl Actor {
         json: Option<Option<Map<String, Value>>>,
         origin: Origin,
     ) {
+        self.log_changed(key);
         let Some(cached) = self.dirty.get_mut(key) else {
             return;
         };

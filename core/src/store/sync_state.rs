@@ -116,3 +116,38 @@ impl Writer {
         Ok(out)
     }
 }
+
+impl Writer {
+    /// Records a space this device created or joined.
+    pub async fn add_joined_space(
+        &mut self,
+        id: &str,
+        name: &str,
+        is_default: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO spaces (id, name, is_default, joined_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(is_default)
+        .bind(now)
+        .execute(self.conn())
+        .await
+        .map_err(sql_err("recording a space"))?;
+        Ok(())
+    }
+
+    /// Spaces this device created or joined: `(id, name, is_default)`.
+    pub async fn joined_spaces(&mut self) -> Result<Vec<(String, String, bool)>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, is_default FROM spaces ORDER BY joined_at, id")
+            .fetch_all(self.conn())
+            .await
+            .map_err(sql_err("listing spaces"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+}

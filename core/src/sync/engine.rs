@@ -74,6 +74,9 @@ pub enum Input {
     Changed(DocKey),
     /// Time passes (milliseconds on any monotonic clock).
     Tick(u64),
+    /// Start offering a space: tell connected peers, and open sessions with
+    /// those that offer it too.
+    Offer(String),
 }
 
 /// Everything the engine asks the runtime to do.
@@ -112,6 +115,8 @@ struct Session {
 struct Peer {
     hello: bool,
     connected_at: u64,
+    /// Spaces the peer offers (hello and later offers).
+    offered: BTreeSet<String>,
     sessions: BTreeMap<String, Session>,
 }
 
@@ -142,11 +147,9 @@ impl Engine {
         }
     }
 
-    /// Starts offering a space (sessions open on the next connection).
-    pub fn add_space(&mut self, space: &str) {
-        if !self.spaces.contains(space) {
-            self.spaces.insert(space.to_owned());
-        }
+    /// Whether a space is offered.
+    pub fn offers(&self, space: &str) -> bool {
+        self.spaces.contains(space)
     }
 
     /// Connected peers.
@@ -190,12 +193,17 @@ impl Engine {
     pub fn needs(&self, input: &Input) -> Needs {
         let mut needs = Needs::default();
         match input {
-            Input::Received(_, Message::Hello { spaces, .. }) => {
+            Input::Received(_, Message::Hello { spaces, .. } | Message::Offer { spaces }) => {
                 needs.digests = spaces
                     .iter()
                     .filter(|s| self.spaces.contains(*s))
                     .cloned()
                     .collect();
+            }
+            Input::Offer(space) => {
+                if self.peers.values().any(|p| p.offered.contains(space)) {
+                    needs.digests.push(space.clone());
+                }
             }
             Input::Received(_, Message::Reconcile { space, .. }) => {
                 needs.digests.push(space.clone())
@@ -309,6 +317,28 @@ impl Engine {
                     self.generate(replica, peer, &key, false, &mut out);
                 }
             }
+            Input::Offer(space) => {
+                if self.spaces.insert(space.clone()) {
+                    let peers: Vec<NodeId> = self
+                        .peers
+                        .iter()
+                        .filter(|(_, p)| p.hello)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for peer in peers {
+                        out.push(Output::Send(
+                            peer,
+                            Message::Offer {
+                                spaces: vec![space.clone()],
+                            },
+                        ));
+                        let offered = self.peers[&peer].offered.contains(&space);
+                        if offered {
+                            self.peer_offers(replica, peer, vec![space.clone()], &mut out);
+                        }
+                    }
+                }
+            }
             Input::Tick(now) => {
                 self.now = now;
                 // A handshake that never completed (a lost hello) is retried
@@ -335,6 +365,33 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Records spaces a peer offers and opens sessions for those we offer.
+    fn peer_offers(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        spaces: Vec<String>,
+        out: &mut Vec<Output>,
+    ) {
+        let now = self.now;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        for space in spaces {
+            p.offered.insert(space.clone());
+            if self.spaces.contains(&space) && !p.sessions.contains_key(&space) {
+                p.sessions.insert(
+                    space.clone(),
+                    Session {
+                        last_progress: now,
+                        ..Session::default()
+                    },
+                );
+                reconcile(out, peer, &space, &replica.items(&space), false);
+            }
+        }
     }
 
     fn session(&mut self, peer: NodeId, space: &str) -> Option<&mut Session> {
@@ -373,20 +430,13 @@ impl Engine {
                     return self.close(peer, "second hello".into(), out);
                 }
                 p.hello = true;
-                let now = self.now;
-                for space in spaces.into_iter().filter(|s| self.spaces.contains(s)) {
-                    if p.sessions.contains_key(&space) {
-                        continue;
-                    }
-                    p.sessions.insert(
-                        space.clone(),
-                        Session {
-                            last_progress: now,
-                            ..Session::default()
-                        },
-                    );
-                    reconcile(out, peer, &space, &replica.items(&space), false);
+                self.peer_offers(replica, peer, spaces, out);
+            }
+            Message::Offer { spaces } => {
+                if !p.hello {
+                    return self.close(peer, "offer before hello".into(), out);
                 }
+                self.peer_offers(replica, peer, spaces, out);
             }
             Message::Reconcile {
                 space,

@@ -60,6 +60,12 @@ pub enum Message {
         /// Spaces the sender is willing to sync.
         spaces: Vec<String>,
     },
+    /// Spaces the sender started offering after its hello (joined or
+    /// created since).
+    Offer {
+        /// The new spaces.
+        spaces: Vec<String>,
+    },
     /// Reconciliation of which documents differ in a space. A space is
     /// described by one or more of these, in key order, each covering
     /// `[lower, last range's upper)`; the last one ends with `upper: None`.

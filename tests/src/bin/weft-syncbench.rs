@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::json;
 use weft_core::net::{NetConfig, NetStats};
-use weft_core::{Config, Node, SubscribeFilter, Write};
+use weft_core::{Config, DocKey, Node, Role, SubscribeFilter, Write};
 
 async fn open(dir: &std::path::Path) -> anyhow::Result<Node> {
     let mut config = Config::with_data_dir(dir);
@@ -55,11 +55,32 @@ async fn main() -> anyhow::Result<()> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
 
     let a = open(da.path()).await?;
+    let b = open(db.path()).await?;
+    // b joins a space a creates (membership syncs first), then a fills it.
+    let space = a.space_create("bench").await?.to_string();
+    let token = a
+        .space_invite(
+            Some(&space),
+            Role::Writer,
+            Duration::from_secs(3600),
+            Some(b.node_id()),
+        )
+        .await?;
+    b.space_join(&token).await?;
+    wait_for(&b, async |b: &Node| {
+        Ok(b.space_list()
+            .await?
+            .iter()
+            .any(|s| s.id == space && s.role.is_some()))
+    })
+    .await?;
+    b.close().await?;
+    drop(b);
     for first in (0..n).step_by(1000) {
         let writes = (first..(first + 1000).min(n))
             .map(|i| {
                 Ok(Write::Put(
-                    a.key("notes", &format!("n{i:07}"))?,
+                    DocKey::new(&space, "notes", format!("n{i:07}"))?,
                     json!({"title": format!("Note {i}"), "done": false, "tags": ["a", "b"],
                            "body": "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua."}),
                 ))
@@ -98,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
     let b0 = b.status().await?.net;
     let start = Instant::now();
     b.connect(&a.listen_addrs().await[0]).await?;
-    let last = b.key("notes", &format!("n{:07}", (d - 1) * (n / d.max(1))))?;
+    let last = DocKey::new(&space, "notes", format!("n{:07}", (d - 1) * (n / d.max(1))))?;
     wait_for(&b, async |b: &Node| {
         Ok(b.get(&last).await?.is_some_and(|doc| doc["done"] == true)
             && b.status().await?.pending == 0)

@@ -1,0 +1,308 @@
+//! Spaces on the writer actor: creating, joining, inviting and revoking,
+//! and the membership checks on local writes. A space's membership log is
+//! the system document `(space, "_weft", "members")`; it syncs like any
+//! document and is evaluated with [`Membership::evaluate`] when it changes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::events::Origin;
+use super::writer::{Actor, Reply, now_ms};
+use crate::auth::{Action, Entry, Invite, Membership, Role, SpaceId, SpaceKey};
+use crate::error::{Error, Result};
+use crate::identity::NodeId;
+use crate::key::DocKey;
+use crate::sync::Input;
+
+/// Collection of Weft's own documents in every space; users cannot write it.
+pub const SYSTEM_COLLECTION: &str = "_weft";
+/// Id of the membership log document.
+pub const MEMBERS_ID: &str = "members";
+
+/// A space this device is in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SpaceInfo {
+    /// The space id (its public key, base58).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// This device's role, once the membership log says so.
+    pub role: Option<Role>,
+    /// Members and their roles.
+    pub members: BTreeMap<NodeId, Role>,
+    /// Whether it is the device's default (personal) space.
+    pub default: bool,
+}
+
+/// What the actor knows of a joined space.
+pub(crate) struct Joined {
+    name: String,
+    default: bool,
+    /// `None` until evaluated, and again after the log changes.
+    membership: Option<Membership>,
+}
+
+/// Space operations, answered by the writer actor.
+pub(crate) enum SpaceCommand {
+    Create(String, bool, Reply<SpaceId>),
+    List(Reply<Vec<SpaceInfo>>),
+    Invite {
+        space: String,
+        role: Role,
+        expires: i64,
+        node: Option<NodeId>,
+        addrs: Vec<String>,
+        reply: Reply<String>,
+    },
+    Join(String, Reply<(SpaceId, Vec<String>)>),
+    Revoke(String, NodeId, Reply<()>),
+}
+
+fn members_key(space: &str) -> Result<DocKey> {
+    DocKey::new(space, SYSTEM_COLLECTION, MEMBERS_ID)
+}
+
+impl Actor {
+    /// What the actor starts with: the spaces table.
+    pub(super) fn joined(rows: Vec<(String, String, bool)>) -> BTreeMap<String, Joined> {
+        rows.into_iter()
+            .map(|(id, name, default)| {
+                (
+                    id,
+                    Joined {
+                        name,
+                        default,
+                        membership: None,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Runs a space command; its writes are committed before it answers.
+    pub(super) async fn space_command(&mut self, cmd: SpaceCommand) {
+        match cmd {
+            SpaceCommand::Create(name, default, reply) => {
+                let r = self.create_space(&name, default).await;
+                self.answer(reply, r).await;
+            }
+            SpaceCommand::List(reply) => {
+                let r = self.list_spaces().await;
+                self.answer(reply, r).await;
+            }
+            SpaceCommand::Invite {
+                space,
+                role,
+                expires,
+                node,
+                addrs,
+                reply,
+            } => {
+                let r = self.invite(&space, role, expires, node, addrs).await;
+                self.answer(reply, r).await;
+            }
+            SpaceCommand::Join(token, reply) => {
+                let r = self.join(&token).await;
+                self.answer(reply, r).await;
+            }
+            SpaceCommand::Revoke(space, node, reply) => {
+                let r = self.revoke(&space, node).await;
+                self.answer(reply, r).await;
+            }
+        }
+    }
+
+    async fn answer<T>(&mut self, reply: Reply<T>, result: Result<T>) {
+        self.flush().await;
+        let _ = reply.send(result);
+    }
+
+    async fn revoke(&mut self, space: &str, node: NodeId) -> Result<()> {
+        self.require(space, Role::Admin).await?;
+        let heads = self.membership(space).await?.heads();
+        let entry = Entry::sign(
+            &self.signing,
+            space_id(space)?,
+            Action::Revoke { node },
+            &heads,
+            now_ms() / 1000,
+        );
+        self.add_entries(space, &[entry]).await
+    }
+
+    async fn create_space(&mut self, name: &str, default: bool) -> Result<SpaceId> {
+        let key = SpaceKey::generate().map_err(Error::Auth)?;
+        let id = key.id();
+        let genesis = Entry::create(&key, self.me(), name, now_ms() / 1000);
+        // The space key has signed the only genesis there will be; dropping
+        // it here means no second genesis can ever exist.
+        drop(key);
+        self.record_space(&id.to_string(), name, default).await?;
+        self.add_entries(&id.to_string(), &[genesis]).await?;
+        Ok(id)
+    }
+
+    async fn record_space(&mut self, id: &str, name: &str, default: bool) -> Result<()> {
+        self.store
+            .add_joined_space(id, name, default, now_ms())
+            .await?;
+        self.spaces.insert(
+            id.to_owned(),
+            Joined {
+                name: name.to_owned(),
+                default,
+                membership: None,
+            },
+        );
+        self.drive(Input::Offer(id.to_owned())).await;
+        Ok(())
+    }
+
+    async fn invite(
+        &mut self,
+        space: &str,
+        role: Role,
+        expires: i64,
+        node: Option<NodeId>,
+        addrs: Vec<String>,
+    ) -> Result<String> {
+        self.require(space, Role::Admin).await?;
+        let membership = self.membership(space).await?;
+        let heads = membership.heads();
+        let name = membership.name().unwrap_or_default().to_owned();
+        let invite = Invite::issue(
+            &self.signing,
+            space_id(space)?,
+            &name,
+            role,
+            expires,
+            addrs,
+            node,
+            &heads,
+        )
+        .map_err(Error::Auth)?;
+        Ok(invite.to_token())
+    }
+
+    async fn join(&mut self, token: &str) -> Result<(SpaceId, Vec<String>)> {
+        let invite = Invite::from_token(token).map_err(Error::Auth)?;
+        invite
+            .check(self.me(), now_ms() / 1000)
+            .map_err(Error::Auth)?;
+        let id = invite.space();
+        let entry = Entry::sign(
+            &self.signing,
+            id,
+            Action::Join {
+                invite: Box::new(invite.clone()),
+            },
+            &invite.log_heads(),
+            now_ms() / 1000,
+        );
+        self.record_space(&id.to_string(), invite.name(), false)
+            .await?;
+        self.add_entries(&id.to_string(), &[entry]).await?;
+        Ok((id, invite.addrs().to_vec()))
+    }
+
+    async fn list_spaces(&mut self) -> Result<Vec<SpaceInfo>> {
+        let ids: Vec<String> = self.spaces.keys().cloned().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        let me = self.me();
+        for id in ids {
+            let membership = self.membership(&id).await?.clone();
+            let joined = &self.spaces[&id];
+            out.push(SpaceInfo {
+                name: membership
+                    .name()
+                    .map_or_else(|| joined.name.clone(), str::to_owned),
+                role: membership.role(me),
+                members: membership.members().clone(),
+                default: joined.default,
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Appends entries to a space's membership log (one local write).
+    async fn add_entries(&mut self, space: &str, entries: &[Entry]) -> Result<()> {
+        let key = members_key(space)?;
+        self.load(&key).await?;
+        let encoded: Vec<([u8; 32], Vec<u8>)> =
+            entries.iter().map(|e| (e.hash(), e.encode())).collect();
+        let cached = self.dirty.get_mut(&key).expect("loaded above");
+        if cached
+            .doc
+            .add_log_entries(&encoded, now_ms() / 1000)?
+            .is_some()
+        {
+            self.stage(&key, None, Origin::Local);
+        }
+        Ok(())
+    }
+
+    /// The evaluated membership of a joined space.
+    pub(super) async fn membership(&mut self, space: &str) -> Result<&Membership> {
+        let joined = self
+            .spaces
+            .get(space)
+            .ok_or_else(|| Error::UnknownSpace(space.to_owned()))?;
+        if joined.membership.is_none() {
+            let key = members_key(space)?;
+            self.load(&key).await?;
+            let id = space_id(space)?;
+            let entries: Vec<Entry> = self.dirty[&key]
+                .doc
+                .log_entries()
+                .iter()
+                .filter_map(|bytes| Entry::decode(bytes).ok())
+                .collect();
+            let membership = Membership::evaluate(id, &entries);
+            if let Some(j) = self.spaces.get_mut(space) {
+                j.membership = Some(membership);
+            }
+        }
+        Ok(self.spaces[space]
+            .membership
+            .as_ref()
+            .expect("evaluated above"))
+    }
+
+    /// Forgets an evaluated membership after its log changed.
+    pub(super) fn log_changed(&mut self, key: &DocKey) {
+        if key.collection() == SYSTEM_COLLECTION
+            && key.id() == MEMBERS_ID
+            && let Some(j) = self.spaces.get_mut(key.space())
+        {
+            j.membership = None;
+        }
+    }
+
+    /// Fails unless this node holds at least `role` in `space`.
+    pub(super) async fn require(&mut self, space: &str, role: Role) -> Result<()> {
+        let me = self.me();
+        let membership = self.membership(space).await?;
+        match membership.role(me) {
+            Some(r) if r >= role => Ok(()),
+            Some(r) => Err(Error::Forbidden(format!(
+                "this node is a {r:?} in space {space}; that needs {role:?} (ask an admin)"
+            ))),
+            None if membership.members().is_empty() => Err(Error::Forbidden(format!(
+                "the membership log of space {space} has not arrived yet; connect to a member and wait for sync"
+            ))),
+            None => Err(Error::Forbidden(format!(
+                "this node is not a member of space {space}"
+            ))),
+        }
+    }
+
+    pub(super) fn me(&self) -> NodeId {
+        NodeId::from_bytes(self.signing.verifying_key().to_bytes())
+    }
+}
+
+fn space_id(space: &str) -> Result<SpaceId> {
+    space.parse().map_err(Error::Auth)
+}
