@@ -9,13 +9,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ed25519_dalek::SigningKey;
 use serde_json::json;
 use weft_core::doc::{Document, actor_for};
 use weft_core::sync::reconcile::heads_hash;
 use weft_core::sync::wire::{self, Item, ItemKey};
 use weft_core::sync::{Engine, Input, Needs, Output, Replica};
-use weft_core::{DocKey, NodeId};
+use weft_core::{DocKey, NodeId, Role};
 
+/// Any valid space name works here: membership is not simulated.
 const SPACE: &str = "shared";
 
 /// splitmix64: tiny, seedable, good enough for choosing faults.
@@ -86,6 +88,23 @@ impl Replica for SimReplica {
     fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>> {
         self.states.get(&(peer, key.clone())).cloned()
     }
+    // Membership is not what the simulator tests: every node is a writer of
+    // the one shared space (the network tests cover access control).
+    fn role(&mut self, space: &str, _node: NodeId) -> Option<Role> {
+        self.check_declared(&format!("the membership of {space}"), |n| {
+            n.memberships.iter().any(|s| s == space)
+        });
+        Some(Role::Writer)
+    }
+    fn proof(&mut self, space: &str) -> Vec<Vec<u8>> {
+        self.check_declared(&format!("the membership of {space}"), |n| {
+            n.memberships.iter().any(|s| s == space)
+        });
+        Vec::new()
+    }
+    fn admit(&mut self, space: &str, node: NodeId, _proof: &[Vec<u8>]) -> Option<(Role, bool)> {
+        self.role(space, node).map(|r| (r, false))
+    }
 }
 
 struct SimNode {
@@ -133,14 +152,15 @@ impl Sim {
         let n = 2 + rng.below(3) as usize;
         let nodes = (0..n)
             .map(|i| {
-                let id = NodeId::from_bytes([i as u8 + 1; 32]);
+                let key = SigningKey::from_bytes(&[i as u8 + 1; 32]);
+                let id = NodeId::from_bytes(key.verifying_key().to_bytes());
                 let replica = SimReplica {
                     actor: Some(actor_for(id, [0; 8])),
                     ..SimReplica::default()
                 };
                 SimNode {
                     id,
-                    engine: Engine::new(id, [SPACE.to_owned()]),
+                    engine: Engine::new(key, [SPACE.to_owned()]),
                     replica,
                 }
             })
@@ -184,8 +204,16 @@ impl Sim {
         self.epochs += 1;
         self.links.insert(pair(a, b), self.epochs);
         let (ia, ib) = (self.nodes[a].id, self.nodes[b].id);
-        self.input(a, Input::Connected(ib));
-        self.input(b, Input::Connected(ia));
+        let challenge = |rng: &mut Rng| {
+            let mut c = [0u8; 32];
+            for chunk in c.chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next().to_le_bytes());
+            }
+            c
+        };
+        let (ca, cb) = (challenge(&mut self.rng), challenge(&mut self.rng));
+        self.input(a, Input::Connected(ib, ca));
+        self.input(b, Input::Connected(ia, cb));
     }
 
     fn link_down(&mut self, a: usize, b: usize) {
@@ -412,7 +440,7 @@ impl Sim {
             .iter()
             .map(|n| {
                 let per_peer: Vec<_> = n.engine.peers().map(|p| n.engine.pending(p)).collect();
-                (n.engine.is_idle(), per_peer)
+                (n.engine.is_idle(), per_peer, n.engine.debug_peers())
             })
             .collect();
         Err(format!(

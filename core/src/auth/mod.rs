@@ -19,6 +19,11 @@ pub use invite::{INVITE_PREFIX, Invite};
 pub use membership::{Membership, Rejected};
 pub use space::{Role, SpaceId, SpaceKey};
 
+/// Collection of Weft's own documents in every space; users cannot write it.
+pub const SYSTEM_COLLECTION: &str = "_weft";
+/// Id of a space's membership log document (in [`SYSTEM_COLLECTION`]).
+pub const MEMBERS_ID: &str = "members";
+
 /// Why a membership entry, invite or space id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

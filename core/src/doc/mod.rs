@@ -310,8 +310,15 @@ impl Document {
     /// message before rejecting the rest, so the result says both whether
     /// the document changed and what went wrong; accepted changes are valid
     /// and must be stored either way.
-    pub fn receive_sync_message(&mut self, state: &mut sync::State, bytes: &[u8]) -> Received {
-        let message = match sync::Message::decode(bytes) {
+    /// With `accept_changes` false (a peer that may only read), the
+    /// message's changes are dropped and counted, the rest is processed.
+    pub fn receive_sync_message(
+        &mut self,
+        state: &mut sync::State,
+        bytes: &[u8],
+        accept_changes: bool,
+    ) -> Received {
+        let mut message = match sync::Message::decode(bytes) {
             Ok(m) => m,
             Err(e) => return Received::failed(DocError::BadSyncMessage(e.to_string())),
         };
@@ -321,6 +328,11 @@ impl Document {
             .find_map(|h| check_bloom(&h.bloom.to_bytes()).err())
         {
             return Received::failed(DocError::BadSyncMessage(bad));
+        }
+        let mut refused_changes = 0;
+        if !accept_changes {
+            refused_changes = message.changes.len();
+            message.changes = sync::ChunkList::empty();
         }
         // A change the peer explicitly needs never arrived, whatever we
         // recorded as sent (a message was lost): send it again.
@@ -334,6 +346,7 @@ impl Document {
             error: result
                 .err()
                 .map(|e| DocError::BadSyncMessage(e.to_string())),
+            refused_changes,
         }
     }
 
@@ -377,6 +390,8 @@ pub struct Received {
     pub changed: bool,
     /// Why (part of) the message was refused (end the session).
     pub error: Option<DocError>,
+    /// Changes dropped because the peer may not write.
+    pub refused_changes: usize,
 }
 
 impl Received {
@@ -384,6 +399,7 @@ impl Received {
         Self {
             changed: false,
             error: Some(error),
+            refused_changes: 0,
         }
     }
 }

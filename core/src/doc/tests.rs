@@ -272,7 +272,7 @@ fn hostile_bloom_filters_are_refused_without_panicking() {
             last_sync: vec![],
             bloom,
         }];
-        let received = receiver.receive_sync_message(&mut State::new(), &message.encode());
+        let received = receiver.receive_sync_message(&mut State::new(), &message.encode(), true);
         assert!(
             matches!(received.error, Some(DocError::BadSyncMessage(_))),
             "{received:?}"
@@ -280,7 +280,7 @@ fn hostile_bloom_filters_are_refused_without_panicking() {
         assert!(!received.changed);
         assert!(receiver.generate_sync_message(&mut State::new()).is_some());
     }
-    let garbage = receiver.receive_sync_message(&mut State::new(), b"\x42garbage");
+    let garbage = receiver.receive_sync_message(&mut State::new(), b"\x42garbage", true);
     assert!(garbage.error.is_some() && !garbage.changed);
 }
 

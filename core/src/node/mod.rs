@@ -128,7 +128,11 @@ impl Node {
         };
         let net_handle = net.as_ref().map(|(n, _)| n.clone());
         let (progress_tx, progress) = watch::channel(SyncProgress::default());
-        let sync = replication::SyncState::new(Engine::new(node_id, spaces), net, progress_tx);
+        let sync = replication::SyncState::new(
+            Engine::new(identity.signing_key().clone(), spaces),
+            net,
+            progress_tx,
+        );
         let mut incarnation = [0u8; 8];
         getrandom::fill(&mut incarnation)
             .map_err(|e| crate::identity::IdentityError::Random(e.to_string()))?;
@@ -241,7 +245,10 @@ impl Node {
     /// Returns the heads after each write.
     pub async fn batch(&self, writes: Vec<Write>) -> Result<Vec<Vec<String>>> {
         for w in &writes {
-            if w.key().collection().starts_with(spaces::SYSTEM_COLLECTION) {
+            if w.key()
+                .collection()
+                .starts_with(crate::auth::SYSTEM_COLLECTION)
+            {
                 return Err(Error::InvalidKey(format!(
                     "collection {:?} is reserved for Weft's own documents",
                     w.key().collection()

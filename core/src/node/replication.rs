@@ -3,14 +3,16 @@
 //! handing it over, carries the engine's effects out to the network, and
 //! stores what peers send as ordinary writes with origin `Remote`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
 use super::PeerStatus;
 use super::events::Origin;
+use super::spaces::{Joined, MEMBERS_ID, SYSTEM_COLLECTION, admit, members_key, own_entries};
 use super::writer::{Actor, Cached};
+use crate::auth::Role;
 use crate::doc::Document;
 use crate::identity::NodeId;
 use crate::key::DocKey;
@@ -120,6 +122,8 @@ struct View<'a> {
     items: &'a HashMap<String, Vec<Item>>,
     states: &'a mut HashMap<(NodeId, DocKey), Vec<u8>>,
     actor: &'a automerge::ActorId,
+    spaces: &'a BTreeMap<String, Joined>,
+    me: NodeId,
 }
 
 impl Replica for View<'_> {
@@ -139,6 +143,27 @@ impl Replica for View<'_> {
     fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>> {
         self.states.remove(&(peer, key.clone()))
     }
+
+    fn role(&mut self, space: &str, node: NodeId) -> Option<Role> {
+        self.spaces.get(space)?.role(node)
+    }
+
+    fn proof(&mut self, space: &str) -> Vec<Vec<u8>> {
+        let Ok(key) = members_key(space) else {
+            return Vec::new();
+        };
+        match self.dirty.get(&key) {
+            Some(c) => own_entries(&c.doc.log_entries(), self.me),
+            None => Vec::new(),
+        }
+    }
+
+    fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Option<(Role, bool)> {
+        let joined = self.spaces.get(space)?;
+        let key = members_key(space).ok()?;
+        let cached = self.dirty.get_mut(&key)?;
+        admit(joined, space, &mut cached.doc, node, proof)
+    }
 }
 
 impl Actor {
@@ -148,7 +173,14 @@ impl Actor {
         let mut handled = 0;
         while let Some(e) = event.take() {
             let input = match e {
-                NetEvent::Connected(peer) => Input::Connected(peer),
+                NetEvent::Connected(peer) => {
+                    let mut challenge = [0u8; 32];
+                    if let Err(e) = getrandom::fill(&mut challenge) {
+                        tracing::error!(error = %e, "no randomness for a session challenge");
+                        continue;
+                    }
+                    Input::Connected(peer, challenge)
+                }
                 NetEvent::Disconnected(peer) => Input::Disconnected(peer),
                 NetEvent::Frame(peer, bytes) => match wire::decode(&bytes) {
                     Ok(message) => Input::Received(peer, message),
@@ -182,6 +214,10 @@ impl Actor {
             changed.sort();
             changed.dedup();
             for key in changed {
+                if key.collection() == SYSTEM_COLLECTION && key.id() == MEMBERS_ID {
+                    self.drive(Input::MembershipChanged(key.space().to_owned()))
+                        .await;
+                }
                 self.drive(Input::Changed(key)).await;
             }
             self.flush().await;
@@ -208,11 +244,14 @@ impl Actor {
                 _ => None,
             };
             let outputs = {
+                let me = self.me();
                 let mut view = View {
                     dirty: &mut self.dirty,
                     items: &self.sync.items,
                     states: &mut self.sync.states,
                     actor: &self.actor,
+                    spaces: &self.spaces,
+                    me,
                 };
                 let engine = &mut self.sync.engine;
                 // A bug reachable from peer input must cost that peer its
@@ -290,6 +329,16 @@ impl Actor {
             if !self.sync.items.contains_key(space) {
                 let items = self.store.items(space).await?;
                 self.sync.items.insert(space.clone(), items);
+            }
+        }
+        for space in &needs.memberships {
+            // Evaluating loads the log document too; spaces not joined here
+            // have no membership, which the engine treats as "not a member".
+            if self.spaces.contains_key(space) {
+                self.membership(space).await?;
+                // Evaluation may have been cached: the log document itself
+                // must be in memory too (proofs read it, admissions extend it).
+                self.load(&members_key(space)?).await?;
             }
         }
         let mut failed = Vec::new();

@@ -9,16 +9,13 @@ use serde::Serialize;
 
 use super::events::Origin;
 use super::writer::{Actor, Reply, now_ms};
-use crate::auth::{Action, Entry, Invite, Membership, Role, SpaceId, SpaceKey};
+use crate::auth::{Action, Entry, Invite, Membership, Role, Signer, SpaceId, SpaceKey};
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::key::DocKey;
 use crate::sync::Input;
 
-/// Collection of Weft's own documents in every space; users cannot write it.
-pub const SYSTEM_COLLECTION: &str = "_weft";
-/// Id of the membership log document.
-pub const MEMBERS_ID: &str = "members";
+pub use crate::auth::{MEMBERS_ID, SYSTEM_COLLECTION};
 
 /// A space this device is in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -41,6 +38,65 @@ pub(crate) struct Joined {
     default: bool,
     /// `None` until evaluated, and again after the log changes.
     membership: Option<Membership>,
+    /// Before the log's genesis arrives, the node whose invite this device
+    /// used: trusted as an admin for the first sync only.
+    inviter: Option<NodeId>,
+}
+
+impl Joined {
+    /// A node's role by the evaluated log (or as the provisional inviter).
+    pub(super) fn role(&self, node: NodeId) -> Option<Role> {
+        let m = self.membership.as_ref()?;
+        m.role(node).or_else(|| {
+            (m.members().is_empty() && self.inviter == Some(node)).then_some(Role::Admin)
+        })
+    }
+}
+
+/// This node's own entries in a log: what proves its membership to peers.
+pub(super) fn own_entries(log: &[Vec<u8>], me: NodeId) -> Vec<Vec<u8>> {
+    log.iter()
+        .filter(|bytes| {
+            Entry::decode(bytes).is_ok_and(|e| match (e.signer(), e.action()) {
+                (Signer::Node(n), _) if n == me => true,
+                (_, Action::Grant { node, .. } | Action::Revoke { node }) => *node == me,
+                (_, Action::Create { admin, .. }) => *admin == me,
+                _ => false,
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// Whether `node` is a member once its `proof` is added to the log; if the
+/// proof was needed, it is added to the log document (`true` in the result).
+pub(super) fn admit(
+    joined: &Joined,
+    space: &str,
+    doc: &mut crate::doc::Document,
+    node: NodeId,
+    proof: &[Vec<u8>],
+) -> Option<(Role, bool)> {
+    if let Some(role) = joined.role(node) {
+        return Some((role, false));
+    }
+    let id: SpaceId = space.parse().ok()?;
+    let mut entries: Vec<Entry> = doc
+        .log_entries()
+        .iter()
+        .filter_map(|b| Entry::decode(b).ok())
+        .collect();
+    let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
+    entries.extend(offered.iter().cloned());
+    let role = Membership::evaluate(id, &entries).role(node)?;
+    let encoded: Vec<([u8; 32], Vec<u8>)> =
+        offered.iter().map(|e| (e.hash(), e.encode())).collect();
+    let changed = doc
+        .add_log_entries(&encoded, now_ms() / 1000)
+        .ok()
+        .flatten()
+        .is_some();
+    Some((role, changed))
 }
 
 /// Space operations, answered by the writer actor.
@@ -59,7 +115,7 @@ pub(crate) enum SpaceCommand {
     Revoke(String, NodeId, Reply<()>),
 }
 
-fn members_key(space: &str) -> Result<DocKey> {
+pub(super) fn members_key(space: &str) -> Result<DocKey> {
     DocKey::new(space, SYSTEM_COLLECTION, MEMBERS_ID)
 }
 
@@ -74,6 +130,7 @@ impl Actor {
                         name,
                         default,
                         membership: None,
+                        inviter: None,
                     },
                 )
             })
@@ -138,8 +195,9 @@ impl Actor {
         // The space key has signed the only genesis there will be; dropping
         // it here means no second genesis can ever exist.
         drop(key);
-        self.record_space(&id.to_string(), name, default).await?;
+        // The log first, so the space is offered with its proof.
         self.add_entries(&id.to_string(), &[genesis]).await?;
+        self.record_space(&id.to_string(), name, default).await?;
         Ok(id)
     }
 
@@ -153,6 +211,7 @@ impl Actor {
                 name: name.to_owned(),
                 default,
                 membership: None,
+                inviter: None,
             },
         );
         self.drive(Input::Offer(id.to_owned())).await;
@@ -200,9 +259,9 @@ impl Actor {
             &invite.log_heads(),
             now_ms() / 1000,
         );
+        self.add_entries(&id.to_string(), &[entry]).await?;
         self.record_space(&id.to_string(), invite.name(), false)
             .await?;
-        self.add_entries(&id.to_string(), &[entry]).await?;
         Ok((id, invite.addrs().to_vec()))
     }
 
@@ -260,8 +319,16 @@ impl Actor {
                 .filter_map(|bytes| Entry::decode(bytes).ok())
                 .collect();
             let membership = Membership::evaluate(id, &entries);
+            let me = self.me();
+            // Until the genesis arrives, the inviter named in our own join
+            // is the one peer we sync the space with.
+            let inviter = entries.iter().find_map(|e| match (e.signer(), e.action()) {
+                (Signer::Node(n), Action::Join { invite }) if n == me => Some(invite.inviter()),
+                _ => None,
+            });
             if let Some(j) = self.spaces.get_mut(space) {
                 j.membership = Some(membership);
+                j.inviter = inviter;
             }
         }
         Ok(self.spaces[space]

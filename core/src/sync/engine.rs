@@ -18,7 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::sync::State;
 
 use super::reconcile::{describe, differences, in_bounds};
-use super::wire::{Item, ItemKey, Message, WireError};
+
+mod admission;
+use super::wire::{Item, ItemKey, Message, WireError, proof_bytes};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+
+use crate::auth::Role;
 use crate::doc::Document;
 use crate::identity::NodeId;
 use crate::key::DocKey;
@@ -38,6 +43,15 @@ pub trait Replica {
     fn doc(&mut self, key: &DocKey) -> &mut Document;
     /// A persisted sync state with `peer` (listed in [`Needs::states`]).
     fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>>;
+    /// A node's role in a space by its membership log (listed in
+    /// [`Needs::memberships`]).
+    fn role(&mut self, space: &str, node: NodeId) -> Option<Role>;
+    /// This node's own membership entries in a space, to prove membership.
+    fn proof(&mut self, space: &str) -> Vec<Vec<u8>>;
+    /// Whether `node` is a member of `space` once its `proof` entries are
+    /// taken into account; if so, the replica keeps the entries (the engine
+    /// then reports the membership log as changed) and returns the role.
+    fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Option<(Role, bool)>;
 }
 
 /// What the runtime must make available before [`Engine::handle`].
@@ -49,13 +63,16 @@ pub struct Needs {
     pub docs: Vec<DocKey>,
     /// Persisted sync states read.
     pub states: Vec<(NodeId, DocKey)>,
+    /// Spaces whose membership is read or extended.
+    pub memberships: Vec<String>,
 }
 
 /// Everything that happens to the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    /// A connection to a peer is up (its stream can take frames).
-    Connected(NodeId),
+    /// A connection to a peer is up (its stream can take frames), with
+    /// fresh random bytes for the peer to sign.
+    Connected(NodeId, [u8; 32]),
     /// The last connection to a peer is gone.
     Disconnected(NodeId),
     /// A decoded frame from a peer.
@@ -77,6 +94,9 @@ pub enum Input {
     /// Start offering a space: tell connected peers, and open sessions with
     /// those that offer it too.
     Offer(String),
+    /// A space's membership log changed: end sessions with peers that are
+    /// no longer members, open them with peers that now are.
+    MembershipChanged(String),
 }
 
 /// Everything the engine asks the runtime to do.
@@ -109,14 +129,20 @@ struct Session {
     last_progress: u64,
     /// Retries since the last sync message from the peer.
     retries: u32,
+    /// The peer's role in the space.
+    role: Option<Role>,
 }
 
 #[derive(Debug, Default)]
 struct Peer {
     hello: bool,
+    /// The peer signed our challenge: it holds its node key.
+    proven: bool,
+    /// What we asked the peer to sign.
+    challenge: [u8; 32],
     connected_at: u64,
-    /// Spaces the peer offers (hello and later offers).
-    offered: BTreeSet<String>,
+    /// Spaces the peer offers (hello and later offers), with its proofs.
+    claims: BTreeMap<String, Vec<Vec<u8>>>,
     sessions: BTreeMap<String, Session>,
 }
 
@@ -124,6 +150,7 @@ struct Peer {
 #[derive(Debug)]
 pub struct Engine {
     me: NodeId,
+    key: SigningKey,
     spaces: BTreeSet<String>,
     peers: BTreeMap<NodeId, Peer>,
     now: u64,
@@ -137,10 +164,11 @@ fn item_key(key: &DocKey) -> ItemKey {
 }
 
 impl Engine {
-    /// An engine for node `me` offering `spaces`.
-    pub fn new(me: NodeId, spaces: impl IntoIterator<Item = String>) -> Self {
+    /// An engine for the node with key `key`, offering `spaces`.
+    pub fn new(key: SigningKey, spaces: impl IntoIterator<Item = String>) -> Self {
         Self {
-            me,
+            me: NodeId::from_bytes(key.verifying_key().to_bytes()),
+            key,
             spaces: spaces.into_iter().collect(),
             peers: BTreeMap::new(),
             now: 0,
@@ -182,7 +210,7 @@ impl Engine {
     /// Whether no session has outstanding work.
     pub fn is_idle(&self) -> bool {
         self.peers.values().all(|p| {
-            p.hello
+            p.proven
                 && p.sessions
                     .values()
                     .all(|s| s.reconciled && s.pending.is_empty())
@@ -194,16 +222,30 @@ impl Engine {
         let mut needs = Needs::default();
         match input {
             Input::Received(_, Message::Hello { spaces, .. } | Message::Offer { spaces }) => {
-                needs.digests = spaces
+                let ours: Vec<String> = spaces
                     .iter()
-                    .filter(|s| self.spaces.contains(*s))
-                    .cloned()
+                    .map(|c| c.space.clone())
+                    .filter(|s| self.spaces.contains(s))
                     .collect();
+                needs.digests = ours.clone();
+                needs.memberships = ours;
             }
-            Input::Offer(space) => {
-                if self.peers.values().any(|p| p.offered.contains(space)) {
-                    needs.digests.push(space.clone());
+            Input::Received(peer, Message::Proof { .. }) => {
+                if let Some(p) = self.peers.get(peer) {
+                    let ours: Vec<String> = p
+                        .claims
+                        .keys()
+                        .filter(|s| self.spaces.contains(*s))
+                        .cloned()
+                        .collect();
+                    needs.digests = ours.clone();
+                    needs.memberships = ours;
                 }
+            }
+            Input::Connected(..) => needs.memberships = self.spaces.iter().cloned().collect(),
+            Input::Offer(space) | Input::MembershipChanged(space) => {
+                needs.memberships.push(space.clone());
+                needs.digests.push(space.clone());
             }
             Input::Received(_, Message::Reconcile { space, .. }) => {
                 needs.digests.push(space.clone())
@@ -241,7 +283,7 @@ impl Engine {
                     .into_iter()
                     .collect();
             }
-            Input::Connected(_) | Input::Disconnected(_) | Input::Malformed(..) => {}
+            Input::Disconnected(_) | Input::Malformed(..) => {}
         }
         needs
     }
@@ -272,23 +314,7 @@ impl Engine {
     pub fn handle(&mut self, replica: &mut impl Replica, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Connected(peer) => {
-                let now = self.now;
-                self.peers.insert(
-                    peer,
-                    Peer {
-                        connected_at: now,
-                        ..Peer::default()
-                    },
-                );
-                out.push(Output::Send(
-                    peer,
-                    Message::Hello {
-                        node: self.me,
-                        spaces: self.spaces.iter().cloned().collect(),
-                    },
-                ));
-            }
+            Input::Connected(peer, challenge) => self.connected(replica, peer, challenge, &mut out),
             Input::Disconnected(peer) => {
                 if let Some(p) = self.peers.remove(&peer) {
                     let states = saved_states(&p);
@@ -317,28 +343,8 @@ impl Engine {
                     self.generate(replica, peer, &key, false, &mut out);
                 }
             }
-            Input::Offer(space) => {
-                if self.spaces.insert(space.clone()) {
-                    let peers: Vec<NodeId> = self
-                        .peers
-                        .iter()
-                        .filter(|(_, p)| p.hello)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for peer in peers {
-                        out.push(Output::Send(
-                            peer,
-                            Message::Offer {
-                                spaces: vec![space.clone()],
-                            },
-                        ));
-                        let offered = self.peers[&peer].offered.contains(&space);
-                        if offered {
-                            self.peer_offers(replica, peer, vec![space.clone()], &mut out);
-                        }
-                    }
-                }
-            }
+            Input::Offer(space) => self.offer(replica, space, &mut out),
+            Input::MembershipChanged(space) => self.membership_changed(replica, &space, &mut out),
             Input::Tick(now) => {
                 self.now = now;
                 // A handshake that never completed (a lost hello) is retried
@@ -347,12 +353,16 @@ impl Engine {
                     .peers
                     .iter()
                     .filter(|(_, p)| {
-                        !p.hello && now.saturating_sub(p.connected_at) >= RETRY_AFTER_MS
+                        !p.proven && now.saturating_sub(p.connected_at) >= RETRY_AFTER_MS
                     })
                     .map(|(id, _)| *id)
                     .collect();
                 for peer in silent {
-                    self.close(peer, "no hello received; reconnecting".into(), &mut out);
+                    self.close(
+                        peer,
+                        "the handshake did not complete; reconnecting".into(),
+                        &mut out,
+                    );
                 }
                 let stalled: Vec<_> = self.stalled(now).collect();
                 for (peer, space) in stalled {
@@ -365,33 +375,6 @@ impl Engine {
             }
         }
         out
-    }
-
-    /// Records spaces a peer offers and opens sessions for those we offer.
-    fn peer_offers(
-        &mut self,
-        replica: &mut impl Replica,
-        peer: NodeId,
-        spaces: Vec<String>,
-        out: &mut Vec<Output>,
-    ) {
-        let now = self.now;
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        for space in spaces {
-            p.offered.insert(space.clone());
-            if self.spaces.contains(&space) && !p.sessions.contains_key(&space) {
-                p.sessions.insert(
-                    space.clone(),
-                    Session {
-                        last_progress: now,
-                        ..Session::default()
-                    },
-                );
-                reconcile(out, peer, &space, &replica.items(&space), false);
-            }
-        }
     }
 
     fn session(&mut self, peer: NodeId, space: &str) -> Option<&mut Session> {
@@ -422,7 +405,11 @@ impl Engine {
             ));
         };
         match message {
-            Message::Hello { node, spaces } => {
+            Message::Hello {
+                node,
+                spaces,
+                challenge,
+            } => {
                 if node != peer {
                     return self.close(peer, format!("hello claims to be {node}"), out);
                 }
@@ -430,13 +417,34 @@ impl Engine {
                     return self.close(peer, "second hello".into(), out);
                 }
                 p.hello = true;
-                self.peer_offers(replica, peer, spaces, out);
+                let signature = self
+                    .key
+                    .sign(&proof_bytes(&challenge, self.me, peer))
+                    .to_bytes();
+                out.push(Output::Send(peer, Message::Proof { signature }));
+                self.claimed(replica, peer, spaces, out);
+            }
+            Message::Proof { signature } => {
+                if !p.hello || p.proven {
+                    return self.close(peer, "proof out of order".into(), out);
+                }
+                let signed = proof_bytes(&p.challenge, peer, self.me);
+                let valid = VerifyingKey::from_bytes(peer.as_bytes()).is_ok_and(|k| {
+                    k.verify_strict(&signed, &Signature::from_bytes(&signature))
+                        .is_ok()
+                });
+                if !valid {
+                    return self.close(peer, "its proof of identity does not verify".into(), out);
+                }
+                p.proven = true;
+                let spaces: Vec<String> = p.claims.keys().cloned().collect();
+                self.admit_all(replica, peer, spaces, out);
             }
             Message::Offer { spaces } => {
                 if !p.hello {
                     return self.close(peer, "offer before hello".into(), out);
                 }
-                self.peer_offers(replica, peer, spaces, out);
+                self.claimed(replica, peer, spaces, out);
             }
             Message::Reconcile {
                 space,
@@ -452,11 +460,9 @@ impl Engine {
                 }
                 let now = self.now;
                 let Some(session) = p.sessions.get_mut(&space) else {
-                    return self.close(
-                        peer,
-                        format!("reconcile for space {space:?} without a session"),
-                        out,
-                    );
+                    // Not admitted (yet): nothing of the space goes either way.
+                    tracing::debug!(%peer, space, "ignoring reconcile for a space without a session");
+                    return;
                 };
                 let upper = ranges.last().and_then(|r| r.upper.clone());
                 if upper.is_none() {
@@ -487,12 +493,12 @@ impl Engine {
                 }
             }
             Message::Sync { space, key, data } => {
-                if !p.hello || !p.sessions.contains_key(&space) {
-                    return self.close(
-                        peer,
-                        format!("sync for space {space:?} without a session"),
-                        out,
-                    );
+                if !p.hello {
+                    return self.close(peer, "sync before hello".into(), out);
+                }
+                if !p.sessions.contains_key(&space) {
+                    tracing::debug!(%peer, space, "ignoring sync for a space without a session");
+                    return;
                 }
                 let doc_key =
                     match DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str()) {
@@ -503,9 +509,14 @@ impl Engine {
                     };
                 let now = self.now;
                 let mut state = self.take_state(replica, peer, &doc_key);
+                // A reader's changes are never applied: only writers write.
+                let writer = p_role(&self.peers, peer, &space).is_some_and(|r| r >= Role::Writer);
                 let received = replica
                     .doc(&doc_key)
-                    .receive_sync_message(&mut state, &data);
+                    .receive_sync_message(&mut state, &data, writer);
+                if received.refused_changes > 0 {
+                    tracing::warn!(%peer, key = %doc_key, changes = received.refused_changes, "refused changes from a reader");
+                }
                 if received.changed {
                     // Whatever Automerge accepted is valid and gets stored,
                     // even if it refused the rest of the message.
@@ -586,6 +597,11 @@ impl Engine {
     }
 }
 
+/// The role a session records for `peer` in `space`.
+fn p_role(peers: &BTreeMap<NodeId, Peer>, peer: NodeId, space: &str) -> Option<Role> {
+    peers.get(&peer)?.sessions.get(space)?.role
+}
+
 fn saved_states(p: &Peer) -> Vec<(DocKey, Vec<u8>)> {
     p.sessions
         .iter()
@@ -611,5 +627,25 @@ fn reconcile(out: &mut Vec<Output>, peer: NodeId, space: &str, items: &[Item], r
                 reply,
             },
         ));
+    }
+}
+
+impl Engine {
+    /// Handshake state per peer, for debugging.
+    pub fn debug_peers(&self) -> String {
+        self.peers
+            .iter()
+            .map(|(id, p)| {
+                format!(
+                    "{}: hello={} proven={} claims={:?} sessions={:?}",
+                    &id.to_string()[..14],
+                    p.hello,
+                    p.proven,
+                    p.claims.keys().collect::<Vec<_>>(),
+                    p.sessions.keys().collect::<Vec<_>>()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }

@@ -50,21 +50,53 @@ pub enum RangePayload {
     Items(Vec<Item>),
 }
 
+/// A claim of membership in a space: the sender's own membership entries
+/// (for a new member, its `Join` entry citing an invite), which the peer
+/// adds to its log only if they make the sender a member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The space id.
+    pub space: String,
+    /// Encoded membership entries.
+    pub proof: Vec<serde_bytes::ByteBuf>,
+}
+
+/// What a [`Message::Proof`] signs: a domain tag, the challenge, and both
+/// node ids, so a proof can be replayed neither elsewhere nor to another node.
+pub fn proof_bytes(challenge: &[u8; 32], signer: NodeId, verifier: NodeId) -> Vec<u8> {
+    let mut out = b"weft/session-proof/1\0".to_vec();
+    out.extend_from_slice(challenge);
+    out.extend_from_slice(signer.as_bytes());
+    out.extend_from_slice(verifier.as_bytes());
+    out
+}
+
 /// Everything peers say to each other.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// First message each way: who I am and which spaces I offer.
+    /// First message each way: who I am, which spaces I claim membership
+    /// of, and a challenge for the peer to sign.
     Hello {
         /// The sender's node id (must match the transport's peer id).
         node: NodeId,
-        /// Spaces the sender is willing to sync.
-        spaces: Vec<String>,
+        /// Spaces the sender is willing to sync, with its membership proof.
+        spaces: Vec<Claim>,
+        /// Random bytes the peer signs in its [`Message::Proof`].
+        #[serde(with = "serde_bytes")]
+        challenge: [u8; 32],
+    },
+    /// The answer to the peer's hello: the peer's challenge signed with the
+    /// sender's node key. Sessions open only after it verifies.
+    Proof {
+        /// Ed25519 signature (see [`proof_bytes`]).
+        #[serde(with = "serde_bytes")]
+        signature: [u8; 64],
     },
     /// Spaces the sender started offering after its hello (joined or
     /// created since).
     Offer {
-        /// The new spaces.
-        spaces: Vec<String>,
+        /// The new spaces, with membership proofs.
+        spaces: Vec<Claim>,
     },
     /// Reconciliation of which documents differ in a space. A space is
     /// described by one or more of these, in key order, each covering
@@ -155,8 +187,13 @@ mod tests {
         vec![
             Message::Hello {
                 node: NodeId::from_bytes([7; 32]),
-                spaces: vec!["personal".into(), "team".into()],
+                spaces: vec![Claim {
+                    space: "team".into(),
+                    proof: vec![serde_bytes::ByteBuf::from(vec![1, 2, 3])],
+                }],
+                challenge: [9; 32],
             },
+            Message::Proof { signature: [4; 64] },
             Message::Reconcile {
                 space: "personal".into(),
                 lower: None,
@@ -219,7 +256,7 @@ mod tests {
 
         /// Mutating a valid frame never panics either.
         #[test]
-        fn mutated_frames_never_panic(which in 0usize..3, pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        fn mutated_frames_never_panic(which in 0usize..4, pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
             let mut frame = encode(&samples()[which]);
             let i = pos.index(frame.len());
             frame[i] = byte;

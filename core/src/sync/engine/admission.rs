@@ -1,0 +1,199 @@
+//! Who gets a session: the handshake and membership checks.
+//!
+//! Both sides send `Hello` with a random challenge and their membership
+//! claims, and answer the peer's hello with a `Proof` (the challenge signed
+//! with their node key). Once the peer's proof verifies, a session opens for
+//! each space both claim *and* in which the peer is a member by our
+//! membership log, extended with the peer's proof entries (how a new member
+//! presents its `Join`). A non-member gets no session, so nothing of the
+//! space: not its documents, not even their ids. When a log changes,
+//! sessions of peers no longer members end.
+
+use super::{Engine, Output, Peer, Replica, Session, reconcile};
+use crate::identity::NodeId;
+use crate::sync::wire::{Claim, Message};
+
+impl Engine {
+    pub(super) fn connected(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        challenge: [u8; 32],
+        out: &mut Vec<Output>,
+    ) {
+        let now = self.now;
+        self.peers.insert(
+            peer,
+            Peer {
+                connected_at: now,
+                challenge,
+                ..Peer::default()
+            },
+        );
+        let spaces: Vec<String> = self.spaces.iter().cloned().collect();
+        let claims = claims(replica, spaces);
+        out.push(Output::Send(
+            peer,
+            Message::Hello {
+                node: self.me,
+                spaces: claims,
+                challenge,
+            },
+        ));
+    }
+
+    /// Records a peer's claims and, once it has proven its identity, admits it.
+    pub(super) fn claimed(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        claims: Vec<Claim>,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let mut spaces = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let proof = claim.proof.into_iter().map(|b| b.into_vec()).collect();
+            p.claims.insert(claim.space.clone(), proof);
+            spaces.push(claim.space);
+        }
+        if p.proven {
+            self.admit_all(replica, peer, spaces, out);
+        }
+    }
+
+    /// Opens sessions for `spaces` where the peer is a member.
+    pub(super) fn admit_all(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        spaces: Vec<String>,
+        out: &mut Vec<Output>,
+    ) {
+        for space in spaces {
+            self.admit(replica, peer, &space, out);
+        }
+    }
+
+    fn admit(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        space: &str,
+        out: &mut Vec<Output>,
+    ) {
+        let now = self.now;
+        if !self.spaces.contains(space) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !p.proven || p.sessions.contains_key(space) {
+            return;
+        }
+        let Some(proof) = p.claims.get(space) else {
+            return;
+        };
+        let Some((role, log_changed)) = replica.admit(space, peer, proof) else {
+            tracing::info!(%peer, space, "peer is not a member; no session");
+            return;
+        };
+        let log_key = crate::key::DocKey::new(
+            space,
+            crate::auth::SYSTEM_COLLECTION,
+            crate::auth::MEMBERS_ID,
+        );
+        if log_changed && let Ok(key) = log_key {
+            out.push(Output::Applied { peer, key });
+        }
+        p.sessions.insert(
+            space.to_owned(),
+            Session {
+                last_progress: now,
+                role: Some(role),
+                ..Session::default()
+            },
+        );
+        reconcile(out, peer, space, &replica.items(space), false);
+    }
+
+    /// Starts offering a space.
+    pub(super) fn offer(
+        &mut self,
+        replica: &mut impl Replica,
+        space: String,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.spaces.insert(space.clone()) {
+            return;
+        }
+        let claim = claims(replica, vec![space.clone()]);
+        let peers: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.hello)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in peers {
+            out.push(Output::Send(
+                peer,
+                Message::Offer {
+                    spaces: claim.clone(),
+                },
+            ));
+            self.admit(replica, peer, &space, out);
+        }
+    }
+
+    /// Re-checks every peer against a space's changed membership log.
+    pub(super) fn membership_changed(
+        &mut self,
+        replica: &mut impl Replica,
+        space: &str,
+        out: &mut Vec<Output>,
+    ) {
+        let peers: Vec<NodeId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            let in_session = self.peers[&peer].sessions.contains_key(space);
+            match replica.role(space, peer) {
+                None if in_session => {
+                    tracing::info!(%peer, space, "peer is no longer a member; ending its session");
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.sessions.remove(space);
+                    }
+                }
+                Some(role) if in_session => {
+                    if let Some(s) = self.session(peer, space) {
+                        s.role = Some(role);
+                    }
+                }
+                Some(_) => self.admit(replica, peer, space, out),
+                None => {}
+            }
+            // Our own proof may have changed (say, our join just arrived in
+            // the log): let a peer that has not admitted us look again.
+            let admitted = self.peers[&peer].sessions.contains_key(space);
+            if !admitted && self.peers[&peer].hello {
+                let claim = claims(replica, vec![space.to_owned()]);
+                out.push(Output::Send(peer, Message::Offer { spaces: claim }));
+            }
+        }
+    }
+}
+
+fn claims(replica: &mut impl Replica, spaces: Vec<String>) -> Vec<Claim> {
+    spaces
+        .into_iter()
+        .map(|space| Claim {
+            proof: replica
+                .proof(&space)
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
+            space,
+        })
+        .collect()
+}
