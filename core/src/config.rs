@@ -21,9 +21,9 @@ pub struct Config {
     /// A document's incremental chunks are folded into one snapshot once
     /// there are this many.
     pub compact_after_chunks: u32,
-    /// Networking; `None` keeps the replica offline. Off by default until
-    /// sync sessions check membership: with it on, any peer that connects
-    /// can sync the spaces this device is in.
+    /// Networking; `None` keeps the replica offline. The library default is
+    /// offline so that embedding it (and its tests) opens no sockets; front
+    /// ends such as the daemon turn it on.
     pub network: Option<crate::net::NetConfig>,
 }
 

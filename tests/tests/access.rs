@@ -70,6 +70,16 @@ struct Raw {
 
 impl Raw {
     async fn connect(secret: [u8; 32], to: &Node, claims: Vec<Claim>) -> Raw {
+        Self::connect_signing(secret, to, claims, false).await
+    }
+
+    /// Like `connect`; with `bad_proof`, the challenge is signed wrongly.
+    async fn connect_signing(
+        secret: [u8; 32],
+        to: &Node,
+        claims: Vec<Claim>,
+        bad_proof: bool,
+    ) -> Raw {
         let (net, mut events) = weft_core::net::spawn(secret, NetConfig::local()).unwrap();
         let peer = net
             .connect(to.listen_addrs().await[0].parse().unwrap())
@@ -97,9 +107,8 @@ impl Raw {
                 break challenge;
             }
         };
-        let signature = key
-            .sign(&wire::proof_bytes(&challenge, me, peer))
-            .to_bytes();
+        let signed = if bad_proof { [0; 32] } else { challenge };
+        let signature = key.sign(&wire::proof_bytes(&signed, me, peer)).to_bytes();
         net.send(peer, wire::encode(&Message::Proof { signature }));
         Raw {
             key,
@@ -422,4 +431,87 @@ async fn expired_and_forged_tokens_are_clear_errors() {
     assert_eq!(b.space_list().await.unwrap().len(), 1);
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_entries_and_bad_proofs_admit_nobody() {
+    let da = tempfile::tempdir().unwrap();
+    let a = node(da.path()).await;
+    let space = a.space_create("team").await.unwrap().to_string();
+    a.put(&DocKey::new(&space, "notes", "n").unwrap(), json!({"v": 1}))
+        .await
+        .unwrap();
+
+    // A join entry for a reader invite, re-encoded to claim admin: its
+    // signature no longer verifies, so the claim admits nobody.
+    let raw_key = SigningKey::from_bytes(&[88; 32]);
+    let raw_id = NodeId::from_bytes(raw_key.verifying_key().to_bytes());
+    let token = a
+        .space_invite(Some(&space), Role::Reader, DAY, Some(raw_id))
+        .await
+        .unwrap();
+    let invite = Invite::from_token(&token).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let join = Entry::sign(
+        &raw_key,
+        invite.space(),
+        Action::Join {
+            invite: Box::new(invite.clone()),
+        },
+        &invite.log_heads(),
+        now,
+    );
+    let mut bytes = join.encode();
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"reader")
+        .expect("role in the entry");
+    bytes.splice(at..at + 6, b"admin".iter().copied());
+    let claim = Claim {
+        space: space.clone(),
+        proof: vec![serde_bytes::ByteBuf::from(bytes)],
+    };
+    let raw = Raw::connect([88; 32], &a, vec![claim]).await;
+    let seen = raw.leave().await;
+    assert!(seen.is_empty(), "a tampered claim was sent {seen:?}");
+    let members = a
+        .space_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == space)
+        .unwrap()
+        .members;
+    assert!(!members.contains_key(&raw_id), "{members:?}");
+
+    // A valid join, but a proof of identity signed over the wrong challenge:
+    // the node cuts the connection before any session.
+    let claim = Claim {
+        space: space.clone(),
+        proof: vec![serde_bytes::ByteBuf::from(join.encode())],
+    };
+    let mut raw = Raw::connect_signing([88; 32], &a, vec![claim], true).await;
+    // No garbage needed: the bad proof alone ends the connection.
+    let cut = tokio::time::timeout(WAIT, async {
+        loop {
+            match raw.events.recv().await {
+                Some(NetEvent::Disconnected(_)) | None => return,
+                Some(NetEvent::Frame(_, bytes)) => {
+                    let m = wire::decode(&bytes);
+                    assert!(
+                        !matches!(m, Ok(Message::Reconcile { .. } | Message::Sync { .. })),
+                        "sent {m:?}"
+                    );
+                }
+                Some(NetEvent::Connected(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "a peer with a bad proof stayed connected");
+    raw.net.shutdown().await;
+    a.close().await.unwrap();
 }
