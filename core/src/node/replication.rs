@@ -169,6 +169,8 @@ impl Replica for View<'_> {
 impl Actor {
     /// Handles a burst of network events, then commits what they changed.
     pub(super) async fn net_events(&mut self, first: NetEvent) {
+        let now = self.sync.started.elapsed().as_millis() as u64;
+        self.sync.engine.advance(now);
         let mut event = Some(first);
         let mut handled = 0;
         while let Some(e) = event.take() {

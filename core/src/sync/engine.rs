@@ -31,6 +31,9 @@ use crate::key::DocKey;
 /// A session idle this long with work outstanding re-reconciles; each
 /// further retry waits twice as long, up to 16 times this.
 pub const RETRY_AFTER_MS: u64 = 3_000;
+/// A handshake (hello and proof both ways) not done in this long ends the
+/// connection; generous, since a busy node may take a while to get to it.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Documents started per follow-up input, so memory and queued messages stay
 /// bounded however many documents differ.
 pub const START_BATCH: usize = 256;
@@ -173,6 +176,12 @@ impl Engine {
             peers: BTreeMap::new(),
             now: 0,
         }
+    }
+
+    /// Moves the engine's clock forward (never back) without other effects,
+    /// so that times it records (a connection's start) are current.
+    pub fn advance(&mut self, now: u64) {
+        self.now = self.now.max(now);
     }
 
     /// Whether a space is offered.
@@ -346,14 +355,14 @@ impl Engine {
             Input::Offer(space) => self.offer(replica, space, &mut out),
             Input::MembershipChanged(space) => self.membership_changed(replica, &space, &mut out),
             Input::Tick(now) => {
-                self.now = now;
+                self.advance(now);
                 // A handshake that never completed (a lost hello) is retried
                 // by reconnecting.
                 let silent: Vec<NodeId> = self
                     .peers
                     .iter()
                     .filter(|(_, p)| {
-                        !p.proven && now.saturating_sub(p.connected_at) >= RETRY_AFTER_MS
+                        !p.proven && now.saturating_sub(p.connected_at) >= HANDSHAKE_TIMEOUT_MS
                     })
                     .map(|(id, _)| *id)
                     .collect();

@@ -23,11 +23,20 @@ async fn wait_for(
     done: impl AsyncFn(&Node) -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
     let mut feed = node.subscribe(SubscribeFilter::default());
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now()
+        + Duration::from_secs(
+            std::env::var("WEFT_BENCH_DEADLINE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(600),
+        );
     while !done(node).await? {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            bail!("sync did not finish within ten minutes");
+            bail!(
+                "sync did not finish within the deadline; peers: {:?}",
+                node.peers().await?
+            );
         }
         // A change event or a quiet second: either way, look again.
         let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), feed.recv()).await;
@@ -109,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
 
     for i in 0..d {
         a.patch(
-            &a.key("notes", &format!("n{:07}", i * (n / d.max(1))))?,
+            &DocKey::new(&space, "notes", format!("n{:07}", i * (n / d.max(1))))?,
             json!({"done": true}),
         )
         .await?;
