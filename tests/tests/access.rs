@@ -60,6 +60,29 @@ async fn docs_in(node: &Node, space: &str) -> u64 {
     rows[0]["n"].as_u64().unwrap()
 }
 
+/// An invite for `secret`'s node as a reader of `space`, and the `Join`
+/// entry that node would sign with it (built by hand, as an attacker would).
+async fn reader_join(a: &Node, space: &str, secret: [u8; 32]) -> (NodeId, Entry) {
+    let key = SigningKey::from_bytes(&secret);
+    let id = NodeId::from_bytes(key.verifying_key().to_bytes());
+    let token = a
+        .space_invite(Some(space), Role::Reader, DAY, Some(id))
+        .await
+        .unwrap();
+    let invite = Invite::from_token(&token).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let action = Action::Join {
+        invite: Box::new(invite.clone()),
+    };
+    (
+        id,
+        Entry::sign(&key, invite.space(), action, &invite.log_heads(), now),
+    )
+}
+
 /// A raw endpoint speaking `/weft/sync/1` by hand, as an attacker would.
 struct Raw {
     key: SigningKey,
@@ -285,26 +308,7 @@ async fn readers_cannot_write_anywhere() {
     ));
 
     // and a reader that bypasses its node has its changes refused by peers.
-    let raw_key = SigningKey::from_bytes(&[77; 32]);
-    let raw_id = NodeId::from_bytes(raw_key.verifying_key().to_bytes());
-    let token = a
-        .space_invite(Some(&space), Role::Reader, DAY, Some(raw_id))
-        .await
-        .unwrap();
-    let invite = Invite::from_token(&token).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let join_entry = Entry::sign(
-        &raw_key,
-        invite.space(),
-        Action::Join {
-            invite: Box::new(invite.clone()),
-        },
-        &invite.log_heads(),
-        now,
-    );
+    let (raw_id, join_entry) = reader_join(&a, &space, [77; 32]).await;
     let claim = Claim {
         space: space.clone(),
         proof: vec![serde_bytes::ByteBuf::from(join_entry.encode())],
@@ -444,26 +448,7 @@ async fn tampered_entries_and_bad_proofs_admit_nobody() {
 
     // A join entry for a reader invite, re-encoded to claim admin: its
     // signature no longer verifies, so the claim admits nobody.
-    let raw_key = SigningKey::from_bytes(&[88; 32]);
-    let raw_id = NodeId::from_bytes(raw_key.verifying_key().to_bytes());
-    let token = a
-        .space_invite(Some(&space), Role::Reader, DAY, Some(raw_id))
-        .await
-        .unwrap();
-    let invite = Invite::from_token(&token).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let join = Entry::sign(
-        &raw_key,
-        invite.space(),
-        Action::Join {
-            invite: Box::new(invite.clone()),
-        },
-        &invite.log_heads(),
-        now,
-    );
+    let (raw_id, join) = reader_join(&a, &space, [88; 32]).await;
     let mut bytes = join.encode();
     let at = bytes
         .windows(6)

@@ -420,6 +420,13 @@ impl Node {
             .await
     }
 
+    async fn space_or_default(&self, space: Option<&str>) -> Result<String> {
+        match space {
+            Some(s) => self.resolve_space(s).await,
+            None => Ok(self.default_space().to_owned()),
+        }
+    }
+
     /// A space id from an id or a name of a joined space.
     pub async fn resolve_space(&self, space: &str) -> Result<String> {
         let spaces = self.space_list().await?;
@@ -446,10 +453,7 @@ impl Node {
         expires_in: std::time::Duration,
         node: Option<NodeId>,
     ) -> Result<String> {
-        let space = match space {
-            Some(s) => self.resolve_space(s).await?,
-            None => self.default_space().to_owned(),
-        };
+        let space = self.space_or_default(space).await?;
         let expires =
             writer::now_ms() / 1000 + i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
         let addrs = self.listen_addrs().await;
@@ -487,10 +491,7 @@ impl Node {
     /// Revokes every role of `node` in `space` (default space when `None`).
     /// Needs the admin role.
     pub async fn space_revoke(&self, space: Option<&str>, node: NodeId) -> Result<()> {
-        let space = match space {
-            Some(s) => self.resolve_space(s).await?,
-            None => self.default_space().to_owned(),
-        };
+        let space = self.space_or_default(space).await?;
         self.call(|reply| Command::Space(SpaceCommand::Revoke(space, node, reply)))
             .await
     }
