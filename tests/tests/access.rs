@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::json;
-use weft_core::auth::{Action, Entry, Invite};
+use weft_core::auth::{Entry, Invite};
 use weft_core::net::{Net, NetConfig, NetEvent};
 use weft_core::sync::wire::{self, Claim, ItemKey, Message};
 use weft_core::{Config, DocKey, Error, Node, NodeId, Role, SubscribeFilter};
@@ -74,13 +74,7 @@ async fn reader_join(a: &Node, space: &str, secret: [u8; 32]) -> (NodeId, Entry)
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let action = Action::Join {
-        invite: Box::new(invite.clone()),
-    };
-    (
-        id,
-        Entry::sign(&key, invite.space(), action, &invite.log_heads(), now),
-    )
+    (id, Entry::join(&key, &invite, now).unwrap())
 }
 
 /// A raw endpoint speaking `/weft/sync/1` by hand, as an attacker would.

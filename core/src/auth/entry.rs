@@ -35,8 +35,12 @@ pub enum Action {
     },
     /// The signer joins with an admin's invite.
     Join {
-        /// The invite, as issued.
+        /// The invite, as issued (without its secret).
         invite: Box<Invite>,
+        /// The joiner's id signed with the invite's claim secret: proof that
+        /// the joiner held the token.
+        #[serde(with = "serde_bytes")]
+        claim: [u8; 64],
     },
 }
 
@@ -86,6 +90,23 @@ impl Entry {
                 signer: Signer::Space,
             },
         )
+    }
+
+    /// A node's join with an invite token (which carries the claim secret).
+    pub fn join(node: &SigningKey, invite: &Invite, time: i64) -> Result<Self, AuthError> {
+        let joiner = NodeId::from_bytes(node.verifying_key().to_bytes());
+        let claim = invite.claim(joiner)?;
+        let action = Action::Join {
+            invite: Box::new(invite.clone()),
+            claim,
+        };
+        Ok(Self::sign(
+            node,
+            invite.space(),
+            action,
+            &invite.log_heads(),
+            time,
+        ))
     }
 
     /// An entry signed by a node (grant, revoke or join).

@@ -31,14 +31,38 @@ struct Terms {
     /// The inviter's membership log heads: the joiner's entry cites them, so
     /// it is ordered after everything the inviter knew.
     log_heads: Vec<serde_bytes::ByteArray<32>>,
+    /// Public half of a one-time key whose secret travels only in the token:
+    /// a join must be signed with it, so an invite seen inside someone's
+    /// join entry cannot be used by anybody else.
+    claim_key: serde_bytes::ByteArray<32>,
 }
 
-/// A signed invite.
+/// A signed invite. As a token it also carries the claim secret; inside a
+/// membership entry it never does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invite {
     terms: Terms,
     #[serde(with = "serde_bytes")]
     signature: [u8; 64],
+    #[serde(skip)]
+    secret: Option<[u8; 32]>,
+}
+
+/// What a token encodes: the invite and its claim secret.
+#[derive(Serialize, Deserialize)]
+struct TokenBody {
+    invite: Invite,
+    #[serde(with = "serde_bytes")]
+    secret: [u8; 32],
+}
+
+const CLAIM_DOMAIN: &str = "weft/invite-claim/1";
+
+fn claim_bytes(space: SpaceId, joiner: NodeId, nonce: [u8; 16]) -> Vec<u8> {
+    signing_bytes(
+        CLAIM_DOMAIN,
+        &(space, joiner, serde_bytes::ByteArray::new(nonce)),
+    )
 }
 
 impl Invite {
@@ -56,8 +80,11 @@ impl Invite {
         log_heads: &[EntryHash],
     ) -> Result<Self, AuthError> {
         let mut nonce = [0u8; 16];
+        let mut secret = [0u8; 32];
         getrandom::fill(&mut nonce)
+            .and_then(|()| getrandom::fill(&mut secret))
             .map_err(|e| AuthError::InvalidToken(format!("no randomness: {e}")))?;
+        let claim_key = SigningKey::from_bytes(&secret).verifying_key().to_bytes();
         let terms = Terms {
             space,
             name: name.to_owned(),
@@ -71,9 +98,14 @@ impl Invite {
                 .iter()
                 .map(|h| serde_bytes::ByteArray::new(*h))
                 .collect(),
+            claim_key: serde_bytes::ByteArray::new(claim_key),
         };
         let signature = inviter.sign(&signing_bytes(DOMAIN, &terms)).to_bytes();
-        Ok(Self { terms, signature })
+        Ok(Self {
+            terms,
+            signature,
+            secret: Some(secret),
+        })
     }
 
     /// Checks the inviter's signature.
@@ -91,6 +123,14 @@ impl Invite {
     /// (Whether the inviter is an admin is checked against the space's log.)
     pub fn check(&self, joiner: NodeId, now: i64) -> Result<(), AuthError> {
         self.verify_signature()?;
+        let held = self
+            .secret
+            .map(|s| SigningKey::from_bytes(&s).verifying_key().to_bytes());
+        if held != Some(self.terms.claim_key.into_array()) {
+            return Err(AuthError::InvalidToken(
+                "the token is damaged (its secret does not match the invite); copy it again".into(),
+            ));
+        }
         if now > self.terms.expires {
             return Err(AuthError::Expired {
                 expired: self.terms.expires,
@@ -152,10 +192,41 @@ impl Invite {
         self.terms.nonce.into_array()
     }
 
-    /// The copy-pasteable token.
+    /// Signs `joiner`'s use of the invite with the claim secret (held only
+    /// by whoever has the token).
+    pub fn claim(&self, joiner: NodeId) -> Result<[u8; 64], AuthError> {
+        let secret = self
+            .secret
+            .ok_or_else(|| AuthError::InvalidToken("this invite came without its secret".into()))?;
+        let key = SigningKey::from_bytes(&secret);
+        Ok(key
+            .sign(&claim_bytes(self.terms.space, joiner, self.nonce()))
+            .to_bytes())
+    }
+
+    /// Checks that `joiner` held the token when it signed `claim`.
+    pub fn verify_claim(&self, joiner: NodeId, claim: &[u8; 64]) -> Result<(), AuthError> {
+        let key = VerifyingKey::from_bytes(&self.terms.claim_key.into_array())
+            .map_err(|_| AuthError::BadSignature("invite claim"))?;
+        key.verify_strict(
+            &claim_bytes(self.terms.space, joiner, self.nonce()),
+            &Signature::from_bytes(claim),
+        )
+        .map_err(|_| AuthError::BadSignature("invite claim"))
+    }
+
+    /// The copy-pasteable token (carries the claim secret).
     pub fn to_token(&self) -> String {
+        let Some(secret) = self.secret else {
+            tracing::error!("an invite without its secret cannot become a token");
+            return String::new();
+        };
+        let body = TokenBody {
+            invite: self.clone(),
+            secret,
+        };
         let mut bytes = Vec::new();
-        if let Err(e) = ciborium::into_writer(self, &mut bytes) {
+        if let Err(e) = ciborium::into_writer(&body, &mut bytes) {
             tracing::error!(error = %e, "encoding an invite failed");
         }
         format!("{INVITE_PREFIX}{}", bs58::encode(bytes).into_string())
@@ -176,7 +247,12 @@ impl Invite {
         let bytes = bs58::decode(body)
             .into_vec()
             .map_err(|e| AuthError::InvalidToken(format!("not base58: {e}")))?;
-        ciborium::from_reader(bytes.as_slice()).map_err(|e| AuthError::InvalidToken(e.to_string()))
+        let body: TokenBody = ciborium::from_reader(bytes.as_slice())
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        Ok(Invite {
+            secret: Some(body.secret),
+            ..body.invite
+        })
     }
 }
 
@@ -224,6 +300,30 @@ mod tests {
             (back.role(), back.name(), back.inviter()),
             (Role::Writer, "team", node(1))
         );
+    }
+
+    #[test]
+    fn only_the_token_holder_can_claim() {
+        let inv = invite(None);
+        let claim = inv.claim(node(2)).unwrap();
+        inv.verify_claim(node(2), &claim).unwrap();
+        // Someone who saw the claim (or the invite in a join entry) cannot
+        // reuse it for another node, nor claim without the secret.
+        assert!(inv.verify_claim(node(3), &claim).is_err());
+        let mut public = inv.clone();
+        public.secret = None;
+        assert!(public.claim(node(3)).is_err());
+        let mut other_secret = inv.clone();
+        other_secret.secret = Some([9; 32]);
+        assert!(
+            inv.verify_claim(node(3), &other_secret.claim(node(3)).unwrap())
+                .is_err()
+        );
+        // The entry form of an invite has no secret.
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&inv, &mut bytes).unwrap();
+        let seen: Invite = ciborium::from_reader(bytes.as_slice()).unwrap();
+        assert_eq!(seen.secret, None);
     }
 
     #[test]

@@ -124,11 +124,17 @@ impl Membership {
                 self.require_admin(by)?;
                 Ok(Effect::Set(*node, None))
             }
-            (Action::Join { invite }, Signer::Node(joiner)) => {
+            (Action::Join { invite, claim }, Signer::Node(joiner)) => {
                 if invite.space() != space {
                     return Err("invite for another space".into());
                 }
                 invite.verify_signature().map_err(|err| err.to_string())?;
+                invite
+                    .verify_claim(joiner, claim)
+                    .map_err(|_| "the joiner did not hold the invite token".to_string())?;
+                if !invite.log_heads().iter().all(|h| e.prev().any(|p| p == *h)) {
+                    return Err("join does not cite the log the invite was issued at".into());
+                }
                 self.require_admin(invite.inviter()).map_err(|_| {
                     format!("invite signed by {}, who is not an admin", invite.inviter())
                 })?;
@@ -138,8 +144,10 @@ impl Membership {
                 if e.time() > invite.expires() {
                     return Err("joined after the invite expired".into());
                 }
-                if used.get(&invite.nonce()).is_some_and(|n| *n != joiner) {
-                    return Err("invite already used by another node".into());
+                // One invite admits one node, once: a revoked member cannot
+                // come back with the invite it joined with.
+                if used.contains_key(&invite.nonce()) {
+                    return Err("invite already used".into());
                 }
                 Ok(Effect::Join(joiner, invite.role(), invite.nonce()))
             }
@@ -256,8 +264,24 @@ mod tests {
             self.log.push(e);
             h
         }
+        fn join(&mut self, by: &SigningKey, invite: &Invite, time: i64) -> EntryHash {
+            let e = Entry::join(by, invite, time).unwrap();
+            let h = e.hash();
+            self.log.push(e);
+            h
+        }
         fn invite(&self, by: &SigningKey, role: Role, bound: Option<NodeId>) -> Invite {
-            Invite::issue(by, self.space.id(), "team", role, 1_000, vec![], bound, &[]).unwrap()
+            Invite::issue(
+                by,
+                self.space.id(),
+                "team",
+                role,
+                1_000,
+                vec![],
+                bound,
+                &self.eval().heads(),
+            )
+            .unwrap()
         }
     }
 
@@ -277,13 +301,7 @@ mod tests {
             101,
         );
         let inv = f.invite(&admin, Role::Reader, Some(id(&key(3))));
-        f.add(
-            &key(3),
-            Action::Join {
-                invite: Box::new(inv),
-            },
-            102,
-        );
+        f.join(&key(3), &inv, 102);
         let m = f.eval();
         assert_eq!(m.role(id(&key(2))), Some(Role::Writer));
         assert_eq!(m.role(id(&key(3))), Some(Role::Reader));
@@ -314,45 +332,15 @@ mod tests {
         );
         f.add(&key(5), Action::Revoke { node: id(&admin) }, 101);
         let rogue_invite = f.invite(&key(5), Role::Admin, None);
-        f.add(
-            &key(6),
-            Action::Join {
-                invite: Box::new(rogue_invite),
-            },
-            101,
-        );
+        f.join(&key(6), &rogue_invite, 101);
         // Bound, expired, reused and foreign invites.
         let bound = f.invite(&admin, Role::Writer, Some(id(&key(7))));
-        f.add(
-            &key(8),
-            Action::Join {
-                invite: Box::new(bound),
-            },
-            101,
-        );
+        f.join(&key(8), &bound, 101);
         let expiring = f.invite(&admin, Role::Writer, None);
-        f.add(
-            &key(9),
-            Action::Join {
-                invite: Box::new(expiring),
-            },
-            5_000,
-        );
+        f.join(&key(9), &expiring, 5_000);
         let once = f.invite(&admin, Role::Writer, None);
-        f.add(
-            &key(10),
-            Action::Join {
-                invite: Box::new(once.clone()),
-            },
-            101,
-        );
-        f.add(
-            &key(11),
-            Action::Join {
-                invite: Box::new(once),
-            },
-            102,
-        );
+        f.join(&key(10), &once.clone(), 101);
+        f.join(&key(11), &once, 102);
         let other = SpaceKey::generate().unwrap();
         let foreign = Invite::issue(
             &admin,
@@ -365,10 +353,15 @@ mod tests {
             &[],
         )
         .unwrap();
+        f.join(&key(12), &foreign, 101);
+        // An invite seen in someone's join, used without its secret's claim.
+        let seen = f.invite(&admin, Role::Admin, None);
+        let foreign_claim = seen.claim(id(&key(15))).unwrap();
         f.add(
-            &key(12),
+            &key(16),
             Action::Join {
-                invite: Box::new(foreign),
+                invite: Box::new(seen),
+                claim: foreign_claim,
             },
             101,
         );
@@ -407,7 +400,7 @@ mod tests {
             m.rejected()
         );
         assert_eq!(m.role(id(&key(10))), Some(Role::Writer));
-        assert_eq!(m.rejected().len(), 9, "{:#?}", m.rejected());
+        assert_eq!(m.rejected().len(), 10, "{:#?}", m.rejected());
         assert!(
             m.rejected()
                 .iter()

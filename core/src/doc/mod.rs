@@ -21,8 +21,11 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, AutoCommit, AutomergeError, ChangeHash, ROOT, ReadDoc, ScalarValue, Value,
 };
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
+use sha2::{Digest, Sha256};
 
 use crate::identity::NodeId;
 
@@ -262,18 +265,30 @@ impl Document {
         })
     }
 
-    /// The membership log entries this document holds (encoded).
-    pub fn log_entries(&self) -> Vec<Vec<u8>> {
-        self.doc
-            .map_range(ROOT, ..)
-            .filter(|item| item.key.starts_with(LOG_PREFIX))
-            .filter_map(|item| match item.value {
-                automerge::ValueRef::Scalar(automerge::ScalarValueRef::Bytes(b)) => {
-                    Some(b.into_owned())
+    /// The membership log entries this document holds (encoded): every
+    /// value ever written under an entry field whose name is the hash of
+    /// the value, read from the document's whole history. A peer that
+    /// deletes or overwrites entry fields therefore removes nothing, and a
+    /// value stored under the wrong name counts for nothing.
+    pub fn log_entries(&mut self) -> Vec<Vec<u8>> {
+        use automerge::legacy::{Key, ObjectId};
+        let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for change in self.doc.get_changes(&[]) {
+            for op in change.decode().operations {
+                let (
+                    ObjectId::Root,
+                    Key::Map(name),
+                    automerge::legacy::OpType::Put(ScalarValue::Bytes(bytes)),
+                ) = (&op.obj, &op.key, &op.action)
+                else {
+                    continue;
+                };
+                if name.starts_with(LOG_PREFIX) && *name == log_key(&Sha256::digest(bytes).into()) {
+                    found.insert(name.to_string(), bytes.clone());
                 }
-                _ => None,
-            })
-            .collect()
+            }
+        }
+        found.into_values().collect()
     }
 
     /// Every change since `heads`, in Automerge's storage format.

@@ -152,7 +152,7 @@ impl Replica for View<'_> {
         let Ok(key) = members_key(space) else {
             return Vec::new();
         };
-        match self.dirty.get(&key) {
+        match self.dirty.get_mut(&key) {
             Some(c) => own_entries(&c.doc.log_entries(), self.me),
             None => Vec::new(),
         }
@@ -310,6 +310,11 @@ impl Actor {
             Output::Applied { peer, key } => {
                 tracing::debug!(%peer, %key, "applied a remote change");
                 self.stage(&key, None, Origin::Remote);
+                if key.collection() == SYSTEM_COLLECTION && key.id() == MEMBERS_ID {
+                    // Act on a membership change (a revocation) before the
+                    // next frame, not after the burst.
+                    queue.push_back(Input::MembershipChanged(key.space().to_owned()));
+                }
             }
             Output::SaveStates(peer, states) => {
                 if let Err(e) = self.store.save_sync_states(peer, &states).await {

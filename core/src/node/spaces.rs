@@ -88,14 +88,21 @@ pub(super) fn admit(
         .collect();
     let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
     entries.extend(offered.iter().cloned());
-    let role = Membership::evaluate(id, &entries).role(node)?;
-    let encoded: Vec<([u8; 32], Vec<u8>)> =
-        offered.iter().map(|e| (e.hash(), e.encode())).collect();
-    let changed = doc
-        .add_log_entries(&encoded, now_ms() / 1000)
-        .ok()
-        .flatten()
-        .is_some();
+    let membership = Membership::evaluate(id, &entries);
+    let role = membership.role(node)?;
+    // Keep only what counted: junk riding along with a valid join is dropped.
+    let rejected: Vec<[u8; 32]> = membership.rejected().iter().map(|r| r.hash).collect();
+    let encoded: Vec<([u8; 32], Vec<u8>)> = offered
+        .iter()
+        .map(|e| (e.hash(), e))
+        .filter(|(h, _)| !rejected.contains(h))
+        .map(|(h, e)| (h, e.encode()))
+        .collect();
+    let changed = match doc.add_log_entries(&encoded, now_ms() / 1000) {
+        Ok(committed) => committed.is_some(),
+        // Not stored, not admitted.
+        Err(_) => return None,
+    };
     Some((role, changed))
 }
 
@@ -250,15 +257,7 @@ impl Actor {
             .check(self.me(), now_ms() / 1000)
             .map_err(Error::Auth)?;
         let id = invite.space();
-        let entry = Entry::sign(
-            &self.signing,
-            id,
-            Action::Join {
-                invite: Box::new(invite.clone()),
-            },
-            &invite.log_heads(),
-            now_ms() / 1000,
-        );
+        let entry = Entry::join(&self.signing, &invite, now_ms() / 1000).map_err(Error::Auth)?;
         self.add_entries(&id.to_string(), &[entry]).await?;
         self.record_space(&id.to_string(), invite.name(), false)
             .await?;
@@ -312,7 +311,10 @@ impl Actor {
             let key = members_key(space)?;
             self.load(&key).await?;
             let id = space_id(space)?;
-            let entries: Vec<Entry> = self.dirty[&key]
+            let entries: Vec<Entry> = self
+                .dirty
+                .get_mut(&key)
+                .expect("loaded above")
                 .doc
                 .log_entries()
                 .iter()
@@ -323,7 +325,11 @@ impl Actor {
             // Until the genesis arrives, the inviter named in our own join
             // is the one peer we sync the space with.
             let inviter = entries.iter().find_map(|e| match (e.signer(), e.action()) {
-                (Signer::Node(n), Action::Join { invite }) if n == me => Some(invite.inviter()),
+                (Signer::Node(n), Action::Join { invite, .. })
+                    if n == me && invite.space() == id =>
+                {
+                    Some(invite.inviter())
+                }
                 _ => None,
             });
             if let Some(j) = self.spaces.get_mut(space) {

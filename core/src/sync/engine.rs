@@ -450,8 +450,8 @@ impl Engine {
                 self.admit_all(replica, peer, spaces, out);
             }
             Message::Offer { spaces } => {
-                if !p.hello {
-                    return self.close(peer, "offer before hello".into(), out);
+                if !p.proven {
+                    return self.close(peer, "offer before the handshake completed".into(), out);
                 }
                 self.claimed(replica, peer, spaces, out);
             }

@@ -10,6 +10,11 @@
 //! sessions of peers no longer members end.
 
 use super::{Engine, Output, Peer, Replica, Session, reconcile};
+
+/// Most spaces one hello or offer may claim.
+const MAX_CLAIMS: usize = 256;
+/// Most membership entries one claim may carry.
+const MAX_PROOF_ENTRIES: usize = 16;
 use crate::identity::NodeId;
 use crate::sync::wire::{Claim, Message};
 
@@ -42,7 +47,10 @@ impl Engine {
         ));
     }
 
-    /// Records a peer's claims and, once it has proven its identity, admits it.
+    /// Records a peer's claims and, once it has proven its identity, admits
+    /// it. Claims are bounded per peer, so a peer cannot make us store or
+    /// verify without limit; claims for spaces we do not offer are kept (we
+    /// may join them while connected) but cost no verification.
     pub(super) fn claimed(
         &mut self,
         replica: &mut impl Replica,
@@ -50,14 +58,22 @@ impl Engine {
         claims: Vec<Claim>,
         out: &mut Vec<Output>,
     ) {
+        if claims.len() > MAX_CLAIMS || claims.iter().any(|c| c.proof.len() > MAX_PROOF_ENTRIES) {
+            return self.close(peer, "too many membership claims".into(), out);
+        }
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
         let mut spaces = Vec::with_capacity(claims.len());
         for claim in claims {
+            if !p.claims.contains_key(&claim.space) && p.claims.len() >= MAX_CLAIMS {
+                return self.close(peer, "too many membership claims".into(), out);
+            }
             let proof = claim.proof.into_iter().map(|b| b.into_vec()).collect();
             p.claims.insert(claim.space.clone(), proof);
-            spaces.push(claim.space);
+            if !spaces.contains(&claim.space) {
+                spaces.push(claim.space);
+            }
         }
         if p.proven {
             self.admit_all(replica, peer, spaces, out);
