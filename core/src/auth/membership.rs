@@ -415,6 +415,40 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_member_cannot_rejoin_with_its_old_invite() {
+        let mut f = Fixture::new();
+        let admin = f.admin.clone();
+        let inv = f.invite(&admin, Role::Writer, Some(id(&key(2))));
+        f.join(&key(2), &inv, 101);
+        assert_eq!(f.eval().role(id(&key(2))), Some(Role::Writer));
+        f.add(&admin, Action::Revoke { node: id(&key(2)) }, 102);
+        // The old invite, cited after the revocation (and citing the
+        // invite's own heads, so only the one-use rule can stop it).
+        let mut prev = f.eval().heads();
+        prev.extend(inv.log_heads());
+        let again = Entry::sign(
+            &key(2),
+            f.space.id(),
+            Action::Join {
+                invite: Box::new(inv.clone()),
+                claim: inv.claim(id(&key(2))).unwrap(),
+            },
+            &prev,
+            103,
+        );
+        f.log.push(again);
+        let m = f.eval();
+        assert_eq!(m.role(id(&key(2))), None);
+        assert!(
+            m.rejected()
+                .iter()
+                .any(|r| r.reason.contains("already used")),
+            "{:?}",
+            m.rejected()
+        );
+    }
+
+    #[test]
     fn unknown_citations_and_foreign_spaces_do_not_count() {
         let f = Fixture::new();
         let orphan = Entry::sign(

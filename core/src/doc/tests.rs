@@ -1,5 +1,6 @@
 use proptest::prelude::*;
 use serde_json::json;
+use sha2::Digest;
 
 use super::*;
 
@@ -305,4 +306,30 @@ fn remote_nesting_beyond_the_limit_renders_as_null() {
     }
     assert_eq!(*cursor, Json::Null);
     assert!(depth < MAX_DEPTH, "{depth}");
+}
+
+#[test]
+fn a_log_cannot_lose_entries_to_deletes_or_overwrites() {
+    use automerge::transaction::Transactable;
+    let mut log = Document::new(actor(1));
+    let entry = b"a signed entry".to_vec();
+    let hash: [u8; 32] = sha2::Sha256::digest(&entry).into();
+    log.add_log_entries(&[(hash, entry.clone())], 1).unwrap();
+    // A writer deletes the entry, overwrites its field, and plants junk
+    // under a name that is not its hash.
+    let name = log_key(&hash);
+    log.doc.delete(ROOT, name.as_str()).unwrap();
+    log.doc.commit();
+    log.doc
+        .put(ROOT, name.as_str(), ScalarValue::Bytes(b"junk".to_vec()))
+        .unwrap();
+    log.doc
+        .put(
+            ROOT,
+            log_key(&[7; 32]).as_str(),
+            ScalarValue::Bytes(b"junk".to_vec()),
+        )
+        .unwrap();
+    log.doc.commit();
+    assert_eq!(log.log_entries(), vec![entry]);
 }
