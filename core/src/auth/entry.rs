@@ -97,7 +97,7 @@ impl Entry {
         let joiner = NodeId::from_bytes(node.verifying_key().to_bytes());
         let claim = invite.claim(joiner)?;
         let action = Action::Join {
-            invite: Box::new(invite.clone()),
+            invite: Box::new(invite.public()),
             claim,
         };
         Ok(Self::sign(

@@ -39,13 +39,23 @@ struct Terms {
 
 /// A signed invite. As a token it also carries the claim secret; inside a
 /// membership entry it never does.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invite {
     terms: Terms,
     #[serde(with = "serde_bytes")]
     signature: [u8; 64],
     #[serde(skip)]
     secret: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Invite {
+    // The claim secret never goes to a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invite")
+            .field("terms", &self.terms)
+            .field("secret", &self.secret.map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// What a token encodes: the invite and its claim secret.
@@ -202,6 +212,14 @@ impl Invite {
         Ok(key
             .sign(&claim_bytes(self.terms.space, joiner, self.nonce()))
             .to_bytes())
+    }
+
+    /// The invite without its secret, as it goes into a join entry.
+    pub fn public(&self) -> Invite {
+        Invite {
+            secret: None,
+            ..self.clone()
+        }
     }
 
     /// Checks that `joiner` held the token when it signed `claim`.

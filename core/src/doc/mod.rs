@@ -257,7 +257,13 @@ impl Document {
         self.transact("membership", time, |doc| {
             for (hash, bytes) in entries {
                 let key = log_key(hash);
-                if doc.get(ROOT, key.as_str())?.is_none() {
+                // Put unless these exact bytes are there already: a field a
+                // peer filled with something else must not block the entry.
+                let present = matches!(
+                    doc.get(ROOT, key.as_str())?,
+                    Some((Value::Scalar(v), _)) if *v == ScalarValue::Bytes(bytes.clone())
+                );
+                if !present {
                     doc.put(ROOT, key.as_str(), ScalarValue::Bytes(bytes.clone()))?;
                 }
             }

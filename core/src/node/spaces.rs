@@ -53,19 +53,29 @@ impl Joined {
     }
 }
 
-/// This node's own entries in a log: what proves its membership to peers.
+/// Most entries a proof carries (peers ignore larger claims).
+const MAX_PROOF: usize = 16;
+
+/// This node's own membership in a log, as a short proof for peers: its
+/// joins and the grants, revocations and genesis naming it (not the entries
+/// it signed for others), the most recent last, at most [`MAX_PROOF`].
 pub(super) fn own_entries(log: &[Vec<u8>], me: NodeId) -> Vec<Vec<u8>> {
-    log.iter()
-        .filter(|bytes| {
-            Entry::decode(bytes).is_ok_and(|e| match (e.signer(), e.action()) {
-                (Signer::Node(n), _) if n == me => true,
+    let mut mine: Vec<(i64, Vec<u8>)> = log
+        .iter()
+        .filter_map(|bytes| {
+            let e = Entry::decode(bytes).ok()?;
+            let about_me = match (e.signer(), e.action()) {
+                (Signer::Node(n), Action::Join { .. }) => n == me,
                 (_, Action::Grant { node, .. } | Action::Revoke { node }) => *node == me,
                 (_, Action::Create { admin, .. }) => *admin == me,
                 _ => false,
-            })
+            };
+            about_me.then(|| (e.time(), bytes.clone()))
         })
-        .cloned()
-        .collect()
+        .collect();
+    mine.sort();
+    let skip = mine.len().saturating_sub(MAX_PROOF);
+    mine.into_iter().skip(skip).map(|(_, b)| b).collect()
 }
 
 /// Whether `node` is a member once its `proof` is added to the log; if the
@@ -103,6 +113,11 @@ pub(super) fn admit(
         // Not stored, not admitted.
         Err(_) => return None,
     };
+    // Admitted only on what the log now really holds.
+    let stored = doc.log_entries();
+    if !encoded.iter().all(|(_, bytes)| stored.contains(bytes)) {
+        return None;
+    }
     Some((role, changed))
 }
 

@@ -535,3 +535,53 @@ async fn spaces_invites_and_local_enforcement() {
     );
     a.close().await.unwrap();
 }
+
+#[test]
+fn proofs_stay_short_and_about_the_prover() {
+    use crate::auth::{Action, Entry, Role, SpaceKey};
+    use ed25519_dalek::SigningKey;
+    let space = SpaceKey::generate().unwrap();
+    let admin = SigningKey::from_bytes(&[1; 32]);
+    let admin_id = NodeId::from_bytes(admin.verifying_key().to_bytes());
+    let mut log = vec![Entry::create(&space, admin_id, "team", 1).encode()];
+    // An admin that granted forty roles proves itself with its genesis alone.
+    for n in 0..40u8 {
+        let grant = Action::Grant {
+            node: NodeId::from_bytes([n; 32]),
+            role: Role::Reader,
+        };
+        log.push(Entry::sign(&admin, space.id(), grant, &[], 2 + i64::from(n)).encode());
+    }
+    assert_eq!(spaces::own_entries(&log, admin_id).len(), 1);
+    // A node whose role changed many times sends only the latest entries.
+    let member = NodeId::from_bytes([7; 32]);
+    for t in 0..30 {
+        let grant = Action::Grant {
+            node: member,
+            role: Role::Writer,
+        };
+        log.push(Entry::sign(&admin, space.id(), grant, &[], 100 + t).encode());
+    }
+    let proof = spaces::own_entries(&log, member);
+    assert_eq!(proof.len(), 16);
+    assert!(
+        proof
+            .iter()
+            .all(|b| Entry::decode(b).unwrap().time() >= 114)
+    );
+}
+
+#[test]
+fn a_squatted_log_field_does_not_block_the_entry() {
+    let mut log =
+        crate::doc::Document::new(crate::doc::actor_for(NodeId::from_bytes([1; 32]), [0; 8]));
+    let entry = b"an entry".to_vec();
+    let hash: [u8; 32] =
+        sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), &entry)).into();
+    // A peer fills the field first with other bytes.
+    log.add_log_entries(&[(hash, b"squat".to_vec())], 1)
+        .unwrap();
+    assert!(log.log_entries().is_empty());
+    log.add_log_entries(&[(hash, entry.clone())], 2).unwrap();
+    assert_eq!(log.log_entries(), vec![entry]);
+}

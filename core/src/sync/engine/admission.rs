@@ -58,7 +58,7 @@ impl Engine {
         claims: Vec<Claim>,
         out: &mut Vec<Output>,
     ) {
-        if claims.len() > MAX_CLAIMS || claims.iter().any(|c| c.proof.len() > MAX_PROOF_ENTRIES) {
+        if claims.len() > MAX_CLAIMS {
             return self.close(peer, "too many membership claims".into(), out);
         }
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -68,6 +68,11 @@ impl Engine {
         for claim in claims {
             if !p.claims.contains_key(&claim.space) && p.claims.len() >= MAX_CLAIMS {
                 return self.close(peer, "too many membership claims".into(), out);
+            }
+            if claim.proof.len() > MAX_PROOF_ENTRIES {
+                // An oversized proof costs that claim, not the connection.
+                tracing::debug!(%peer, space = claim.space, "ignoring an oversized membership claim");
+                continue;
             }
             let proof = claim.proof.into_iter().map(|b| b.into_vec()).collect();
             p.claims.insert(claim.space.clone(), proof);
@@ -186,13 +191,13 @@ impl Engine {
                         s.role = Some(role);
                     }
                 }
-                Some(_) => self.admit(replica, peer, space, out),
-                None => {}
+                // A claim that failed before may hold now (its cited
+                // entries arrived): try the stored claim again.
+                Some(_) | None => self.admit(replica, peer, space, out),
             }
             // Our own proof may have changed (say, our join just arrived in
-            // the log): let a peer that has not admitted us look again.
-            let admitted = self.peers[&peer].sessions.contains_key(space);
-            if !admitted && self.peers[&peer].hello {
+            // the log, or we re-joined): let the peer look again.
+            if self.peers[&peer].hello {
                 let claim = claims(replica, vec![space.to_owned()]);
                 out.push(Output::Send(peer, Message::Offer { spaces: claim }));
             }
