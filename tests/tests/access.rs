@@ -494,3 +494,37 @@ async fn tampered_entries_and_bad_proofs_admit_nobody() {
     raw.net.shutdown().await;
     a.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_spraying_refused_claims_is_cut_off() {
+    let da = tempfile::tempdir().unwrap();
+    let a = node(da.path()).await;
+    let space = a.space_create("team").await.unwrap().to_string();
+    let mut raw = Raw::connect([99; 32], &a, vec![]).await;
+    // Each offer is a new claim, so each costs the node an evaluation: past
+    // a bound, the node stops paying and ends the connection.
+    for i in 0..100u32 {
+        let junk = serde_bytes::ByteBuf::from(i.to_le_bytes().to_vec());
+        let claim = Claim {
+            space: space.clone(),
+            proof: vec![junk],
+        };
+        raw.net.send(
+            raw.peer,
+            wire::encode(&Message::Offer {
+                spaces: vec![claim],
+            }),
+        );
+    }
+    let cut = tokio::time::timeout(WAIT, async {
+        while let Some(event) = raw.events.recv().await {
+            if matches!(event, NetEvent::Disconnected(_)) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "the node kept evaluating refused claims");
+    raw.net.shutdown().await;
+    a.close().await.unwrap();
+}

@@ -146,6 +146,11 @@ struct Peer {
     connected_at: u64,
     /// Spaces the peer offers (hello and later offers), with its proofs.
     claims: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Spaces whose current claim failed against the current log: not
+    /// evaluated again until the claim or the log changes.
+    refused: BTreeSet<String>,
+    /// Distinct claims refused so far; too many end the connection.
+    refusals: u32,
     sessions: BTreeMap<String, Session>,
 }
 

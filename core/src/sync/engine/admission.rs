@@ -15,6 +15,9 @@ use super::{Engine, Output, Peer, Replica, Session, reconcile};
 const MAX_CLAIMS: usize = 256;
 /// Most membership entries one claim may carry.
 const MAX_PROOF_ENTRIES: usize = 16;
+/// Distinct refused claims a peer may present before it is cut off: each
+/// costs a log evaluation.
+const MAX_REFUSALS: u32 = 64;
 use crate::identity::NodeId;
 use crate::sync::wire::{Claim, Message};
 
@@ -74,8 +77,12 @@ impl Engine {
                 tracing::debug!(%peer, space = claim.space, "ignoring an oversized membership claim");
                 continue;
             }
-            let proof = claim.proof.into_iter().map(|b| b.into_vec()).collect();
-            p.claims.insert(claim.space.clone(), proof);
+            let proof: Vec<Vec<u8>> = claim.proof.into_iter().map(|b| b.into_vec()).collect();
+            if p.claims.get(&claim.space) != Some(&proof) {
+                // A new claim deserves a fresh look.
+                p.refused.remove(&claim.space);
+                p.claims.insert(claim.space.clone(), proof);
+            }
             if !spaces.contains(&claim.space) {
                 spaces.push(claim.space);
             }
@@ -94,7 +101,22 @@ impl Engine {
         out: &mut Vec<Output>,
     ) {
         for space in spaces {
+            let was_refused = self
+                .peers
+                .get(&peer)
+                .is_some_and(|p| p.refused.contains(&space));
             self.admit(replica, peer, &space, out);
+            // Count claims newly refused here (not re-checks after a log
+            // change, which honest peers cause while a log syncs).
+            let Some(p) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            if !was_refused && p.refused.contains(&space) {
+                p.refusals += 1;
+                if p.refusals > MAX_REFUSALS {
+                    return self.close(peer, "too many refused membership claims".into(), out);
+                }
+            }
         }
     }
 
@@ -112,7 +134,7 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        if !p.proven || p.sessions.contains_key(space) {
+        if !p.proven || p.sessions.contains_key(space) || p.refused.contains(space) {
             return;
         }
         let Some(proof) = p.claims.get(space) else {
@@ -120,6 +142,7 @@ impl Engine {
         };
         let Some((role, log_changed)) = replica.admit(space, peer, proof) else {
             tracing::info!(%peer, space, "peer is not a member; no session");
+            p.refused.insert(space.to_owned());
             return;
         };
         let log_key = crate::key::DocKey::new(
@@ -177,6 +200,10 @@ impl Engine {
         out: &mut Vec<Output>,
     ) {
         let peers: Vec<NodeId> = self.peers.keys().copied().collect();
+        // A changed log may accept claims it refused.
+        for p in self.peers.values_mut() {
+            p.refused.remove(space);
+        }
         for peer in peers {
             let in_session = self.peers[&peer].sessions.contains_key(space);
             match replica.role(space, peer) {
