@@ -40,15 +40,6 @@ impl Writer {
             .collect())
     }
 
-    /// Every space that holds documents.
-    pub async fn spaces(&mut self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT space FROM docs")
-            .fetch_all(self.conn())
-            .await
-            .map_err(sql_err("listing spaces"))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
     /// Saves sync states with one peer.
     pub async fn save_sync_states(
         &mut self,

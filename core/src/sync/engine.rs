@@ -189,11 +189,6 @@ impl Engine {
         self.now = self.now.max(now);
     }
 
-    /// Whether a space is offered.
-    pub fn offers(&self, space: &str) -> bool {
-        self.spaces.contains(space)
-    }
-
     /// Connected peers.
     pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.peers.keys().copied()
