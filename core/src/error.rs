@@ -66,6 +66,9 @@ pub enum Error {
     /// A space this device has not created or joined.
     #[error("unknown space {0:?}: create it or join it with an invite")]
     UnknownSpace(String),
+    /// An argument that is malformed (an address, a node id, a duration).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// Networking failed or is off.
     #[error("network: {0}")]
     Network(String),

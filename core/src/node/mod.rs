@@ -342,7 +342,11 @@ impl Node {
         let net = self.net()?;
         let addr: crate::net::Multiaddr = addr
             .parse()
-            .map_err(|e| Error::Network(format!("invalid address {addr:?}: {e}")))?;
+            .map_err(|e| {
+                Error::InvalidInput(format!(
+                    "address {addr:?} is not a multiaddr ({e}); expected e.g. /ip4/192.0.2.1/tcp/4001/p2p/<node id>"
+                ))
+            })?;
         net.connect(addr)
             .await
             .map_err(|e| Error::Network(e.to_string()))
@@ -410,6 +414,11 @@ impl Node {
     /// Creates a space (a new ed25519 keypair; its public key is the id) with
     /// this node as its admin.
     pub async fn space_create(&self, name: &str) -> Result<SpaceId> {
+        if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(Error::InvalidInput(format!(
+                "space name {name:?} must be 1 to 128 bytes without control characters"
+            )));
+        }
         self.call(|reply| Command::Space(SpaceCommand::Create(name.to_owned(), false, reply)))
             .await
     }

@@ -1,0 +1,197 @@
+//! The local HTTP API: axum routes under `/v1/`, bearer-token auth, JSON
+//! errors, Server-Sent Events and Prometheus metrics. Routes and the OpenAPI
+//! document come from the same handler annotations (utoipa-axum), so the
+//! document cannot list a route that does not exist or miss one that does.
+
+mod docs;
+mod error;
+mod events;
+mod node;
+mod spaces;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::watch;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use weft_core::Node;
+
+pub use error::{Failure, classify};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) node: Node,
+    token: Arc<str>,
+    /// Flips to `true` when the daemon stops, ending live event streams so
+    /// graceful shutdown does not wait on them forever.
+    shutdown: watch::Receiver<bool>,
+    openapi: Arc<OnceLock<String>>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Weft local API",
+        description = "The API of a `weft daemon`: documents, queries, spaces, peers and live changes of the local replica. Every request needs `Authorization: Bearer <token>`; the token is in the file `api-token` in the data dir.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "documents", description = "Documents, listings, history and read-only SQL"),
+        (name = "spaces", description = "Spaces, invites and members"),
+        (name = "node", description = "Identity, status, peers, live events and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The router and its OpenAPI document.
+pub fn router(node: Node, token: String, shutdown: watch::Receiver<bool>) -> Router {
+    let state = AppState {
+        node,
+        token: token.into(),
+        shutdown,
+        openapi: Arc::new(OnceLock::new()),
+    };
+    let (router, api) = routes().split_for_parts();
+    let json = api
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    let _ = state.openapi.set(json);
+    router
+        .fallback(|| async { Failure::not_found("no such endpoint; see GET /v1/openapi.json") })
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+/// Every route with its OpenAPI operation.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(
+            docs::get_doc,
+            docs::put_doc,
+            docs::patch_doc,
+            docs::delete_doc
+        ))
+        .routes(routes!(docs::list_docs))
+        .routes(routes!(docs::history))
+        .routes(routes!(docs::sql))
+        .routes(routes!(spaces::list, spaces::create))
+        .routes(routes!(spaces::invite))
+        .routes(routes!(spaces::join))
+        .routes(routes!(spaces::revoke))
+        .routes(routes!(node::identity))
+        .routes(routes!(node::status))
+        .routes(routes!(node::peers, node::connect))
+        .routes(routes!(events::events))
+        .routes(routes!(node::metrics))
+        .routes(routes!(node::openapi))
+}
+
+/// The OpenAPI document, as served at `/v1/openapi.json`.
+pub fn openapi_json() -> String {
+    let (_, api) = routes().split_for_parts();
+    api.to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
+async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
+        Some(_) => Failure::unauthorized("wrong API token; read it from the file `api-token` in the data dir").into_response(),
+        None => Failure::unauthorized("missing `Authorization: Bearer <token>`; the token is in the file `api-token` in the data dir").into_response(),
+    }
+}
+
+/// Compares without an early exit, so timing does not leak the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Turns axum's plain-text rejections (bad path, query or body) into the
+/// API's JSON error shape, so every error a client sees is `{error, message}`.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut out = Failure::new(status, error::code_for_status(status), message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name, value.clone());
+        }
+    }
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+
+    #[test]
+    fn openapi_lists_every_operation_with_a_security_scheme() {
+        let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.contains_key("/v1/spaces/{space}/collections/{collection}/docs/{id}"));
+        assert!(paths.contains_key("/metrics"));
+        let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(ops, 19, "{}", serde_json::to_string_pretty(paths).unwrap());
+    }
+}

@@ -1,0 +1,100 @@
+//! Spaces: create, list, invite, join, revoke.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::{AppState, Failure};
+use crate::model::{ApiError, CreateSpace, Invite, InviteRequest, JoinRequest, Space, SpaceRef};
+use crate::ops;
+
+#[utoipa::path(
+    get, path = "/v1/spaces", tag = "spaces", operation_id = "list_spaces",
+    responses(
+        (status = 200, description = "Spaces this device is in", body = Vec<Space>),
+        (status = 401, body = ApiError),
+    )
+)]
+pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<Space>>, Failure> {
+    Ok(Json(ops::space_list(&s.node).await?))
+}
+
+#[utoipa::path(
+    post, path = "/v1/spaces", tag = "spaces", operation_id = "create_space",
+    request_body = CreateSpace,
+    responses(
+        (status = 201, description = "Created, with this device as admin", body = SpaceRef),
+        (status = 400, description = "Invalid name", body = ApiError),
+        (status = 401, body = ApiError),
+    )
+)]
+pub async fn create(
+    State(s): State<AppState>,
+    Json(req): Json<CreateSpace>,
+) -> Result<(StatusCode, Json<SpaceRef>), Failure> {
+    Ok((
+        StatusCode::CREATED,
+        Json(ops::space_create(&s.node, &req.name).await?),
+    ))
+}
+
+#[utoipa::path(
+    post, path = "/v1/spaces/{space}/invites", tag = "spaces", operation_id = "invite",
+    params(("space" = String, Path, description = "Space id, name, or `default`")),
+    request_body = InviteRequest,
+    responses(
+        (status = 201, description = "An invite token", body = Invite),
+        (status = 400, description = "Invalid role, duration or node id", body = ApiError),
+        (status = 403, description = "This device is not an admin of the space", body = ApiError),
+        (status = 404, description = "Unknown space", body = ApiError),
+        (status = 401, body = ApiError),
+    )
+)]
+pub async fn invite(
+    State(s): State<AppState>,
+    Path(space): Path<String>,
+    Json(req): Json<InviteRequest>,
+) -> Result<(StatusCode, Json<Invite>), Failure> {
+    Ok((
+        StatusCode::CREATED,
+        Json(ops::space_invite(&s.node, Some(&space), &req).await?),
+    ))
+}
+
+#[utoipa::path(
+    post, path = "/v1/join", tag = "spaces", operation_id = "join_space",
+    request_body = JoinRequest,
+    responses(
+        (status = 200, description = "Joined; the space syncs from the inviter", body = SpaceRef),
+        (status = 400, description = "Damaged, expired or foreign token", body = ApiError),
+        (status = 401, body = ApiError),
+    )
+)]
+pub async fn join(
+    State(s): State<AppState>,
+    Json(req): Json<JoinRequest>,
+) -> Result<Json<SpaceRef>, Failure> {
+    Ok(Json(ops::space_join(&s.node, &req.token).await?))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/spaces/{space}/members/{node_id}", tag = "spaces", operation_id = "revoke",
+    params(
+        ("space" = String, Path, description = "Space id, name, or `default`"),
+        ("node_id" = String, Path, description = "The member to revoke"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Invalid node id", body = ApiError),
+        (status = 403, description = "This device is not an admin of the space", body = ApiError),
+        (status = 404, description = "Unknown space", body = ApiError),
+        (status = 401, body = ApiError),
+    )
+)]
+pub async fn revoke(
+    State(s): State<AppState>,
+    Path((space, node_id)): Path<(String, String)>,
+) -> Result<StatusCode, Failure> {
+    ops::space_revoke(&s.node, Some(&space), &node_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,183 @@
+//! The `weft` command line. Names and arguments are a contract that scripts
+//! depend on; `--json` output shapes are the API's (see `model.rs`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "Weft: a peer-to-peer, local-first document database",
+    long_about = "Weft keeps a full replica of your documents in SQLite on this device and merges \
+                  them with peers it meets (Automerge CRDTs over libp2p).\n\n\
+                  While `weft daemon` runs for a data dir, the other commands go through its API; \
+                  otherwise they open the replica directly.",
+    after_help = "Exit status: 0 on success, 1 on failure, 2 on bad usage, 3 when a document or space does not exist."
+)]
+pub struct Cli {
+    /// The replica's directory [default: the platform data dir, e.g. ~/.local/share/weft]
+    #[arg(long, global = true, env = "WEFT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Space name or id [default: this device's default space]
+    #[arg(long, global = true, value_name = "SPACE")]
+    pub space: Option<String>,
+
+    /// Machine-readable JSON output
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Config file [default: weft.toml in the platform config dir]
+    #[arg(long, global = true, env = "WEFT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node in the foreground: sync with peers and serve the local API
+    Daemon(DaemonArgs),
+    /// Print this node's id and listen addresses
+    Id,
+    /// Create, list, invite to, join and revoke from spaces
+    #[command(subcommand)]
+    Space(SpaceCommand),
+    /// Create or replace a document (JSON may be '-' to read stdin)
+    Put {
+        collection: String,
+        id: String,
+        #[arg(value_name = "JSON")]
+        doc: String,
+    },
+    /// Apply an RFC 7396 merge patch to a document ('-' reads stdin)
+    Patch {
+        collection: String,
+        id: String,
+        #[arg(value_name = "JSON")]
+        doc: String,
+    },
+    /// Print a document; exits 3 if it does not exist
+    Get { collection: String, id: String },
+    /// Delete a document
+    Delete { collection: String, id: String },
+    /// List documents of a collection
+    List {
+        collection: String,
+        /// FIELD=VALUE (also !=, <, <=, >, >=); may repeat
+        #[arg(long = "where", value_name = "FIELD=VALUE")]
+        filters: Vec<String>,
+        /// Sort by this field
+        #[arg(long, value_name = "FIELD")]
+        order: Option<String>,
+        /// Sort largest first
+        #[arg(long)]
+        desc: bool,
+        /// At most N documents
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+    },
+    /// Run a read-only SQL statement (table `documents`: space, collection, id, json)
+    Sql { statement: String },
+    /// Print a document's change history
+    History { collection: String, id: String },
+    /// Stream change events (all spaces unless --space is given)
+    Watch { collection: Option<String> },
+    /// List known peers and sync progress
+    Peers,
+    /// Dial a peer (a multiaddr ending in /p2p/NODE_ID)
+    Connect { multiaddr: String },
+    /// Print documents, peers and sync progress
+    Status {
+        /// Wait until sync with every connected peer is idle, showing progress
+        #[arg(long)]
+        wait_synced: bool,
+        /// Give up waiting after this many seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+        timeout: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpaceCommand {
+    /// Create a space with this device as admin; prints its id
+    Create { name: String },
+    /// List the spaces this device is in
+    List,
+    /// Make an invite token for --space (admins only); prints the token
+    Invite {
+        /// reader, writer or admin
+        #[arg(long, default_value = "writer")]
+        role: String,
+        /// How long the token works: 90s, 30m, 12h, 7d, 2w
+        #[arg(long, default_value = crate::ops::DEFAULT_INVITE_EXPIRY, value_name = "DURATION")]
+        expires: String,
+        /// Only this node may use the token
+        #[arg(long, value_name = "NODE_ID")]
+        node: Option<String>,
+    },
+    /// Join a space with an invite token; prints the space id
+    Join { token: String },
+    /// Remove a member from --space (admins only)
+    Revoke { node_id: String },
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DaemonArgs {
+    /// Listen on this multiaddr (repeatable) [default: all interfaces, random TCP and QUIC ports]
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Keep in touch with this peer (a multiaddr ending in /p2p/NODE_ID; repeatable)
+    #[arg(long, value_name = "MULTIADDR")]
+    pub peer: Vec<String>,
+    /// Do not discover peers on the local network
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Serve the local API here [default: 127.0.0.1:0, a random port written to daemon.json]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub api: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn documented_invocations_parse() {
+        for line in [
+            "weft daemon --listen /ip4/127.0.0.1/tcp/0 --peer /ip4/1.2.3.4/tcp/1/p2p/x --no-mdns --api 127.0.0.1:0",
+            "weft --json id",
+            "weft space create team",
+            "weft space list",
+            "weft --space team space invite --role reader --expires 2h",
+            "weft space join weft-invite-abc",
+            "weft space revoke 12D3KooWabc",
+            "weft put notes a {\"x\":1}",
+            "weft patch notes a -",
+            "weft get notes a --json",
+            "weft delete notes a",
+            "weft list notes --where done=false --where n>3 --order n --limit 5",
+            "weft sql SELECT",
+            "weft history notes a",
+            "weft watch",
+            "weft watch notes",
+            "weft peers",
+            "weft connect /ip4/127.0.0.1/tcp/1/p2p/x",
+            "weft status --wait-synced --timeout 30",
+        ] {
+            let args = line.split(' ');
+            if let Err(e) = Cli::try_parse_from(args) {
+                panic!("{line}: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Durations as people type them: `90s`, `30m`, `12h`, `7d`, `2w`, or bare seconds.
+
+use std::time::Duration;
+
+/// Parses `N[s|m|h|d|w]`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        format!(
+            "duration {text:?} must be a number with an optional unit s, m, h, d or w (e.g. 7d)"
+        )
+    })?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => {
+            return Err(format!(
+                "duration {text:?} has unknown unit {other:?}; use s, m, h, d or w"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration {text:?} must be positive and below 500 billion years"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("30m").unwrap().as_secs(), 1800);
+        assert_eq!(parse_duration("12h").unwrap().as_secs(), 43_200);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 604_800);
+        assert_eq!(parse_duration("2w").unwrap().as_secs(), 1_209_600);
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_a_hint() {
+        for bad in ["", "d", "7y", "-3s", "0", "1.5h", "99999999999999999999d"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("duration"), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The CLI's error: the API's stable code and message, whichever path
+//! (daemon or embedded) produced it, so both report failures alike.
+
+use crate::api::classify;
+
+/// A failed command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    /// The API's error code (`not_found`, `invalid_input`, ...).
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// Exit status for "the document (or space) does not exist".
+pub const EXIT_NOT_FOUND: u8 = 3;
+
+impl CliError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// 3 when something asked for does not exist, 1 for every other failure
+    /// (clap uses 2 for bad usage).
+    pub fn exit_code(&self) -> u8 {
+        if self.code == "not_found" {
+            EXIT_NOT_FOUND
+        } else {
+            1
+        }
+    }
+}
+
+impl From<weft_core::Error> for CliError {
+    fn from(e: weft_core::Error) -> Self {
+        CliError::new(classify(&e).0, e.to_string())
+    }
+}

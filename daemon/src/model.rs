@@ -1,0 +1,250 @@
+//! The shapes the API returns and the CLI prints with `--json`. One set of
+//! types serves both paths (daemon and embedded), so their output matches.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+/// This node and where peers can reach it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Identity {
+    /// The node id (libp2p peer id of the device key).
+    pub node_id: String,
+    /// Addresses peers can dial as given, each ending in `/p2p/<node_id>`.
+    pub listen_addrs: Vec<String>,
+}
+
+/// A request to create a space.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateSpace {
+    /// Its name (letters, digits, `_`, `-`, `.`).
+    pub name: String,
+}
+
+/// A newly created or joined space.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SpaceRef {
+    /// The space id (its public key, base58).
+    pub id: String,
+}
+
+/// A space this device is in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Space {
+    /// The space id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// This device's role (`reader`, `writer`, `admin`), once known.
+    pub role: Option<String>,
+    /// Members by node id, with their roles.
+    pub members: BTreeMap<String, String>,
+    /// Whether it is the device's default (personal) space.
+    pub default: bool,
+}
+
+/// A request for an invite token.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct InviteRequest {
+    /// `reader`, `writer` (default) or `admin`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// How long the token is valid: `90s`, `30m`, `12h`, `7d` (default), `2w`.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// Only this node may use the token.
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// An invite token to hand to the joining device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Invite {
+    /// The token (`weft-invite-...`).
+    pub token: String,
+    /// The space it joins.
+    pub space: String,
+    /// The role it grants.
+    pub role: String,
+    /// When it stops working (unix seconds).
+    pub expires_at: i64,
+}
+
+/// A request to join a space.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct JoinRequest {
+    /// The invite token.
+    pub token: String,
+}
+
+/// The result of a write: the document's heads after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Written {
+    /// Hex change hashes.
+    pub heads: Vec<String>,
+}
+
+/// One document in a listing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Listed {
+    /// Its id.
+    pub id: String,
+    /// Its JSON.
+    #[schema(value_type = Object)]
+    pub doc: Value,
+}
+
+/// Query parameters of a listing. `where` may repeat (`where=done=false&where=n>3`).
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// `FIELD=VALUE` (also `!=`, `<`, `<=`, `>`, `>=`); VALUE is JSON when it
+    /// parses as a JSON scalar, a string otherwise. May repeat.
+    #[serde(default, rename = "where")]
+    #[param(rename = "where")]
+    pub filters: Vec<String>,
+    /// A field to sort by.
+    pub order: Option<String>,
+    /// Sort largest first.
+    #[serde(default)]
+    pub desc: bool,
+    /// At most this many documents.
+    pub limit: Option<u32>,
+}
+
+/// A read-only SQL statement.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SqlRequest {
+    /// One `SELECT` (or `WITH ... SELECT`) statement.
+    pub sql: String,
+}
+
+/// One change in a document's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Change {
+    /// The change hash (hex).
+    pub hash: String,
+    /// The node that made it, when known.
+    pub author: Option<String>,
+    /// The Automerge actor (hex).
+    pub actor: String,
+    /// The actor's sequence number.
+    pub seq: u64,
+    /// Unix seconds, as recorded by the author (advisory).
+    pub time: i64,
+    /// `put`, `patch`, `delete`, or a peer's own message.
+    pub message: Option<String>,
+    /// Hashes this change depends on.
+    pub deps: Vec<String>,
+}
+
+/// A peer and how far sync with it has come.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Peer {
+    /// Its node id.
+    pub id: String,
+    /// Addresses it was seen at.
+    pub addrs: Vec<String>,
+    /// Whether a connection is up now.
+    pub connected: bool,
+    /// When it was last connected (unix milliseconds).
+    pub last_seen_ms: Option<i64>,
+    /// Documents still being exchanged with it, per space.
+    pub pending: BTreeMap<String, usize>,
+}
+
+/// A request to dial a peer.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConnectRequest {
+    /// A multiaddr ending in `/p2p/<node id>`.
+    pub addr: String,
+}
+
+/// The peer a connect reached.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Connected {
+    /// Its node id.
+    pub node_id: String,
+}
+
+/// Sync progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SyncState {
+    /// Peers with an open sync session.
+    pub peers: usize,
+    /// Documents still being exchanged, over all peers and spaces.
+    pub pending: usize,
+    /// Every session has reconciled and has nothing left to exchange.
+    pub idle: bool,
+}
+
+/// Sync traffic since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Traffic {
+    /// Frames written to peers.
+    pub frames_sent: u64,
+    /// Frames read from peers.
+    pub frames_received: u64,
+    /// Bytes written.
+    pub bytes_sent: u64,
+    /// Bytes read.
+    pub bytes_received: u64,
+}
+
+/// A summary of the node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    /// This node.
+    pub node_id: String,
+    /// Live documents stored.
+    pub documents: u64,
+    /// Spaces this device is in.
+    pub spaces: usize,
+    /// Connected peers.
+    pub peers_connected: usize,
+    /// Whether networking is on (false in embedded CLI mode).
+    pub online: bool,
+    /// Sync progress.
+    pub sync: SyncState,
+    /// Sync traffic.
+    pub traffic: Traffic,
+}
+
+/// A committed change, as streamed by `GET /v1/events` and `weft watch`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// The space id.
+    pub space: String,
+    /// The collection.
+    pub collection: String,
+    /// The document id.
+    pub id: String,
+    /// Heads after the change.
+    pub heads: Vec<String>,
+    /// Whether the document is now deleted.
+    pub deleted: bool,
+    /// `local` or `remote`.
+    pub origin: String,
+}
+
+/// Filters of the event stream.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Only this space (id, name or `default`).
+    pub space: Option<String>,
+    /// Only this collection.
+    pub collection: Option<String>,
+}
+
+/// Every error body: a stable code and a message for people.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    /// `invalid_input`, `not_found`, `forbidden`, `unauthorized`, `conflict`,
+    /// `timeout`, `network`, `unavailable` or `internal`.
+    pub error: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}

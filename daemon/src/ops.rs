@@ -1,0 +1,362 @@
+//! Every operation of the CLI and the API, over a [`Node`]. The API handlers
+//! and the embedded CLI both call these, so the two paths cannot drift apart.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use weft_core::auth::Invite as Token;
+use weft_core::{Error, FilterOp, Node, NodeId, Query, Role};
+
+use crate::duration::parse_duration;
+use crate::model::{
+    Change, Connected, Event, Identity, Invite, InviteRequest, ListParams, Listed, Peer, Space,
+    SpaceRef, Status, SyncState, Traffic, Written,
+};
+
+/// Invites last this long unless asked otherwise.
+pub const DEFAULT_INVITE_EXPIRY: &str = "7d";
+
+/// The space id for a `--space` value: `None` or `default` is the device's
+/// default space; otherwise an id or the name of a joined space.
+pub async fn space_id(node: &Node, space: Option<&str>) -> Result<String, Error> {
+    match space {
+        None | Some("default") => Ok(node.default_space().to_owned()),
+        Some(s) => node.resolve_space(s).await,
+    }
+}
+
+pub async fn identity(node: &Node) -> Identity {
+    Identity {
+        node_id: node.node_id().to_string(),
+        listen_addrs: node.listen_addrs().await,
+    }
+}
+
+pub async fn space_create(node: &Node, name: &str) -> Result<SpaceRef, Error> {
+    if name == "default" {
+        return Err(Error::InvalidInput(
+            "the space name `default` is reserved: it means this device's default space".into(),
+        ));
+    }
+    let id = node.space_create(name).await?;
+    Ok(SpaceRef { id: id.to_string() })
+}
+
+pub async fn space_list(node: &Node) -> Result<Vec<Space>, Error> {
+    Ok(node
+        .space_list()
+        .await?
+        .into_iter()
+        .map(|s| Space {
+            id: s.id,
+            name: s.name,
+            role: s.role.map(|r| role_name(r).to_owned()),
+            members: s
+                .members
+                .into_iter()
+                .map(|(n, r)| (n.to_string(), role_name(r).to_owned()))
+                .collect(),
+            default: s.default,
+        })
+        .collect())
+}
+
+pub async fn space_invite(
+    node: &Node,
+    space: Option<&str>,
+    req: &InviteRequest,
+) -> Result<Invite, Error> {
+    let role: Role = req
+        .role
+        .as_deref()
+        .unwrap_or("writer")
+        .parse()
+        .map_err(Error::InvalidInput)?;
+    let expires = parse_duration(req.expires.as_deref().unwrap_or(DEFAULT_INVITE_EXPIRY))
+        .map_err(Error::InvalidInput)?;
+    let bound = match &req.node {
+        Some(n) => Some(parse_node(n)?),
+        None => None,
+    };
+    let space = space_id(node, space).await?;
+    let token = node
+        .space_invite(Some(&space), role, expires, bound)
+        .await?;
+    let parsed = Token::from_token(&token)?;
+    Ok(Invite {
+        token,
+        space,
+        role: role_name(role).to_owned(),
+        expires_at: parsed.expires(),
+    })
+}
+
+pub async fn space_join(node: &Node, token: &str) -> Result<SpaceRef, Error> {
+    let id = node.space_join(token.trim()).await?;
+    Ok(SpaceRef { id: id.to_string() })
+}
+
+pub async fn space_revoke(node: &Node, space: Option<&str>, member: &str) -> Result<(), Error> {
+    let member = parse_node(member)?;
+    let space = space_id(node, space).await?;
+    node.space_revoke(Some(&space), member).await
+}
+
+/// The role's name as the CLI and API spell it.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Reader => "reader",
+        Role::Writer => "writer",
+        Role::Admin => "admin",
+    }
+}
+
+fn parse_node(s: &str) -> Result<NodeId, Error> {
+    s.trim()
+        .parse()
+        .map_err(|e| Error::InvalidInput(format!("node id {s:?}: {e}")))
+}
+
+pub async fn put(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    id: &str,
+    json: Value,
+) -> Result<Written, Error> {
+    let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
+    Ok(Written {
+        heads: node.put(&key, json).await?,
+    })
+}
+
+pub async fn patch(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    id: &str,
+    patch: Value,
+) -> Result<Written, Error> {
+    let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
+    Ok(Written {
+        heads: node.patch(&key, patch).await?,
+    })
+}
+
+pub async fn delete(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    id: &str,
+) -> Result<Written, Error> {
+    let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
+    Ok(Written {
+        heads: node.delete(&key).await?,
+    })
+}
+
+/// The document, or [`Error::NotFound`] when absent or deleted.
+pub async fn get(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    id: &str,
+) -> Result<Value, Error> {
+    let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
+    node.get(&key)
+        .await?
+        .ok_or_else(|| Error::NotFound(key.to_string()))
+}
+
+pub async fn history(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    id: &str,
+) -> Result<Vec<Change>, Error> {
+    let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
+    let changes = node.history(&key).await?;
+    if changes.is_empty() {
+        return Err(Error::NotFound(key.to_string()));
+    }
+    Ok(changes
+        .into_iter()
+        .map(|c| Change {
+            hash: c.hash,
+            author: c.author.map(|a| a.to_string()),
+            actor: c.actor,
+            seq: c.seq,
+            time: c.time,
+            message: c.message,
+            deps: c.deps,
+        })
+        .collect())
+}
+
+pub async fn list(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    params: &ListParams,
+) -> Result<Vec<Listed>, Error> {
+    let mut query = Query::new(collection).space(space_id(node, space).await?);
+    for cond in &params.filters {
+        let (field, op, value) = parse_condition(cond)?;
+        query = query.filter(field, op, value);
+    }
+    if let Some(field) = &params.order {
+        query = query.order_by(field.clone(), params.desc);
+    }
+    if let Some(limit) = params.limit {
+        query = query.limit(limit);
+    }
+    Ok(node
+        .query(&query)
+        .await?
+        .into_iter()
+        .map(|r| Listed {
+            id: r.id,
+            doc: r.json,
+        })
+        .collect())
+}
+
+/// `FIELD=VALUE` and its siblings `!=`, `<=`, `>=`, `<`, `>`. The value is
+/// JSON when it parses as a JSON scalar (`false`, `3`, `"3"`), else a string.
+pub fn parse_condition(cond: &str) -> Result<(String, FilterOp, Value), Error> {
+    let at = cond.find(['=', '!', '<', '>']).ok_or_else(|| {
+        Error::InvalidQuery(format!(
+            "condition {cond:?} has no operator; write FIELD=VALUE (or !=, <, <=, >, >=)"
+        ))
+    })?;
+    let (field, rest) = cond.split_at(at);
+    let (op, value) = [
+        ("!=", FilterOp::Ne),
+        ("<=", FilterOp::Le),
+        (">=", FilterOp::Ge),
+        ("=", FilterOp::Eq),
+        ("<", FilterOp::Lt),
+        (">", FilterOp::Gt),
+    ]
+    .into_iter()
+    .find_map(|(sym, op)| rest.strip_prefix(sym).map(|v| (op, v)))
+    .ok_or_else(|| Error::InvalidQuery(format!("condition {cond:?}: unknown operator")))?;
+    let field = field.trim();
+    if field.is_empty() {
+        return Err(Error::InvalidQuery(format!(
+            "condition {cond:?} has no field"
+        )));
+    }
+    let value = match serde_json::from_str::<Value>(value) {
+        Ok(v @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_))) => v,
+        _ => Value::String(value.to_owned()),
+    };
+    Ok((field.to_owned(), op, value))
+}
+
+pub async fn sql(node: &Node, statement: &str) -> Result<Vec<Map<String, Value>>, Error> {
+    node.sql(statement).await
+}
+
+pub async fn peers(node: &Node) -> Result<Vec<Peer>, Error> {
+    Ok(node
+        .peers()
+        .await?
+        .into_iter()
+        .map(|p| Peer {
+            id: p.id.to_string(),
+            addrs: p.addrs,
+            connected: p.connected,
+            last_seen_ms: p.last_seen_ms,
+            pending: p.pending,
+        })
+        .collect())
+}
+
+pub async fn connect(node: &Node, addr: &str) -> Result<Connected, Error> {
+    let id = node.connect(addr.trim()).await?;
+    Ok(Connected {
+        node_id: id.to_string(),
+    })
+}
+
+pub async fn status(node: &Node) -> Result<Status, Error> {
+    let s = node.status().await?;
+    let spaces = node.space_list().await?.len();
+    let p = *node.sync_progress().borrow();
+    Ok(Status {
+        node_id: s.node_id.to_string(),
+        documents: s.documents,
+        spaces,
+        peers_connected: s.peers_connected,
+        online: s.online,
+        sync: SyncState {
+            peers: p.peers,
+            pending: p.pending,
+            idle: p.idle,
+        },
+        traffic: Traffic {
+            frames_sent: s.net.frames_sent,
+            frames_received: s.net.frames_received,
+            bytes_sent: s.net.bytes_sent,
+            bytes_received: s.net.bytes_received,
+        },
+    })
+}
+
+/// Waits until sync is idle (or `timeout`), then returns the status.
+pub async fn wait_synced(node: &Node, timeout: Duration) -> Result<Status, Error> {
+    node.wait_synced(timeout).await?;
+    status(node).await
+}
+
+pub fn event(e: &weft_core::ChangeEvent) -> Event {
+    Event {
+        space: e.key.space().to_owned(),
+        collection: e.key.collection().to_owned(),
+        id: e.key.id().to_owned(),
+        heads: e.heads.clone(),
+        deleted: e.deleted,
+        origin: match e.origin {
+            weft_core::Origin::Local => "local",
+            weft_core::Origin::Remote => "remote",
+        }
+        .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_parse_operators_and_values() {
+        let (f, op, v) = parse_condition("done=false").unwrap();
+        assert_eq!(
+            (f.as_str(), op, v),
+            ("done", FilterOp::Eq, Value::Bool(false))
+        );
+        let (f, op, v) = parse_condition("meta.n>=3").unwrap();
+        assert_eq!(
+            (f.as_str(), op, v),
+            ("meta.n", FilterOp::Ge, serde_json::json!(3))
+        );
+        let (_, op, v) = parse_condition("title!=Hello world").unwrap();
+        assert_eq!((op, v), (FilterOp::Ne, serde_json::json!("Hello world")));
+        let (_, op, v) = parse_condition("code=\"42\"").unwrap();
+        assert_eq!((op, v), (FilterOp::Eq, serde_json::json!("42")));
+        let (_, op, v) = parse_condition("n<2").unwrap();
+        assert_eq!((op, v), (FilterOp::Lt, serde_json::json!(2)));
+        // Objects are not scalars: compared as the literal string.
+        let (_, _, v) = parse_condition("x={}").unwrap();
+        assert_eq!(v, serde_json::json!("{}"));
+    }
+
+    #[test]
+    fn bad_conditions_say_what_to_write() {
+        for bad in ["done", "=3", "a!b"] {
+            let err = parse_condition(bad).unwrap_err().to_string();
+            assert!(err.contains("condition"), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! What commands print. With `--json`, one compact JSON value per result
+//! (the API's shapes, so scripts can use either); otherwise text for people.
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::{
+    Change, Connected, Event, Identity, Invite, Listed, Peer, Space, SpaceRef, Status, Written,
+};
+
+pub struct Printer {
+    pub json: bool,
+}
+
+fn line(s: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`weft watch | head`) is not an error worth a panic.
+    let _ = writeln!(out, "{s}");
+    let _ = out.flush();
+}
+
+fn compact(v: &impl Serialize) -> String {
+    serde_json::to_string(v).expect("output serializes")
+}
+
+impl Printer {
+    fn emit_json(&self, v: &impl Serialize) -> bool {
+        if self.json {
+            line(compact(v));
+        }
+        self.json
+    }
+
+    pub fn identity(&self, id: &Identity, embedded: bool) {
+        if self.emit_json(id) {
+            return;
+        }
+        line(format!("node id: {}", id.node_id));
+        if id.listen_addrs.is_empty() {
+            let why = if embedded { " (no daemon running)" } else { "" };
+            line(format!("not listening{why}"));
+        } else {
+            line("listening on:");
+            for a in &id.listen_addrs {
+                line(format!("  {a}"));
+            }
+        }
+    }
+
+    pub fn space_ref(&self, s: &SpaceRef) {
+        if !self.emit_json(s) {
+            line(&s.id);
+        }
+    }
+
+    pub fn spaces(&self, spaces: &[Space]) {
+        if self.emit_json(&spaces) {
+            return;
+        }
+        for s in spaces {
+            line(format!(
+                "{}  {}  {}{}  {} members",
+                s.id,
+                s.name,
+                s.role.as_deref().unwrap_or("pending"),
+                if s.default { "  (default)" } else { "" },
+                s.members.len()
+            ));
+        }
+    }
+
+    pub fn invite(&self, i: &Invite) {
+        if !self.emit_json(i) {
+            line(&i.token);
+        }
+    }
+
+    /// Writes print nothing for people (as `cp` does); scripts get the heads.
+    pub fn written(&self, w: &Written) {
+        self.emit_json(w);
+    }
+
+    pub fn done(&self) {
+        self.emit_json(&serde_json::json!({ "ok": true }));
+    }
+
+    pub fn document(&self, doc: &Value) {
+        if !self.emit_json(doc) {
+            line(serde_json::to_string_pretty(doc).expect("output serializes"));
+        }
+    }
+
+    pub fn listed(&self, docs: &[Listed]) {
+        if self.emit_json(&docs) {
+            return;
+        }
+        for d in docs {
+            line(format!("{}\t{}", d.id, compact(&d.doc)));
+        }
+    }
+
+    pub fn rows(&self, rows: &[Map<String, Value>]) {
+        if self.emit_json(&rows) {
+            return;
+        }
+        for r in rows {
+            line(compact(r));
+        }
+    }
+
+    pub fn history(&self, changes: &[Change]) {
+        if self.emit_json(&changes) {
+            return;
+        }
+        for c in changes {
+            line(format!(
+                "{}  {}  {}  {}",
+                &c.hash[..c.hash.len().min(12)],
+                utc(c.time),
+                c.author.as_deref().unwrap_or(&c.actor),
+                c.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
+
+    pub fn peers(&self, peers: &[Peer]) {
+        if self.emit_json(&peers) {
+            return;
+        }
+        for p in peers {
+            let pending: usize = p.pending.values().sum();
+            line(format!(
+                "{}  {}  {} pending  {}",
+                p.id,
+                if p.connected {
+                    "connected"
+                } else {
+                    "disconnected"
+                },
+                pending,
+                p.addrs.join(" ")
+            ));
+        }
+    }
+
+    pub fn connected(&self, c: &Connected) {
+        if !self.emit_json(c) {
+            line(format!("connected to {}", c.node_id));
+        }
+    }
+
+    pub fn status(&self, s: &Status) {
+        if self.emit_json(s) {
+            return;
+        }
+        line(format!("node id:    {}", s.node_id));
+        line(format!(
+            "mode:       {}",
+            if s.online {
+                "daemon (online)"
+            } else {
+                "embedded (offline: no daemon running)"
+            }
+        ));
+        line(format!("documents:  {}", s.documents));
+        line(format!("spaces:     {}", s.spaces));
+        line(format!("peers:      {} connected", s.peers_connected));
+        line(format!(
+            "sync:       {} ({} documents pending)",
+            if s.sync.idle { "idle" } else { "in progress" },
+            s.sync.pending
+        ));
+        line(format!(
+            "traffic:    {} bytes sent, {} received",
+            s.traffic.bytes_sent, s.traffic.bytes_received
+        ));
+    }
+
+    pub fn event(&self, e: &Event) {
+        if self.emit_json(e) {
+            return;
+        }
+        line(format!(
+            "{:<6} {}/{}/{}{}",
+            e.origin,
+            e.space,
+            e.collection,
+            e.id,
+            if e.deleted { " (deleted)" } else { "" }
+        ));
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC (civil-from-days, Hinnant).
+pub fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
+#[derive(Default)]
+pub struct SseParser {
+    buf: String,
+    event: String,
+    data: Vec<String>,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the events they complete.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
+        self.buf.push_str(&String::from_utf8_lossy(bytes));
+        let mut done = Vec::new();
+        while let Some(end) = self.buf.find('\n') {
+            let raw: String = self.buf.drain(..=end).collect();
+            let l = raw.trim_end_matches(['\n', '\r']);
+            if l.is_empty() {
+                if !self.data.is_empty() {
+                    let kind = std::mem::take(&mut self.event);
+                    let kind = if kind.is_empty() {
+                        "message".to_owned()
+                    } else {
+                        kind
+                    };
+                    done.push((kind, self.data.join("\n")));
+                    self.data.clear();
+                }
+                self.event.clear();
+            } else if let Some(v) = l.strip_prefix("event:") {
+                self.event = v.trim_start().to_owned();
+            } else if let Some(v) = l.strip_prefix("data:") {
+                self.data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+            }
+        }
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_795_000_000), "2026-11-18 11:06:40");
+    }
+
+    #[test]
+    fn sse_events_split_across_chunks() {
+        let mut p = SseParser::default();
+        assert!(
+            p.push(b": keep-alive\n\nevent: change\ndata: {\"a\"")
+                .is_empty()
+        );
+        let got = p.push(b":1}\n\ndata: x\r\n\r\n");
+        assert_eq!(
+            got,
+            [
+                ("change".to_owned(), "{\"a\":1}".to_owned()),
+                ("message".to_owned(), "x".to_owned())
+            ]
+        );
+    }
+}

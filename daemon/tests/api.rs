@@ -1,0 +1,446 @@
+//! The HTTP API in-process over real sockets: every OpenAPI operation is
+//! exercised and answers a status its document promises; auth and bad
+//! input give 4xx JSON errors; the event stream carries a peer's change.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use http_body_util::BodyDataStream;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use weft_core::net::NetConfig;
+use weft_core::{Config, Node};
+use weft_daemon::api;
+use weft_daemon::client::Client;
+use weft_daemon::output::SseParser;
+
+const TOKEN: &str = "test-token";
+
+struct Served {
+    node: Node,
+    client: Client,
+    _stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::with_data_dir(dir.path());
+    config.network = Some(NetConfig::local());
+    let node = Node::open(config).await.unwrap();
+    let (stop, stop_rx) = watch::channel(false);
+    let app = api::router(node.clone(), TOKEN.into(), stop_rx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Served {
+        node,
+        client: Client::new(addr, TOKEN),
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+async fn call(s: &Served, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+    let (status, bytes) = s.client.raw(method, path, body, Some(&auth)).await.unwrap();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+/// `{error, message}` with a non-empty message.
+fn assert_api_error(status: StatusCode, body: &Value, context: &str) {
+    assert!(status.is_client_error(), "{context}: {status} {body}");
+    assert!(body["error"].is_string(), "{context}: {body}");
+    assert!(
+        !body["message"].as_str().unwrap_or("").is_empty(),
+        "{context}: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_operation_works_as_documented() {
+    let a = serve().await;
+    let b = serve().await;
+    let (_, spec) = call(&a, Method::GET, "/v1/openapi.json", None).await;
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+
+    let (_, created) = call(
+        &a,
+        Method::POST,
+        "/v1/spaces",
+        Some(json!({"name": "team"})),
+    )
+    .await;
+    let team = created["id"].as_str().unwrap().to_owned();
+    let (_, invite) = call(
+        &a,
+        Method::POST,
+        &format!("/v1/spaces/{team}/invites"),
+        Some(json!({"role": "writer", "expires": "1h"})),
+    )
+    .await;
+    let token = invite["token"].as_str().unwrap().to_owned();
+    let b_id = b.node.node_id().to_string();
+    let a_addr = a.node.listen_addrs().await[0].clone();
+    let doc = "/v1/spaces/team/collections/notes/docs/a%2Fb";
+
+    // (method, template, concrete path, body, expected status), in an order
+    // where each step's state is set up by the ones before.
+    let cases: Vec<(&str, &str, String, Option<Value>, u16)> = vec![
+        ("GET", "/v1/id", "/v1/id".into(), None, 200),
+        ("GET", "/v1/status", "/v1/status".into(), None, 200),
+        ("GET", "/v1/spaces", "/v1/spaces".into(), None, 200),
+        (
+            "POST",
+            "/v1/spaces",
+            "/v1/spaces".into(),
+            Some(json!({"name": "other"})),
+            201,
+        ),
+        (
+            "POST",
+            "/v1/spaces/{space}/invites",
+            format!("/v1/spaces/{team}/invites"),
+            Some(json!({"role": "reader"})),
+            201,
+        ),
+        (
+            "PUT",
+            "/v1/spaces/{space}/collections/{collection}/docs/{id}",
+            doc.into(),
+            Some(json!({"title": "hi", "n": 1})),
+            200,
+        ),
+        (
+            "PATCH",
+            "/v1/spaces/{space}/collections/{collection}/docs/{id}",
+            doc.into(),
+            Some(json!({"n": 2})),
+            200,
+        ),
+        (
+            "GET",
+            "/v1/spaces/{space}/collections/{collection}/docs/{id}",
+            doc.into(),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            "/v1/spaces/{space}/collections/{collection}/docs/{id}/history",
+            format!("{doc}/history"),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            "/v1/spaces/{space}/collections/{collection}/docs",
+            "/v1/spaces/team/collections/notes/docs?where=n%3E%3D2&order=n&limit=5".into(),
+            None,
+            200,
+        ),
+        (
+            "POST",
+            "/v1/sql",
+            "/v1/sql".into(),
+            Some(json!({"sql": "SELECT count(*) AS n FROM documents"})),
+            200,
+        ),
+        (
+            "DELETE",
+            "/v1/spaces/{space}/collections/{collection}/docs/{id}",
+            doc.into(),
+            None,
+            200,
+        ),
+        ("GET", "/v1/peers", "/v1/peers".into(), None, 200),
+        (
+            "DELETE",
+            "/v1/spaces/{space}/members/{node_id}",
+            format!("/v1/spaces/{team}/members/{b_id}"),
+            None,
+            204,
+        ),
+        (
+            "GET",
+            "/v1/events",
+            "/v1/events?collection=none".into(),
+            None,
+            200,
+        ),
+        ("GET", "/metrics", "/metrics".into(), None, 200),
+        (
+            "GET",
+            "/v1/openapi.json",
+            "/v1/openapi.json".into(),
+            None,
+            200,
+        ),
+    ];
+    let mut exercised: BTreeSet<(String, String)> = BTreeSet::new();
+    for (method, template, path, body, expected) in &cases {
+        let method_ = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, answer) = if *template == "/v1/events" {
+            // A stream never ends: only its status line is checked here.
+            let resp = a.client.stream(path).await.map(|_| StatusCode::OK);
+            (resp.unwrap(), Value::Null)
+        } else {
+            call(&a, method_, path, body.clone()).await
+        };
+        assert_eq!(status.as_u16(), *expected, "{method} {path}: {answer}");
+        let op = &spec["paths"][template][method.to_lowercase()];
+        assert!(
+            op["responses"][status.as_str()].is_object(),
+            "{method} {template} answered {status}, which its OpenAPI entry does not list"
+        );
+        exercised.insert((method.to_string(), template.to_string()));
+    }
+    // B joins and dials A: the last two operations.
+    let (status, joined) = call(&b, Method::POST, "/v1/join", Some(json!({"token": token}))).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["id"], team);
+    exercised.insert(("POST".into(), "/v1/join".into()));
+    let (status, connected) =
+        call(&b, Method::POST, "/v1/peers", Some(json!({"addr": a_addr}))).await;
+    assert_eq!(status, StatusCode::OK, "{connected}");
+    assert_eq!(connected["node_id"], a.node.node_id().to_string());
+    exercised.insert(("POST".into(), "/v1/peers".into()));
+
+    assert_eq!(
+        exercised, documented,
+        "every OpenAPI operation is exercised, and no other"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_or_wrong_tokens_get_401_everywhere() {
+    let a = serve().await;
+    let (_, spec) = call(&a, Method::GET, "/v1/openapi.json", None).await;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let path = path
+            .replace("{space}", "default")
+            .replace("{collection}", "c")
+            .replace("{id}", "i")
+            .replace("{node_id}", "n");
+        for method in item.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for auth in [None, Some("Bearer wrong"), Some("Basic dGVzdA==")] {
+                let (status, bytes) = a.client.raw(m.clone(), &path, None, auth).await.unwrap();
+                let body: Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {auth:?}");
+                assert_eq!(body["error"], "unauthorized");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_a_4xx_with_a_message() {
+    let a = serve().await;
+    let doc = "/v1/spaces/default/collections/notes/docs/x";
+    let auth = format!("Bearer {TOKEN}");
+    let raw = |m: Method, p: &'static str, body: &'static [u8]| {
+        let (c, auth) = (a.client.clone(), auth.clone());
+        async move {
+            let (s, b) = c.raw(m, p, Some(body.to_vec()), Some(&auth)).await.unwrap();
+            (
+                s,
+                serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+            )
+        }
+    };
+    for (what, (status, body)) in [
+        ("truncated JSON", raw(Method::PUT, doc, b"{\"a\":").await),
+        ("not an object", raw(Method::PUT, doc, b"[1,2]").await),
+        (
+            "reserved field",
+            raw(Method::PUT, doc, b"{\"_weft_deleted\":true}").await,
+        ),
+        (
+            "patch of a missing doc",
+            raw(Method::PATCH, doc, b"{\"a\":1}").await,
+        ),
+        (
+            "missing field",
+            raw(Method::POST, "/v1/spaces", b"{}").await,
+        ),
+        (
+            "empty space name",
+            raw(Method::POST, "/v1/spaces", b"{\"name\":\"\"}").await,
+        ),
+        (
+            "reserved space name",
+            raw(Method::POST, "/v1/spaces", b"{\"name\":\"default\"}").await,
+        ),
+        (
+            "damaged token",
+            raw(Method::POST, "/v1/join", b"{\"token\":\"weft-invite-xyz\"}").await,
+        ),
+        (
+            "SQL write",
+            raw(Method::POST, "/v1/sql", b"{\"sql\":\"DELETE FROM docs\"}").await,
+        ),
+        (
+            "bad role",
+            raw(
+                Method::POST,
+                "/v1/spaces/default/invites",
+                b"{\"role\":\"boss\"}",
+            )
+            .await,
+        ),
+        (
+            "bad duration",
+            raw(
+                Method::POST,
+                "/v1/spaces/default/invites",
+                b"{\"expires\":\"soon\"}",
+            )
+            .await,
+        ),
+        (
+            "bad address",
+            raw(Method::POST, "/v1/peers", b"{\"addr\":\"nowhere\"}").await,
+        ),
+    ] {
+        assert_api_error(status, &body, what);
+    }
+    for (what, path) in [
+        ("unknown space", "/v1/spaces/nope/collections/c/docs/x"),
+        ("missing doc", "/v1/spaces/default/collections/c/docs/x"),
+        (
+            "bad collection",
+            "/v1/spaces/default/collections/a%20b/docs/x",
+        ),
+        (
+            "bad condition",
+            "/v1/spaces/default/collections/c/docs?where=nonsense",
+        ),
+        (
+            "bad limit",
+            "/v1/spaces/default/collections/c/docs?limit=-3",
+        ),
+        (
+            "unknown parameter",
+            "/v1/spaces/default/collections/c/docs?sort=a",
+        ),
+        ("unknown endpoint", "/v1/nothing"),
+    ] {
+        let (status, body) = call(&a, Method::GET, path, None).await;
+        assert_api_error(status, &body, what);
+    }
+    let (status, body) = call(
+        &a,
+        Method::GET,
+        "/v1/spaces/nope/collections/c/docs/x",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    // No content type: axum refuses the body; still our JSON shape.
+    let (status, bytes) = a
+        .client
+        .raw(Method::PUT, doc, None, Some(&auth))
+        .await
+        .unwrap();
+    assert_api_error(status, &serde_json::from_slice(&bytes).unwrap(), "no body");
+    // Nothing bad was stored.
+    let (_, rows) = call(
+        &a,
+        Method::POST,
+        "/v1/sql",
+        Some(json!({"sql": "SELECT count(*) AS n FROM documents"})),
+    )
+    .await;
+    assert_eq!(rows[0]["n"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stream_a_peers_change_and_metrics_count_it() {
+    let a = serve().await;
+    let b = serve().await;
+    let (_, created) = call(
+        &a,
+        Method::POST,
+        "/v1/spaces",
+        Some(json!({"name": "team"})),
+    )
+    .await;
+    let team = created["id"].as_str().unwrap().to_owned();
+    let (_, invite) = call(
+        &a,
+        Method::POST,
+        &format!("/v1/spaces/{team}/invites"),
+        Some(json!({})),
+    )
+    .await;
+    let (status, _) = call(
+        &b,
+        Method::POST,
+        "/v1/join",
+        Some(json!({"token": invite["token"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let body = b
+        .client
+        .stream("/v1/events?space=team&collection=notes")
+        .await
+        .unwrap();
+    let mut chunks = BodyDataStream::new(body);
+    let (status, _) = call(
+        &a,
+        Method::PUT,
+        "/v1/spaces/team/collections/notes/docs/n1",
+        Some(json!({"t": "from a"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut parser = SseParser::default();
+    let event = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = chunks.next().await {
+            for (kind, data) in parser.push(&chunk.unwrap()) {
+                if kind == "change" {
+                    return serde_json::from_str::<Value>(&data).unwrap();
+                }
+            }
+        }
+        panic!("stream ended");
+    })
+    .await
+    .expect("B's event stream shows A's change");
+    assert_eq!(
+        (event["id"].as_str(), event["origin"].as_str()),
+        (Some("n1"), Some("remote"))
+    );
+    assert_eq!(event["space"], team);
+
+    let text = b.client.call_text("/metrics").await.unwrap();
+    let metric = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(metric("weft_documents") >= 1.0, "{text}");
+    assert!(metric("weft_sync_bytes_received_total") > 0.0, "{text}");
+    assert!(metric("weft_peers_known") >= 1.0, "{text}");
+    assert!(text.contains("# TYPE weft_sync_bytes_sent_total counter"));
+}
