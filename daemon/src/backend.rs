@@ -12,7 +12,6 @@ use weft_core::{Config, Error, Node};
 
 use crate::client::{Client, seg};
 use crate::error::CliError;
-use crate::files::read_daemon_info;
 use crate::model::{
     Change, Connected, Identity, Invite, InviteRequest, ListParams, Listed, Peer, Space, SpaceRef,
     Status, Written,
@@ -244,11 +243,6 @@ impl Backend {
             Backend::Embedded(_) => Err(needs_daemon("weft watch")),
         }
     }
-}
-
-/// Whether a daemon is recorded for `data_dir` (used for friendlier errors).
-pub fn daemon_recorded(data_dir: &Path) -> bool {
-    matches!(read_daemon_info(data_dir), Ok(Some(_)))
 }
 
 fn needs_daemon(what: &str) -> CliError {

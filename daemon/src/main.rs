@@ -26,7 +26,9 @@ fn main() -> ExitCode {
 /// `warn` for one-shot commands, whose output is their result.
 fn init_logging(cli: &Cli) {
     let default = match cli.command {
-        Command::Daemon(_) => "info",
+        // kad warns whenever a node has no DHT peers yet, which is the normal
+        // state of a LAN-only daemon.
+        Command::Daemon(_) => "info,libp2p_kad=error",
         _ => "warn",
     };
     let configured = weft_daemon::config::load(cli.config.as_deref())

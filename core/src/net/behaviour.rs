@@ -56,11 +56,12 @@ pub fn build_swarm(key: Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>,
             let relay = config
                 .relay_server
                 .then(|| relay::Behaviour::new(me, relay::Config::default()));
-            let mut kad = kad::Behaviour::with_config(
-                me,
-                kad::store::MemoryStore::new(me),
-                kad::Config::new(KAD_PROTOCOL),
-            );
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            // The swarm task bootstraps on its own schedule, and only with
+            // bootstrap peers; kad's own timer warns on every peerless node.
+            kad_config.set_periodic_bootstrap_interval(None);
+            let mut kad =
+                kad::Behaviour::with_config(me, kad::store::MemoryStore::new(me), kad_config);
             // An always-on relay answers DHT queries; others decide from reachability.
             kad.set_mode(config.relay_server.then_some(kad::Mode::Server));
             Ok(Behaviour {
