@@ -84,6 +84,14 @@ async fn sync_stops_while_paused_and_catches_up_on_resume() {
             && a.get(&key("from-b")).await.unwrap() == Some(json!({"n": 3}))
     })
     .await;
+    // The new sessions carry live changes too, both ways.
+    a.put(&key("after-a"), json!({"n": 4})).await.unwrap();
+    b.put(&key("after-b"), json!({"n": 5})).await.unwrap();
+    until("live changes after resume", async || {
+        b.get(&key("after-a")).await.unwrap().is_some()
+            && a.get(&key("after-b")).await.unwrap().is_some()
+    })
+    .await;
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
