@@ -78,13 +78,16 @@ async def main():
         a_id = a.node_id()
         print(f"opened a={a_id} b={b.node_id()}")
 
-        # Share a space: create on a, invite b, join on b, connect over loopback.
+        # Share a space: create on a, invite b, join on b (which dials the
+        # inviter at the loopback address in the token), connect explicitly.
+        # Joining first matters: weft-core can leave a space unsynced when the
+        # peers were already connected before the join (reported upstream).
         team = await a.space_create("team")
         token = await a.space_invite(Role.WRITER, 3600, space="team", node=b.node_id())
         addrs = await a.listen_addrs()
         assert addrs and all(x.startswith("/ip4/127.0.0.1/tcp/") for x in addrs), addrs
-        assert await b.connect(addrs[0]) == a_id
         assert await b.space_join(token) == team
+        assert await b.connect(addrs[0]) == a_id
         await until("b to become a writer in team", lambda: b_is_writer(b, team))
 
         recorder = Recorder()
