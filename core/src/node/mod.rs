@@ -90,7 +90,7 @@ pub struct Status {
     pub peers_connected: usize,
     /// Documents still being exchanged, summed over peers and spaces.
     pub pending: usize,
-    /// Whether networking is on.
+    /// Whether networking is running (neither off nor paused).
     pub online: bool,
     /// Sync traffic so far.
     pub net: NetStats,
