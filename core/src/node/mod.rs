@@ -7,6 +7,7 @@
 
 mod cache;
 mod events;
+mod network;
 mod replication;
 mod spaces;
 mod writer;
@@ -55,7 +56,11 @@ struct Inner {
     reader: Reader,
     json: Arc<JsonCache>,
     events: broadcast::Sender<ChangeEvent>,
-    net: Option<Net>,
+    /// The running network, `None` while offline or paused; the writer
+    /// actor publishes it whenever it starts or stops networking.
+    net: watch::Receiver<Option<Net>>,
+    /// Whether the node was opened with networking (so it can be resumed).
+    networked: bool,
     progress: watch::Receiver<SyncProgress>,
 }
 
@@ -85,7 +90,7 @@ pub struct Status {
     pub peers_connected: usize,
     /// Documents still being exchanged, summed over peers and spaces.
     pub pending: usize,
-    /// Whether networking is on.
+    /// Whether networking is running (neither off nor paused).
     pub online: bool,
     /// Sync traffic so far.
     pub net: NetStats,
@@ -126,11 +131,13 @@ impl Node {
             ),
             None => None,
         };
-        let net_handle = net.as_ref().map(|(n, _)| n.clone());
+        let (net_tx, net_rx) = watch::channel(net.as_ref().map(|(n, _)| n.clone()));
         let (progress_tx, progress) = watch::channel(SyncProgress::default());
         let sync = replication::SyncState::new(
             Engine::new(identity.signing_key().clone(), spaces),
             net,
+            config.network.clone(),
+            net_tx,
             progress_tx,
         );
         let mut incarnation = [0u8; 8];
@@ -178,7 +185,8 @@ impl Node {
                 reader,
                 json,
                 events,
-                net: net_handle,
+                net: net_rx,
+                networked: config.network.is_some(),
                 progress,
             }),
         })
@@ -354,7 +362,7 @@ impl Node {
 
     /// Addresses peers can dial, each ending in `/p2p/<node id>`.
     pub async fn listen_addrs(&self) -> Vec<String> {
-        match &self.inner.net {
+        match self.current_net() {
             Some(net) => net
                 .listen_addrs()
                 .await
@@ -374,7 +382,8 @@ impl Node {
     pub async fn status(&self) -> Result<Status> {
         let peers = self.peers().await?;
         let documents = self.sql("SELECT count(*) AS n FROM documents").await?;
-        let net = match &self.inner.net {
+        let current = self.current_net();
+        let net = match &current {
             Some(net) => net.stats().await,
             None => NetStats::default(),
         };
@@ -383,7 +392,7 @@ impl Node {
             documents: documents.first().and_then(|r| r["n"].as_u64()).unwrap_or(0),
             peers_connected: peers.iter().filter(|p| p.connected).count(),
             pending: peers.iter().flat_map(|p| p.pending.values()).sum(),
-            online: self.inner.net.is_some(),
+            online: current.is_some(),
             net,
         })
     }
@@ -405,10 +414,33 @@ impl Node {
         }
     }
 
-    fn net(&self) -> Result<&Net> {
-        self.inner.net.as_ref().ok_or_else(|| {
-            Error::Network("networking is off: open the node with `Config::network` set".into())
+    fn current_net(&self) -> Option<Net> {
+        self.inner.net.borrow().clone()
+    }
+
+    fn net(&self) -> Result<Net> {
+        self.current_net().ok_or_else(|| {
+            Error::Network(if self.inner.networked {
+                "networking is paused: call `resume_network` first".into()
+            } else {
+                "networking is off: open the node with `Config::network` set".into()
+            })
         })
+    }
+
+    /// Stops networking (for an app going to the background): every
+    /// connection closes and nothing listens or dials until
+    /// [`Node::resume_network`]. Local reads and writes go on. Idempotent.
+    pub async fn pause_network(&self) -> Result<()> {
+        self.call(Command::PauseNetwork).await
+    }
+
+    /// Starts networking again with the configuration the node was opened
+    /// with (listen addresses are bound afresh, so ports `0` change) and
+    /// redials the peers that were connected at the pause. Idempotent; fails
+    /// with [`Error::Network`] on a node opened without networking.
+    pub async fn resume_network(&self) -> Result<()> {
+        self.call(Command::ResumeNetwork).await
     }
 
     /// Creates a space (a new ed25519 keypair; its public key is the id) with
@@ -486,7 +518,7 @@ impl Node {
         let (space, addrs) = self
             .call(|reply| Command::Space(SpaceCommand::Join(token.to_owned(), reply)))
             .await?;
-        if self.inner.net.is_some() {
+        if self.current_net().is_some() {
             for addr in &addrs {
                 match self.connect(addr).await {
                     Ok(_) => break,

@@ -16,7 +16,7 @@ use crate::auth::Role;
 use crate::doc::Document;
 use crate::identity::NodeId;
 use crate::key::DocKey;
-use crate::net::{Net, NetEvent};
+use crate::net::{Net, NetConfig, NetEvent};
 use crate::sync::wire::{self, Item};
 use crate::sync::{Engine, Input, Needs, Output, Replica};
 
@@ -46,9 +46,17 @@ fn without(input: Input, failed: &[DocKey]) -> Option<Input> {
 
 /// The sync engine and its network, owned by the writer actor.
 pub(crate) struct SyncState {
-    engine: Engine,
-    net: Option<Net>,
-    events: Option<mpsc::Receiver<NetEvent>>,
+    pub(super) engine: Engine,
+    /// `None` while offline or paused.
+    pub(super) net: Option<Net>,
+    pub(super) events: Option<mpsc::Receiver<NetEvent>>,
+    /// What networking is (re)started with; `None` for an offline node.
+    pub(super) config: Option<NetConfig>,
+    /// Where the node facade reads the current [`Net`] from.
+    pub(super) published: watch::Sender<Option<Net>>,
+    /// Addresses of the peers connected when networking was paused, to
+    /// redial on resume.
+    pub(super) redial: Vec<Vec<String>>,
     /// Digests read for the input being handled.
     items: HashMap<String, Vec<Item>>,
     /// Persisted sync states read for the input being handled.
@@ -73,6 +81,8 @@ impl SyncState {
     pub(crate) fn new(
         engine: Engine,
         net: Option<(Net, mpsc::Receiver<NetEvent>)>,
+        config: Option<NetConfig>,
+        published: watch::Sender<Option<Net>>,
         progress: watch::Sender<SyncProgress>,
     ) -> Self {
         let (net, events) = match net {
@@ -83,6 +93,9 @@ impl SyncState {
             engine,
             net,
             events,
+            config,
+            published,
+            redial: Vec::new(),
             items: HashMap::new(),
             states: HashMap::new(),
             started: Instant::now(),

@@ -52,6 +52,8 @@ pub(crate) enum Command {
     CreateIndex(String, String, String, Reply<()>),
     IntegrityCheck(Reply<()>),
     Peers(Reply<Vec<super::PeerStatus>>),
+    PauseNetwork(Reply<()>),
+    ResumeNetwork(Reply<()>),
     Space(super::spaces::SpaceCommand),
     Close(oneshot::Sender<()>),
 }
@@ -245,6 +247,13 @@ impl Actor {
             }
             Command::Peers(reply) => {
                 let _ = reply.send(Ok(self.peer_statuses().await));
+            }
+            Command::PauseNetwork(reply) => {
+                self.pause_network().await;
+                let _ = reply.send(Ok(()));
+            }
+            Command::ResumeNetwork(reply) => {
+                let _ = reply.send(self.resume_network());
             }
             Command::Space(cmd) => self.space_command(cmd).await,
             Command::Write(..) | Command::Close(_) => unreachable!("handled by run"),

@@ -1,0 +1,92 @@
+//! The one error type foreign code sees.
+
+/// Why a Weft call failed. Each variant carries a message fit to show a
+/// developer; the variant says what kind of failure it is.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum WeftError {
+    /// An argument Weft does not accept: malformed JSON, a bad name or id,
+    /// an unusable query, address or option.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The document or space does not exist here.
+    #[error("{0}")]
+    NotFound(String),
+    /// This device lacks the role the operation needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// An invite token is malformed, expired, forged or meant for another node.
+    #[error("{0}")]
+    Invite(String),
+    /// Another process has the replica open.
+    #[error("{0}")]
+    Locked(String),
+    /// Networking failed, is paused or is off.
+    #[error("{0}")]
+    Network(String),
+    /// Waiting took longer than allowed.
+    #[error("{0}")]
+    Timeout(String),
+    /// The node has been closed.
+    #[error("{0}")]
+    Closed(String),
+    /// The local database or the device identity failed, or a document is
+    /// damaged in storage.
+    #[error("{0}")]
+    Storage(String),
+    /// A bug in Weft; please report it with the message.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl WeftError {
+    pub(crate) fn closed() -> Self {
+        WeftError::Closed(weft_core::Error::Closed.to_string())
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        WeftError::InvalidInput(message.into())
+    }
+}
+
+impl From<weft_core::Error> for WeftError {
+    fn from(e: weft_core::Error) -> Self {
+        use weft_core::Error as E;
+        let message = e.to_string();
+        match e {
+            E::InvalidKey(_)
+            | E::Document(_)
+            | E::InvalidQuery(_)
+            | E::Sql(_)
+            | E::UnknownHeads(_)
+            | E::Config(_) => WeftError::InvalidInput(message),
+            E::NotFound(_) | E::UnknownSpace(_) => WeftError::NotFound(message),
+            E::Forbidden(_) => WeftError::Forbidden(message),
+            E::Auth(_) => WeftError::Invite(message),
+            E::Locked { .. } => WeftError::Locked(message),
+            E::Network(_) => WeftError::Network(message),
+            E::Timeout(_) => WeftError::Timeout(message),
+            E::Closed => WeftError::Closed(message),
+            E::Store(_) | E::Corrupt { .. } | E::Identity(_) => WeftError::Storage(message),
+            // The core error is non-exhaustive; a new kind still arrives
+            // with its message rather than being lost.
+            _ => WeftError::Internal(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_errors_keep_their_message_and_kind() {
+        let e = WeftError::from(weft_core::Error::UnknownSpace("team".into()));
+        assert!(matches!(e, WeftError::NotFound(_)), "{e:?}");
+        assert!(e.to_string().contains("unknown space \"team\""), "{e}");
+        let e = WeftError::from(weft_core::Error::Forbidden("needs admin".into()));
+        assert!(matches!(e, WeftError::Forbidden(ref m) if m == "not allowed: needs admin"));
+        let e = WeftError::from(weft_core::Error::Closed);
+        assert!(matches!(e, WeftError::Closed(_)));
+    }
+}

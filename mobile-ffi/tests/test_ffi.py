@@ -1,0 +1,185 @@
+"""End-to-end test of the generated Python bindings, as an app would use them.
+
+Run by `mobile-ffi/bindgen/tests/bindings.rs` (part of `cargo test --workspace`),
+which generates `weft_ffi.py` next to the built `libweft_ffi` and puts that
+directory on PYTHONPATH. Needs only the standard library.
+"""
+
+import asyncio
+import json
+import sys
+import tempfile
+import threading
+import time
+
+from weft_ffi import (
+    ChangeListener,
+    Filter,
+    FilterOp,
+    NodeOptions,
+    Origin,
+    Role,
+    WeftError,
+    WeftNode,
+)
+
+WAIT_SECONDS = 30.0
+LOOPBACK = NodeOptions(listen=["/ip4/127.0.0.1/tcp/0"], mdns=False)
+
+
+class Recorder(ChangeListener):
+    """Collects events; called from a Weft thread, read from the test's."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = []
+        self.threads = set()
+
+    def on_change(self, event):
+        with self.lock:
+            self.events.append(event)
+            self.threads.add(threading.get_ident())
+
+    def on_lagged(self, missed):
+        raise AssertionError(f"the listener lagged by {missed} events in a tiny test")
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.events)
+
+
+async def until(what, check):
+    """Polls the coroutine function `check` until it returns a truthy value."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {WAIT_SECONDS}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def expect_error(kind, needle, coroutine):
+    """Awaits `coroutine`, which must raise `kind` with `needle` in its message."""
+    try:
+        await coroutine
+    except kind as e:
+        assert needle in str(e), f"{kind.__name__} message {str(e)!r} lacks {needle!r}"
+        print(f"  raised {e!r}")
+        return e
+    raise AssertionError(f"expected {kind.__name__} containing {needle!r}, nothing was raised")
+
+
+async def main():
+    with tempfile.TemporaryDirectory() as dir_a, tempfile.TemporaryDirectory() as dir_b:
+        a = await WeftNode.open(dir_a, LOOPBACK)
+        b = await WeftNode.open(dir_b, LOOPBACK)
+        a_id = a.node_id()
+        print(f"opened a={a_id} b={b.node_id()}")
+
+        # Share a space: create on a, invite b, join on b (which dials the
+        # inviter at the loopback address in the token), connect explicitly.
+        # Joining first matters: weft-core can leave a space unsynced when the
+        # peers were already connected before the join (reported upstream).
+        team = await a.space_create("team")
+        token = await a.space_invite(Role.WRITER, 3600, space="team", node=b.node_id())
+        addrs = await a.listen_addrs()
+        assert addrs and all(x.startswith("/ip4/127.0.0.1/tcp/") for x in addrs), addrs
+        assert await b.space_join(token) == team
+        assert await b.connect(addrs[0]) == a_id
+        await until("b to become a writer in team", lambda: b_is_writer(b, team))
+
+        recorder = Recorder()
+        subscription = await b.subscribe(recorder, space=team)
+
+        # A write on a shows up on b, and b's listener hears it as remote.
+        await a.put("notes", "n1", json.dumps({"title": "from a", "done": False}), space=team)
+        doc = await until("n1 on b", lambda: b.get("notes", "n1", space=team))
+        assert json.loads(doc) == {"title": "from a", "done": False}, doc
+        event = await until("a remote event on b", lambda: remote_event(recorder, "n1"))
+        assert event.space == team and event.collection == "notes" and event.heads, event
+        assert threading.get_ident() not in recorder.threads, "events come on Weft's thread"
+        print(f"b heard {event}")
+
+        # Typed records and JSON results.
+        await a.patch("notes", "n1", json.dumps({"done": True}), space=team)
+        await a.put("notes", "n2", json.dumps({"title": "second", "done": False}), space=team)
+        done = await a.list("notes", filters=[Filter(field="done", op=FilterOp.EQ, value="true")], space=team)
+        assert [r.id for r in done] == ["n1"], done
+        newest_first = await a.list("notes", order="-title", limit=1, space=team)
+        assert [r.id for r in newest_first] == ["n2"], newest_first
+        rows = json.loads(await a.sql("SELECT id FROM documents WHERE collection = 'notes' ORDER BY id"))
+        assert rows == [{"id": "n1"}, {"id": "n2"}], rows
+        history = await a.history("notes", "n1", space=team)
+        assert [c.message for c in history] == ["put", "patch"], history
+        spaces = {s.id: s for s in await b.space_list()}
+        assert spaces[team].role == Role.WRITER and len(spaces[team].members) == 2, spaces
+        peers = await a.peers()
+        assert any(p.node_id == b.node_id() and p.connected for p in peers), peers
+        status = await a.status()
+        assert status.online and status.peers_connected == 1 and status.documents >= 2, status
+
+        # Bad calls raise WeftError with a message; nothing panics.
+        await expect_error(WeftError.InvalidInput, "not valid JSON", a.put("notes", "x", "{not json"))
+        await expect_error(WeftError.InvalidInput, "object", a.put("notes", "x", "[1, 2]"))
+        await expect_error(WeftError.NotFound, "unknown space", a.put("notes", "x", "{}", space="nope"))
+        await expect_error(WeftError.NotFound, "not found", a.patch("notes", "missing", "{}"))
+        await expect_error(WeftError.InvalidInput, "SQL", a.sql("DELETE FROM documents"))
+        await expect_error(WeftError.Network, "invalid address", a.connect("not-an-address"))
+        await expect_error(WeftError.Invite, "invalid invite", b.space_join("garbage"))
+        bad = NodeOptions(listen=["nonsense"])
+        await expect_error(WeftError.InvalidInput, "listen", WeftNode.open(dir_a + "-x", bad))
+        await expect_error(WeftError.Locked, "in use", WeftNode.open(dir_a, LOOPBACK))
+
+        # Background: while a is paused nothing flows; on resume it catches up.
+        await a.pause_network()
+        assert not (await a.status()).online
+        await expect_error(WeftError.Network, "paused", a.connect(addrs[0]))
+        await a.put("notes", "while-paused", json.dumps({"n": 1}), space=team)
+        await until("b to lose a", lambda: no_peers(b))
+        assert await b.get("notes", "while-paused", space=team) is None
+        await a.resume_network()
+        assert (await a.status()).online
+        await until("the paused write on b", lambda: b.get("notes", "while-paused", space=team))
+
+        # A cancelled subscription hears nothing more.
+        subscription.cancel()
+        heard = len(recorder.snapshot())
+        await a.put("notes", "after-cancel", json.dumps({"n": 2}), space=team)
+        await until("after-cancel on b", lambda: b.get("notes", "after-cancel", space=team))
+        await b.wait_synced(30_000)
+        assert len(recorder.snapshot()) == heard, recorder.snapshot()[heard:]
+
+        # Close, then reopen the same directory: the data is still there.
+        await a.close()
+        await a.close()
+        await expect_error(WeftError.Closed, "closed", a.get("notes", "n1", space=team))
+        a = await WeftNode.open(dir_a, NodeOptions(network=False))
+        assert a.node_id() == a_id
+        doc = await a.get("notes", "n1", space=team)
+        assert json.loads(doc) == {"title": "from a", "done": True}, doc
+        await expect_error(WeftError.Network, "off", a.resume_network())
+        await a.close()
+        await b.close()
+        print("all Python FFI checks passed")
+
+
+async def b_is_writer(node, space):
+    return any(s.id == space and s.role == Role.WRITER for s in await node.space_list())
+
+
+async def remote_event(recorder, doc_id):
+    for e in recorder.snapshot():
+        if e.id == doc_id and e.origin == Origin.REMOTE:
+            return e
+    return None
+
+
+async def no_peers(node):
+    return (await node.status()).peers_connected == 0
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    sys.exit(0)
