@@ -59,6 +59,7 @@ impl From<weft_core::Error> for WeftError {
             | E::InvalidQuery(_)
             | E::Sql(_)
             | E::UnknownHeads(_)
+            | E::InvalidInput(_)
             | E::Config(_) => WeftError::InvalidInput(message),
             E::NotFound(_) | E::UnknownSpace(_) => WeftError::NotFound(message),
             E::Forbidden(_) => WeftError::Forbidden(message),

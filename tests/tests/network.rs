@@ -284,3 +284,34 @@ async fn a_hostile_peer_is_cut_off_and_others_are_served() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// Peers connected before one of them joins (mDNS often connects devices
+/// first): the join happens while the connection's hellos are in flight or
+/// done, and the space must sync either way. Several rounds vary the timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_while_connected_syncs_the_space() {
+    for _ in 0..4 {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (node(da.path()).await, node(db.path()).await);
+        let space = a.space_create("team").await.unwrap().to_string();
+        let token = a
+            .space_invite(Some(&space), Role::Writer, Duration::from_secs(3600), None)
+            .await
+            .unwrap();
+        connect(&b, &a).await;
+        b.space_join(&token).await.unwrap();
+        until(&b, "b becoming a writer", async |n: &Node| {
+            n.space_list()
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| s.id == space && s.role == Some(Role::Writer))
+        })
+        .await;
+        let k = key(&space, "after-join");
+        a.put(&k, json!({"from": "a"})).await.unwrap();
+        until(&b, "a's document", async |n: &Node| has(n, &k, &json!({"from": "a"})).await).await;
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+}

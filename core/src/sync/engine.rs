@@ -151,6 +151,10 @@ struct Peer {
     refused: BTreeSet<String>,
     /// Distinct claims refused so far; too many end the connection.
     refusals: u32,
+    /// We began offering a space, or our proof changed, after our hello
+    /// went out but before theirs arrived: offers must wait for our proof,
+    /// so they follow it.
+    resend_claims: bool,
     sessions: BTreeMap<String, Session>,
 }
 
@@ -230,12 +234,18 @@ impl Engine {
     pub fn needs(&self, input: &Input) -> Needs {
         let mut needs = Needs::default();
         match input {
-            Input::Received(_, Message::Hello { spaces, .. } | Message::Offer { spaces }) => {
-                let ours: Vec<String> = spaces
-                    .iter()
-                    .map(|c| c.space.clone())
-                    .filter(|s| self.spaces.contains(s))
-                    .collect();
+            Input::Received(peer, Message::Hello { spaces, .. } | Message::Offer { spaces }) => {
+                let resend = matches!(input, Input::Received(_, Message::Hello { .. }))
+                    && self.peers.get(peer).is_some_and(|p| p.resend_claims);
+                let ours: Vec<String> = if resend {
+                    self.spaces.iter().cloned().collect()
+                } else {
+                    spaces
+                        .iter()
+                        .map(|c| c.space.clone())
+                        .filter(|s| self.spaces.contains(s))
+                        .collect()
+                };
                 needs.digests = ours.clone();
                 needs.memberships = ours;
             }
@@ -431,6 +441,15 @@ impl Engine {
                     .sign(&proof_bytes(&challenge, self.me, peer))
                     .to_bytes();
                 out.push(Output::Send(peer, Message::Proof { signature }));
+                if std::mem::take(&mut p.resend_claims) {
+                    let ours: Vec<String> = self.spaces.iter().cloned().collect();
+                    out.push(Output::Send(
+                        peer,
+                        Message::Offer {
+                            spaces: admission::claims(replica, ours),
+                        },
+                    ));
+                }
                 self.claimed(replica, peer, spaces, out);
             }
             Message::Proof { signature } => {

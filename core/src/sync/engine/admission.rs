@@ -175,6 +175,11 @@ impl Engine {
             return;
         }
         let claim = claims(replica, vec![space.clone()]);
+        // A peer whose hello has not arrived cannot take an offer before our
+        // proof; it gets one right after.
+        for p in self.peers.values_mut().filter(|p| !p.hello) {
+            p.resend_claims = true;
+        }
         let peers: Vec<NodeId> = self
             .peers
             .iter()
@@ -227,12 +232,14 @@ impl Engine {
             if self.peers[&peer].hello {
                 let claim = claims(replica, vec![space.to_owned()]);
                 out.push(Output::Send(peer, Message::Offer { spaces: claim }));
+            } else if let Some(p) = self.peers.get_mut(&peer) {
+                p.resend_claims = true;
             }
         }
     }
 }
 
-fn claims(replica: &mut impl Replica, spaces: Vec<String>) -> Vec<Claim> {
+pub(super) fn claims(replica: &mut impl Replica, spaces: Vec<String>) -> Vec<Claim> {
     spaces
         .into_iter()
         .map(|space| Claim {
