@@ -225,6 +225,18 @@ impl Document {
         }
         if self.doc.pending_ops() == 0 {
             self.doc.rollback();
+            // `put` of `{}` on a new document still creates it: an empty
+            // change gives it heads, so it exists, syncs and lists.
+            if message == "put" && self.doc.get_heads().is_empty() {
+                let opts = CommitOptions::default()
+                    .with_message(message)
+                    .with_time(time);
+                let hash = self.doc.empty_change(opts);
+                return Ok(Some(Committed {
+                    hash,
+                    json: Some(Map::new()),
+                }));
+            }
             return Ok(None);
         }
         let deleted = self.is_deleted();

@@ -49,6 +49,24 @@ async fn crud_round_trip_survives_reopen() {
 }
 
 #[tokio::test]
+async fn an_empty_object_is_a_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let key = node.key("notes", "blank").unwrap();
+    let heads = node.put(&key, json!({})).await.unwrap();
+    assert_eq!(heads.len(), 1, "the empty document has a change");
+    assert_eq!(node.get(&key).await.unwrap(), Some(json!({})));
+    let listed = node.query(&Query::new("notes")).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    // Putting it again changes nothing and keeps the heads.
+    assert_eq!(node.put(&key, json!({})).await.unwrap(), heads);
+    node.close().await.unwrap();
+    let node = open(dir.path()).await;
+    assert_eq!(node.get(&key).await.unwrap(), Some(json!({})));
+    node.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn second_open_is_refused_with_the_holders_pid() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path()).await;
