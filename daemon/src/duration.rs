@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted: beyond it, a timestamp is no longer a
+/// meaningful expiry.
+const MAX_SECS: u64 = 100 * 365 * 86_400;
+
 /// Parses `N[s|m|h|d|w]`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -27,9 +31,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     n.checked_mul(scale)
-        .filter(|&s| s > 0)
+        .filter(|&s| s > 0 && s <= MAX_SECS)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("duration {text:?} must be positive and below 500 billion years"))
+        .ok_or_else(|| format!("duration {text:?} must be more than 0 and at most 100 years"))
 }
 
 #[cfg(test)]
@@ -44,11 +48,12 @@ mod tests {
         assert_eq!(parse_duration("12h").unwrap().as_secs(), 43_200);
         assert_eq!(parse_duration("7d").unwrap().as_secs(), 604_800);
         assert_eq!(parse_duration("2w").unwrap().as_secs(), 1_209_600);
+        assert_eq!(parse_duration("36500d").unwrap().as_secs(), MAX_SECS);
     }
 
     #[test]
     fn nonsense_is_refused_with_a_hint() {
-        for bad in ["", "d", "7y", "-3s", "0", "1.5h", "99999999999999999999d"] {
+        for bad in ["", "d", "7y", "-3s", "0", "1.5h", "99999999999999999999d", "9223372036854775807", "5300w"] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("duration"), "{bad}: {err}");
         }

@@ -110,7 +110,13 @@ impl Node {
     /// Fails with [`Error::Locked`] if another process has it open.
     pub async fn open(config: Config) -> Result<Node> {
         let data_dir = config.resolve_data_dir()?;
-        std::fs::create_dir_all(&data_dir).map_err(|source| store::StoreError::Io {
+        // The replica holds the device key and private documents: a new data
+        // dir is for its owner only.
+        let mut dirs = std::fs::DirBuilder::new();
+        dirs.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+        dirs.create(&data_dir).map_err(|source| store::StoreError::Io {
             path: data_dir.clone(),
             source,
         })?;
@@ -355,9 +361,10 @@ impl Node {
                     "address {addr:?} is not a multiaddr ({e}); expected e.g. /ip4/192.0.2.1/tcp/4001/p2p/<node id>"
                 ))
             })?;
-        net.connect(addr)
-            .await
-            .map_err(|e| Error::Network(e.to_string()))
+        net.connect(addr).await.map_err(|e| match e {
+            crate::net::NetError::InvalidAddress(_) => Error::InvalidInput(e.to_string()),
+            e => Error::Network(e.to_string()),
+        })
     }
 
     /// Addresses peers can dial, each ending in `/p2p/<node id>`.
@@ -495,8 +502,8 @@ impl Node {
         node: Option<NodeId>,
     ) -> Result<String> {
         let space = self.space_or_default(space).await?;
-        let expires =
-            writer::now_ms() / 1000 + i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires = (writer::now_ms() / 1000)
+            .saturating_add(i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX));
         let addrs = self.listen_addrs().await;
         self.call(|reply| {
             Command::Space(SpaceCommand::Invite {

@@ -67,6 +67,27 @@ async fn an_empty_object_is_a_document() {
 }
 
 #[tokio::test]
+async fn runaway_sql_stops_at_the_row_cap_and_new_dirs_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("new");
+    let node = open(&data).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c";
+    match node.sql(endless).await {
+        Err(Error::Sql(m)) => assert!(m.contains("LIMIT"), "{m}"),
+        other => panic!("expected the row cap, got {other:?}"),
+    }
+    let capped = format!("{endless} LIMIT {}", crate::store::MAX_SQL_ROWS);
+    assert_eq!(node.sql(&capped).await.unwrap().len(), crate::store::MAX_SQL_ROWS);
+    node.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn second_open_is_refused_with_the_holders_pid() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path()).await;

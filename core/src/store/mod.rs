@@ -20,7 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use lock::{LOCK_FILE, ProcessLock};
 pub(crate) use query::path_literal;
 pub use query::{Filter, FilterOp, Order, Query, QueryRow};
-pub use read::Reader;
+pub use read::{MAX_SQL_ROWS, Reader};
 pub use write::{Loaded, WriteRow, Writer};
 
 /// Database file name inside the data dir.

@@ -71,14 +71,27 @@ impl Reader {
     /// Runs a read-only statement; each row becomes a JSON object keyed by
     /// column name.
     pub async fn sql(&self, statement: &str) -> Result<Vec<Map<String, Value>>, Error> {
+        use futures::TryStreamExt;
         check_read_only(statement)?;
-        let rows = sqlx::query(AssertSqlSafe(statement.to_owned()))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| Error::Sql(sql_message(&e)))?;
-        rows.iter().map(row_to_json).collect()
+        let query = AssertSqlSafe(statement.to_owned());
+        let mut rows = sqlx::query(query).fetch(&self.pool);
+        let mut out = Vec::new();
+        // Rows are streamed and capped, so a runaway statement (a recursive
+        // CTE without end) stops at the cap instead of exhausting memory.
+        while let Some(row) = rows.try_next().await.map_err(|e| Error::Sql(sql_message(&e)))? {
+            if out.len() == MAX_SQL_ROWS {
+                return Err(Error::Sql(format!(
+                    "the statement returns more than {MAX_SQL_ROWS} rows; add a LIMIT or aggregate"
+                )));
+            }
+            out.push(row_to_json(&row)?);
+        }
+        Ok(out)
     }
 }
+
+/// Most rows one `sql()` call returns.
+pub const MAX_SQL_ROWS: usize = 100_000;
 
 /// First keyword must start a query. The connection itself is read-only
 /// (opened with SQLITE_OPEN_READONLY and `query_only`), so this check only
