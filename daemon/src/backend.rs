@@ -114,6 +114,7 @@ impl Backend {
     }
 
     pub async fn put(&self, space: Option<&str>, c: &str, id: &str, doc: Value) -> R<Written> {
+        check_doc(c, id)?;
         match self {
             Backend::Remote(cl) => {
                 cl.call(Method::PUT, &doc_path(space, c, id), Some(&doc))
@@ -124,6 +125,7 @@ impl Backend {
     }
 
     pub async fn patch(&self, space: Option<&str>, c: &str, id: &str, doc: Value) -> R<Written> {
+        check_doc(c, id)?;
         match self {
             Backend::Remote(cl) => {
                 cl.call(Method::PATCH, &doc_path(space, c, id), Some(&doc))
@@ -134,6 +136,7 @@ impl Backend {
     }
 
     pub async fn delete(&self, space: Option<&str>, c: &str, id: &str) -> R<Written> {
+        check_doc(c, id)?;
         match self {
             Backend::Remote(cl) => {
                 cl.call(Method::DELETE, &doc_path(space, c, id), None::<&()>)
@@ -144,6 +147,7 @@ impl Backend {
     }
 
     pub async fn get(&self, space: Option<&str>, c: &str, id: &str) -> R<Value> {
+        check_doc(c, id)?;
         match self {
             Backend::Remote(cl) => {
                 cl.call(Method::GET, &doc_path(space, c, id), None::<&()>)
@@ -154,6 +158,7 @@ impl Backend {
     }
 
     pub async fn history(&self, space: Option<&str>, c: &str, id: &str) -> R<Vec<Change>> {
+        check_doc(c, id)?;
         match self {
             Backend::Remote(cl) => {
                 let path = format!("{}/history", doc_path(space, c, id));
@@ -164,6 +169,7 @@ impl Backend {
     }
 
     pub async fn list(&self, space: Option<&str>, c: &str, p: &ListParams) -> R<Vec<Listed>> {
+        weft_core::key::check_name("collection", c)?;
         match self {
             Backend::Remote(cl) => {
                 let mut query: Vec<String> = p
@@ -250,6 +256,14 @@ fn needs_daemon(what: &str) -> CliError {
         "unavailable",
         format!("{what} needs a running daemon for this data dir; start one with `weft daemon`"),
     )
+}
+
+/// Names and ids are checked here, before a request is built, so an empty
+/// or malformed one fails the same way on both paths (an empty path segment
+/// would otherwise reach no route at all).
+fn check_doc(collection: &str, id: &str) -> R<()> {
+    weft_core::DocKey::new("default", collection, id)?;
+    Ok(())
 }
 
 fn space_seg(space: Option<&str>) -> String {

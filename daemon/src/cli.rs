@@ -84,8 +84,13 @@ pub enum Command {
     Sql { statement: String },
     /// Print a document's change history
     History { collection: String, id: String },
-    /// Stream change events (all spaces unless --space is given)
-    Watch { collection: Option<String> },
+    /// Stream change events of --space (or of every space with --all)
+    Watch {
+        collection: Option<String>,
+        /// Every space, not only --space
+        #[arg(long, conflicts_with = "space")]
+        all: bool,
+    },
     /// List known peers and sync progress
     Peers,
     /// Dial a peer (a multiaddr ending in /p2p/NODE_ID)
@@ -95,9 +100,9 @@ pub enum Command {
         /// Wait until sync with every connected peer is idle, showing progress
         #[arg(long)]
         wait_synced: bool,
-        /// Give up waiting after this many seconds
-        #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
-        timeout: f64,
+        /// Give up waiting after this many seconds [default: 60; config `status_timeout`]
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
     },
 }
 
@@ -109,12 +114,12 @@ pub enum SpaceCommand {
     List,
     /// Make an invite token for --space (admins only); prints the token
     Invite {
-        /// reader, writer or admin
-        #[arg(long, default_value = "writer")]
-        role: String,
-        /// How long the token works: 90s, 30m, 12h, 7d, 2w
-        #[arg(long, default_value = crate::ops::DEFAULT_INVITE_EXPIRY, value_name = "DURATION")]
-        expires: String,
+        /// reader, writer or admin [default: writer; config `invite_role`]
+        #[arg(long)]
+        role: Option<String>,
+        /// How long the token works: 90s, 30m, 12h, 7d, 2w [default: 7d; config `invite_expires`]
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
         /// Only this node may use the token
         #[arg(long, value_name = "NODE_ID")]
         node: Option<String>,
@@ -170,6 +175,7 @@ mod tests {
             "weft history notes a",
             "weft watch",
             "weft watch notes",
+            "weft watch --all",
             "weft peers",
             "weft connect /ip4/127.0.0.1/tcp/1/p2p/x",
             "weft status --wait-synced --timeout 30",

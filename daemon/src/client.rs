@@ -33,10 +33,41 @@ pub fn seg(s: &str) -> String {
 }
 
 /// A connection target: a running daemon's API.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     addr: SocketAddr,
     token: String,
+}
+
+impl std::fmt::Debug for Client {
+    // The token stays out of logs and panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a process with this id exists. A `daemon.json` naming a dead
+/// process is stale, whatever now listens on its port (which may be
+/// anyone's, and must not be sent the token).
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // Signal 0 checks existence without sending anything; EPERM means
+        // it exists but belongs to someone else.
+        // SAFETY: kill with signal 0 has no effect on the target.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 impl Client {
@@ -46,6 +77,10 @@ impl Client {
         let Some(info) = read_daemon_info(data_dir)? else {
             return Ok(None);
         };
+        if !process_alive(info.pid) {
+            tracing::debug!(pid = info.pid, "daemon.json is stale: its process is gone");
+            return Ok(None);
+        }
         let addr = api_addr(&info)?;
         match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(_)) => {}

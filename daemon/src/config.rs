@@ -39,6 +39,12 @@ pub struct FileConfig {
     pub relays: Option<Vec<String>>,
     /// Serve as a relay for others.
     pub relay_server: Option<bool>,
+    /// `weft space invite --role`.
+    pub invite_role: Option<String>,
+    /// `weft space invite --expires`.
+    pub invite_expires: Option<String>,
+    /// `weft status --timeout` (seconds).
+    pub status_timeout: Option<f64>,
 }
 
 /// Where `weft.toml` is looked for: `--config`/`WEFT_CONFIG`, else the
@@ -97,6 +103,9 @@ mod tests {
             bootstrap = []
             relays = []
             relay_server = false
+            invite_role = "reader"
+            invite_expires = "1d"
+            status_timeout = 30.0
             "#,
         )
         .unwrap();

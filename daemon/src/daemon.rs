@@ -20,15 +20,16 @@ use crate::files::{DaemonInfo, load_or_create_token, remove_daemon_info, write_d
 /// How long start-up waits for a short-lived CLI command to release the replica.
 const LOCK_WAIT: Duration = Duration::from_secs(15);
 
+/// In-flight requests get this long to finish after a stop signal; then
+/// the replica is flushed and closed regardless.
+const DRAIN: Duration = Duration::from_secs(10);
+
 pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Result<(), CliError> {
+    // Signals are watched from the start, so a stop during start-up is
+    // clean too (the default action would kill the process unflushed).
+    let stop = stop_signal();
     let net = net_config(&args, file)?;
     let api_addr = api_addr(args.api.as_deref().or(file.api.as_deref()), file)?;
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
-        CliError::new(
-            "internal",
-            format!("cannot create data dir {}: {e}", data_dir.display()),
-        )
-    })?;
     if Client::discover(&data_dir).await?.is_some() {
         return Err(CliError::new(
             "conflict",
@@ -38,8 +39,15 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
             ),
         ));
     }
-    let node = open(&data_dir, net).await?;
-    let served = serve(&node, &data_dir, api_addr).await;
+    let mut waiting = stop.clone();
+    let node = tokio::select! {
+        node = open(&data_dir, net) => node?,
+        _ = waiting.wait_for(|s| *s) => {
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+    };
+    let served = serve(&node, &data_dir, api_addr, stop).await;
     tracing::info!("flushing the replica");
     let closed = node.close().await;
     remove_daemon_info(&data_dir, std::process::id());
@@ -49,7 +57,12 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
     Ok(())
 }
 
-async fn serve(node: &Node, data_dir: &Path, api_addr: SocketAddr) -> Result<(), CliError> {
+async fn serve(
+    node: &Node,
+    data_dir: &Path,
+    api_addr: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Result<(), CliError> {
     let token = load_or_create_token(data_dir)?;
     let listener = tokio::net::TcpListener::bind(api_addr).await.map_err(|e| {
         CliError::new(
@@ -60,32 +73,45 @@ async fn serve(node: &Node, data_dir: &Path, api_addr: SocketAddr) -> Result<(),
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::new("internal", e.to_string()))?;
+    let app = api::router(node.clone(), token, stop.clone());
+    let mut graceful = stop.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|s| *s).await;
+        tracing::info!("stopping: no new requests");
+    });
     let info = DaemonInfo {
         pid: std::process::id(),
         api: format!("http://{}", dialable(bound)),
     };
     write_daemon_info(data_dir, &info)?;
-    let addrs = node.listen_addrs().await;
     tracing::info!(
         node_id = %node.node_id(),
         api = %info.api,
         data_dir = %data_dir.display(),
         "daemon ready"
     );
-    for addr in addrs {
-        tracing::info!(%addr, "listening for peers");
-    }
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let app = api::router(node.clone(), token, stop_rx);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("stopping: no new requests");
-            let _ = stop_tx.send(true);
-        })
-        .await
-        .map_err(|e| CliError::new("internal", format!("the API server failed: {e}")))
+    let node = node.clone();
+    tokio::spawn(async move {
+        for addr in node.listen_addrs().await {
+            tracing::info!(%addr, "listening for peers");
+        }
+    });
+    let mut stopped = stop;
+    let server = server.into_future();
+    tokio::pin!(server);
+    let result = tokio::select! {
+        r = &mut server => r,
+        // A request that never ends (a slow SQL statement) must not hold
+        // the shutdown up forever.
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(DRAIN).await;
+        } => {
+            tracing::warn!("requests still running after {DRAIN:?}; closing anyway");
+            Ok(())
+        }
+    };
+    result.map_err(|e| CliError::new("internal", format!("the API server failed: {e}")))
 }
 
 /// Opens the replica, waiting out a CLI command that holds it briefly.
@@ -109,14 +135,17 @@ async fn open(data_dir: &Path, net: NetConfig) -> Result<Node, CliError> {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM; a second one exits at once.
-async fn shutdown_signal() {
-    wait_signal().await;
-    tokio::spawn(async {
+/// Flips to `true` on the first SIGINT or SIGTERM; a second one exits at once.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_signal().await;
+        let _ = tx.send(true);
         wait_signal().await;
         eprintln!("second signal: exiting without a clean shutdown");
         std::process::exit(130);
     });
+    rx
 }
 
 async fn wait_signal() {

@@ -15,6 +15,8 @@ pub struct CliError {
 
 /// Exit status for "the document (or space) does not exist".
 pub const EXIT_NOT_FOUND: u8 = 3;
+/// Exit status for "the replica is in use by another daemon or process".
+pub const EXIT_CONFLICT: u8 = 4;
 
 impl CliError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
@@ -24,13 +26,14 @@ impl CliError {
         }
     }
 
-    /// 3 when something asked for does not exist, 1 for every other failure
-    /// (clap uses 2 for bad usage).
+    /// 3 when something asked for does not exist, 4 when the replica is in
+    /// use (a daemon already runs), 1 for every other failure (clap uses 2
+    /// for bad usage). Service managers use 4 to not restart in a loop.
     pub fn exit_code(&self) -> u8 {
-        if self.code == "not_found" {
-            EXIT_NOT_FOUND
-        } else {
-            1
+        match self.code.as_str() {
+            "not_found" => EXIT_NOT_FOUND,
+            "conflict" => EXIT_CONFLICT,
+            _ => 1,
         }
     }
 }

@@ -41,7 +41,7 @@ pub fn read_daemon_info(data_dir: &Path) -> Result<Option<DaemonInfo>, CliError>
 /// Writes `daemon.json` atomically, so a reader never sees half of it.
 pub fn write_daemon_info(data_dir: &Path, info: &DaemonInfo) -> Result<(), CliError> {
     let json = serde_json::to_vec_pretty(info).expect("daemon info serializes");
-    write_atomic(&data_dir.join(DAEMON_FILE), &json, 0o644)
+    write_atomic(&data_dir.join(DAEMON_FILE), &json, 0o600)
 }
 
 /// Removes `daemon.json` if it still names this process.
@@ -67,6 +67,7 @@ pub fn read_token(data_dir: &Path) -> Result<Option<String>, CliError> {
 /// keep working across restarts. Delete the file to rotate it.
 pub fn load_or_create_token(data_dir: &Path) -> Result<String, CliError> {
     if let Some(token) = read_token(data_dir)? {
+        make_private(&data_dir.join(TOKEN_FILE))?;
         return Ok(token);
     }
     let mut bytes = [0u8; 32];
@@ -89,10 +90,38 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
     #[cfg(not(unix))]
     let _ = mode;
     let mut file = options.open(&tmp).map_err(|e| io_error(&tmp, e))?;
+    // `mode` applies only to a file the open creates; a leftover temp file
+    // keeps its own, so set it explicitly.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| io_error(&tmp, e))?;
+    }
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+}
+
+/// Narrows an existing token file to its owner, saying so if it was wider.
+fn make_private(path: &Path) -> Result<(), CliError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| io_error(path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "API token was readable by others; made it 0600");
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_error(path, e))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> CliError {
@@ -118,6 +147,19 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_token_is_narrowed_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TOKEN_FILE);
+        std::fs::write(&path, "abc").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(load_or_create_token(dir.path()).unwrap(), "abc");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

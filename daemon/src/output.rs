@@ -14,11 +14,12 @@ pub struct Printer {
     pub json: bool,
 }
 
-fn line(s: impl std::fmt::Display) {
+/// Writes one line; an error means the reader is gone (a closed pipe),
+/// which only `watch` acts on: for one-shot output there is nothing to do.
+fn line(s: impl std::fmt::Display) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`weft watch | head`) is not an error worth a panic.
-    let _ = writeln!(out, "{s}");
-    let _ = out.flush();
+    writeln!(out, "{s}")?;
+    out.flush()
 }
 
 fn compact(v: &impl Serialize) -> String {
@@ -28,7 +29,7 @@ fn compact(v: &impl Serialize) -> String {
 impl Printer {
     fn emit_json(&self, v: &impl Serialize) -> bool {
         if self.json {
-            line(compact(v));
+            let _ = line(compact(v));
         }
         self.json
     }
@@ -37,21 +38,21 @@ impl Printer {
         if self.emit_json(id) {
             return;
         }
-        line(format!("node id: {}", id.node_id));
+        let _ = line(format!("node id: {}", id.node_id));
         if id.listen_addrs.is_empty() {
             let why = if embedded { " (no daemon running)" } else { "" };
-            line(format!("not listening{why}"));
+            let _ = line(format!("not listening{why}"));
         } else {
-            line("listening on:");
+            let _ = line("listening on:");
             for a in &id.listen_addrs {
-                line(format!("  {a}"));
+                let _ = line(format!("  {a}"));
             }
         }
     }
 
     pub fn space_ref(&self, s: &SpaceRef) {
         if !self.emit_json(s) {
-            line(&s.id);
+            let _ = line(&s.id);
         }
     }
 
@@ -60,7 +61,7 @@ impl Printer {
             return;
         }
         for s in spaces {
-            line(format!(
+            let _ = line(format!(
                 "{}  {}  {}{}  {} members",
                 s.id,
                 s.name,
@@ -73,7 +74,7 @@ impl Printer {
 
     pub fn invite(&self, i: &Invite) {
         if !self.emit_json(i) {
-            line(&i.token);
+            let _ = line(&i.token);
         }
     }
 
@@ -88,7 +89,7 @@ impl Printer {
 
     pub fn document(&self, doc: &Value) {
         if !self.emit_json(doc) {
-            line(serde_json::to_string_pretty(doc).expect("output serializes"));
+            let _ = line(serde_json::to_string_pretty(doc).expect("output serializes"));
         }
     }
 
@@ -97,7 +98,7 @@ impl Printer {
             return;
         }
         for d in docs {
-            line(format!("{}\t{}", d.id, compact(&d.doc)));
+            let _ = line(format!("{}\t{}", d.id, compact(&d.doc)));
         }
     }
 
@@ -106,7 +107,7 @@ impl Printer {
             return;
         }
         for r in rows {
-            line(compact(r));
+            let _ = line(compact(r));
         }
     }
 
@@ -115,7 +116,7 @@ impl Printer {
             return;
         }
         for c in changes {
-            line(format!(
+            let _ = line(format!(
                 "{}  {}  {}  {}",
                 &c.hash[..c.hash.len().min(12)],
                 utc(c.time),
@@ -131,7 +132,7 @@ impl Printer {
         }
         for p in peers {
             let pending: usize = p.pending.values().sum();
-            line(format!(
+            let _ = line(format!(
                 "{}  {}  {} pending  {}",
                 p.id,
                 if p.connected {
@@ -147,7 +148,7 @@ impl Printer {
 
     pub fn connected(&self, c: &Connected) {
         if !self.emit_json(c) {
-            line(format!("connected to {}", c.node_id));
+            let _ = line(format!("connected to {}", c.node_id));
         }
     }
 
@@ -155,8 +156,8 @@ impl Printer {
         if self.emit_json(s) {
             return;
         }
-        line(format!("node id:    {}", s.node_id));
-        line(format!(
+        let _ = line(format!("node id:    {}", s.node_id));
+        let _ = line(format!(
             "mode:       {}",
             if s.online {
                 "daemon (online)"
@@ -164,23 +165,23 @@ impl Printer {
                 "embedded (offline: no daemon running)"
             }
         ));
-        line(format!("documents:  {}", s.documents));
-        line(format!("spaces:     {}", s.spaces));
-        line(format!("peers:      {} connected", s.peers_connected));
-        line(format!(
+        let _ = line(format!("documents:  {}", s.documents));
+        let _ = line(format!("spaces:     {}", s.spaces));
+        let _ = line(format!("peers:      {} connected", s.peers_connected));
+        let _ = line(format!(
             "sync:       {} ({} documents pending)",
             if s.sync.idle { "idle" } else { "in progress" },
             s.sync.pending
         ));
-        line(format!(
+        let _ = line(format!(
             "traffic:    {} bytes sent, {} received",
             s.traffic.bytes_sent, s.traffic.bytes_received
         ));
     }
 
-    pub fn event(&self, e: &Event) {
-        if self.emit_json(e) {
-            return;
+    pub fn event(&self, e: &Event) -> std::io::Result<()> {
+        if self.json {
+            return line(compact(e));
         }
         line(format!(
             "{:<6} {}/{}/{}{}",
@@ -189,7 +190,7 @@ impl Printer {
             e.collection,
             e.id,
             if e.deleted { " (deleted)" } else { "" }
-        ));
+        ))
     }
 }
 
@@ -215,9 +216,11 @@ pub fn utc(secs: i64) -> String {
 }
 
 /// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
+/// Bytes are buffered until a whole line arrives, so a character split
+/// across chunks is decoded intact.
 #[derive(Default)]
 pub struct SseParser {
-    buf: String,
+    buf: Vec<u8>,
     event: String,
     data: Vec<String>,
 }
@@ -225,11 +228,12 @@ pub struct SseParser {
 impl SseParser {
     /// Feeds bytes; returns the events they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
-        self.buf.push_str(&String::from_utf8_lossy(bytes));
+        self.buf.extend_from_slice(bytes);
         let mut done = Vec::new();
-        while let Some(end) = self.buf.find('\n') {
-            let raw: String = self.buf.drain(..=end).collect();
-            let l = raw.trim_end_matches(['\n', '\r']);
+        while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = self.buf.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&raw);
+            let l = text.trim_end_matches(['\n', '\r']);
             if l.is_empty() {
                 if !self.data.is_empty() {
                     let kind = std::mem::take(&mut self.event);
@@ -277,6 +281,13 @@ mod tests {
                 ("change".to_owned(), "{\"a\":1}".to_owned()),
                 ("message".to_owned(), "x".to_owned())
             ]
+        );
+        // "é" is two bytes; split between chunks it still arrives whole.
+        let bytes = "data: é\n\n".as_bytes();
+        assert!(p.push(&bytes[..7]).is_empty());
+        assert_eq!(
+            p.push(&bytes[7..]),
+            [("message".to_owned(), "é".to_owned())]
         );
     }
 }

@@ -1,12 +1,14 @@
 //! Runs one parsed command line: settings, then the daemon or a CLI command.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use http_body_util::BodyDataStream;
 use serde_json::Value;
+
+use weft_core::store::DB_FILE;
 
 use crate::backend::Backend;
 use crate::cli::{Cli, Command, SpaceCommand};
@@ -31,19 +33,79 @@ pub async fn run(cli: Cli) -> u8 {
     let out = Printer { json };
     let result = match cli.command {
         Command::Daemon(args) => daemon::run(data_dir, args, &file).await,
-        command => match Backend::open(&data_dir).await {
-            Ok(backend) => {
-                let r = command_on(&backend, command, space.as_deref(), &out).await;
-                let closed = backend.close().await;
-                r.and(closed)
-            }
-            Err(e) => Err(e),
-        },
+        command => client_command(&data_dir, command, space.as_deref(), &file, &out).await,
     };
     match result {
         Ok(()) => 0,
         Err(e) => fail(&e),
     }
+}
+
+async fn client_command(
+    data_dir: &Path,
+    command: Command,
+    space: Option<&str>,
+    file: &FileConfig,
+    out: &Printer,
+) -> Result<(), CliError> {
+    // Standard input is read before the replica is opened, so a command
+    // waiting on a terminal never holds the replica's lock.
+    let command = read_stdin_argument(command)?;
+    if !creates_replica(&command) && !data_dir.join(DB_FILE).exists() {
+        return Err(CliError::new(
+            "invalid_input",
+            format!(
+                "there is no replica at {}; check --data-dir (a replica is made by `weft daemon` or the first write)",
+                data_dir.display()
+            ),
+        ));
+    }
+    let backend = Backend::open(data_dir).await?;
+    let r = command_on(&backend, command, space, file, out).await;
+    let closed = backend.close().await;
+    r.and(closed)
+}
+
+/// Commands that make sense on a device with no replica yet.
+fn creates_replica(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Id
+            | Command::Put { .. }
+            | Command::Space(SpaceCommand::Create { .. } | SpaceCommand::Join { .. })
+    )
+}
+
+/// Replaces a `-` document argument by standard input.
+fn read_stdin_argument(command: Command) -> Result<Command, CliError> {
+    let read = || -> Result<String, CliError> {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| CliError::new("invalid_input", format!("cannot read stdin: {e}")))?;
+        Ok(s)
+    };
+    Ok(match command {
+        Command::Put {
+            collection,
+            id,
+            doc,
+        } if doc == "-" => Command::Put {
+            collection,
+            id,
+            doc: read()?,
+        },
+        Command::Patch {
+            collection,
+            id,
+            doc,
+        } if doc == "-" => Command::Patch {
+            collection,
+            id,
+            doc: read()?,
+        },
+        other => other,
+    })
 }
 
 fn fail(e: &CliError) -> u8 {
@@ -63,6 +125,7 @@ async fn command_on(
     b: &Backend,
     command: Command,
     space: Option<&str>,
+    file: &FileConfig,
     out: &Printer,
 ) -> Result<(), CliError> {
     match command {
@@ -71,7 +134,7 @@ async fn command_on(
             let id = b.identity().await?;
             out.identity(&id, b.is_embedded());
         }
-        Command::Space(cmd) => space_command(b, cmd, space, out).await?,
+        Command::Space(cmd) => space_command(b, cmd, space, file, out).await?,
         Command::Put {
             collection,
             id,
@@ -111,7 +174,14 @@ async fn command_on(
         Command::History { collection, id } => {
             out.history(&b.history(space, &collection, &id).await?);
         }
-        Command::Watch { collection } => watch(b, space, collection.as_deref(), out).await?,
+        Command::Watch { collection, all } => {
+            let space = if all {
+                None
+            } else {
+                Some(space.unwrap_or("default"))
+            };
+            watch(b, space, collection.as_deref(), out).await?;
+        }
         Command::Peers => {
             if b.is_embedded() {
                 eprintln!("note: no daemon runs for this data dir, so no peers are connected");
@@ -124,6 +194,7 @@ async fn command_on(
             timeout,
         } => {
             if wait_synced {
+                let timeout = timeout.or(file.status_timeout).unwrap_or(60.0);
                 wait_for_sync(b, timeout).await?;
             }
             out.status(&b.status().await?);
@@ -136,6 +207,7 @@ async fn space_command(
     b: &Backend,
     cmd: SpaceCommand,
     space: Option<&str>,
+    file: &FileConfig,
     out: &Printer,
 ) -> Result<(), CliError> {
     match cmd {
@@ -147,13 +219,37 @@ async fn space_command(
             node,
         } => {
             let req = InviteRequest {
-                role: Some(role),
-                expires: Some(expires),
+                role: role.or_else(|| file.invite_role.clone()),
+                expires: expires.or_else(|| file.invite_expires.clone()),
                 node,
             };
-            out.invite(&b.space_invite(space, &req).await?);
+            let invite = b.space_invite(space, &req).await?;
+            if b.is_embedded() {
+                eprintln!(
+                    "note: no daemon runs, so the token carries no address of this device; \
+                     the joiner finds it by mDNS on the LAN or with `weft connect` (start `weft daemon` first to include addresses)"
+                );
+            }
+            out.invite(&invite);
         }
-        SpaceCommand::Join { token } => out.space_ref(&b.space_join(&token).await?),
+        SpaceCommand::Join { token } => {
+            let joined = b.space_join(&token).await?;
+            if b.is_embedded() {
+                let addrs = weft_core::auth::Invite::from_token(token.trim())
+                    .map(|i| i.addrs().to_vec())
+                    .unwrap_or_default();
+                eprintln!(
+                    "note: joined, but no daemon runs here, so nothing syncs yet: start `weft daemon`; \
+                     it finds the inviter by mDNS on the LAN, or run `weft connect ADDR`{}",
+                    if addrs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with one of: {}", addrs.join(" "))
+                    }
+                );
+            }
+            out.space_ref(&joined);
+        }
         SpaceCommand::Revoke { node_id } => {
             b.space_revoke(space, &node_id).await?;
             out.done();
@@ -162,18 +258,9 @@ async fn space_command(
     Ok(())
 }
 
-/// The JSON argument, or standard input for `-`.
-fn read_json(arg: &str) -> Result<Value, CliError> {
-    let text = if arg == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| CliError::new("invalid_input", format!("cannot read stdin: {e}")))?;
-        s
-    } else {
-        arg.to_owned()
-    };
-    let map = weft_core::parse_object(&text).map_err(weft_core::Error::from)?;
+/// The JSON argument (standard input was read in already).
+fn read_json(text: &str) -> Result<Value, CliError> {
+    let map = weft_core::parse_object(text).map_err(weft_core::Error::from)?;
     Ok(Value::Object(map))
 }
 
@@ -191,10 +278,19 @@ async fn wait_for_sync(b: &Backend, timeout: f64) -> Result<(), CliError> {
     })?;
     let started = Instant::now();
     let mut last = None;
+    let mut idle_polls = 0;
     loop {
         let s = b.status().await?;
-        if s.sync.idle {
-            return Ok(());
+        // Idle means nothing left with every connected peer; a peer just
+        // dialed (say by `space join`) may not have a session yet, and a
+        // single idle reading may precede the first reconcile.
+        if s.sync.idle && s.sync.peers >= s.peers_connected {
+            idle_polls += 1;
+            if idle_polls >= 2 {
+                return Ok(());
+            }
+        } else {
+            idle_polls = 0;
         }
         if last != Some((s.sync.pending, s.sync.peers)) {
             eprintln!(
@@ -232,7 +328,12 @@ async fn watch(
         for (kind, data) in parser.push(&chunk) {
             match kind.as_str() {
                 "change" => match serde_json::from_str::<Event>(&data) {
-                    Ok(e) => out.event(&e),
+                    // The reader went away (`weft watch | head -1`): done.
+                    Ok(e) => {
+                        if out.event(&e).is_err() {
+                            return Ok(());
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "unreadable event"),
                 },
                 "lagged" => eprintln!("warning: fell behind; some events were dropped ({data})"),

@@ -19,6 +19,15 @@ use weft_daemon::output::SseParser;
 
 const TOKEN: &str = "test-token";
 
+/// (what, method, OpenAPI path template, concrete path, body)
+type BadCase = (
+    &'static str,
+    Method,
+    &'static str,
+    &'static str,
+    Option<&'static [u8]>,
+);
+
 struct Served {
     node: Node,
     client: Client,
@@ -246,100 +255,154 @@ async fn missing_or_wrong_tokens_get_401_everywhere() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bad_input_is_a_4xx_with_a_message() {
+async fn bad_input_is_a_documented_4xx_with_a_message() {
     let a = serve().await;
-    let doc = "/v1/spaces/default/collections/notes/docs/x";
+    let (_, spec) = call(&a, Method::GET, "/v1/openapi.json", None).await;
     let auth = format!("Bearer {TOKEN}");
-    let raw = |m: Method, p: &'static str, body: &'static [u8]| {
-        let (c, auth) = (a.client.clone(), auth.clone());
-        async move {
-            let (s, b) = c.raw(m, p, Some(body.to_vec()), Some(&auth)).await.unwrap();
-            (
-                s,
-                serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
-            )
-        }
-    };
-    for (what, (status, body)) in [
-        ("truncated JSON", raw(Method::PUT, doc, b"{\"a\":").await),
-        ("not an object", raw(Method::PUT, doc, b"[1,2]").await),
+    let doc = "/v1/spaces/default/collections/notes/docs/x";
+    let doc_t = "/v1/spaces/{space}/collections/{collection}/docs/{id}";
+    let list_t = "/v1/spaces/{space}/collections/{collection}/docs";
+    let invite_t = "/v1/spaces/{space}/invites";
+    let cases: Vec<BadCase> = vec![
+        ("truncated JSON", Method::PUT, doc_t, doc, Some(b"{\"a\":")),
+        ("not an object", Method::PUT, doc_t, doc, Some(b"[1,2]")),
         (
             "reserved field",
-            raw(Method::PUT, doc, b"{\"_weft_deleted\":true}").await,
+            Method::PUT,
+            doc_t,
+            doc,
+            Some(b"{\"_weft_deleted\":true}"),
         ),
+        ("no body", Method::PUT, doc_t, doc, None),
         (
             "patch of a missing doc",
-            raw(Method::PATCH, doc, b"{\"a\":1}").await,
+            Method::PATCH,
+            doc_t,
+            doc,
+            Some(b"{\"a\":1}"),
         ),
         (
             "missing field",
-            raw(Method::POST, "/v1/spaces", b"{}").await,
+            Method::POST,
+            "/v1/spaces",
+            "/v1/spaces",
+            Some(b"{}"),
         ),
         (
             "empty space name",
-            raw(Method::POST, "/v1/spaces", b"{\"name\":\"\"}").await,
+            Method::POST,
+            "/v1/spaces",
+            "/v1/spaces",
+            Some(b"{\"name\":\"\"}"),
         ),
         (
             "reserved space name",
-            raw(Method::POST, "/v1/spaces", b"{\"name\":\"default\"}").await,
+            Method::POST,
+            "/v1/spaces",
+            "/v1/spaces",
+            Some(b"{\"name\":\"default\"}"),
         ),
         (
             "damaged token",
-            raw(Method::POST, "/v1/join", b"{\"token\":\"weft-invite-xyz\"}").await,
+            Method::POST,
+            "/v1/join",
+            "/v1/join",
+            Some(b"{\"token\":\"weft-invite-xyz\"}"),
         ),
         (
             "SQL write",
-            raw(Method::POST, "/v1/sql", b"{\"sql\":\"DELETE FROM docs\"}").await,
+            Method::POST,
+            "/v1/sql",
+            "/v1/sql",
+            Some(b"{\"sql\":\"DELETE FROM docs\"}"),
         ),
         (
             "bad role",
-            raw(
-                Method::POST,
-                "/v1/spaces/default/invites",
-                b"{\"role\":\"boss\"}",
-            )
-            .await,
+            Method::POST,
+            invite_t,
+            "/v1/spaces/default/invites",
+            Some(b"{\"role\":\"boss\"}"),
         ),
         (
             "bad duration",
-            raw(
-                Method::POST,
-                "/v1/spaces/default/invites",
-                b"{\"expires\":\"soon\"}",
-            )
-            .await,
+            Method::POST,
+            invite_t,
+            "/v1/spaces/default/invites",
+            Some(b"{\"expires\":\"soon\"}"),
+        ),
+        (
+            "endless expiry",
+            Method::POST,
+            invite_t,
+            "/v1/spaces/default/invites",
+            Some(b"{\"expires\":\"15250284452w\"}"),
         ),
         (
             "bad address",
-            raw(Method::POST, "/v1/peers", b"{\"addr\":\"nowhere\"}").await,
+            Method::POST,
+            "/v1/peers",
+            "/v1/peers",
+            Some(b"{\"addr\":\"nowhere\"}"),
         ),
-    ] {
-        assert_api_error(status, &body, what);
-    }
-    for (what, path) in [
-        ("unknown space", "/v1/spaces/nope/collections/c/docs/x"),
-        ("missing doc", "/v1/spaces/default/collections/c/docs/x"),
+        (
+            "unknown space",
+            Method::GET,
+            doc_t,
+            "/v1/spaces/nope/collections/c/docs/x",
+            None,
+        ),
+        (
+            "missing doc",
+            Method::GET,
+            doc_t,
+            "/v1/spaces/default/collections/c/docs/x",
+            None,
+        ),
         (
             "bad collection",
+            Method::GET,
+            doc_t,
             "/v1/spaces/default/collections/a%20b/docs/x",
+            None,
         ),
         (
             "bad condition",
+            Method::GET,
+            list_t,
             "/v1/spaces/default/collections/c/docs?where=nonsense",
+            None,
         ),
         (
             "bad limit",
+            Method::GET,
+            list_t,
             "/v1/spaces/default/collections/c/docs?limit=-3",
+            None,
         ),
         (
             "unknown parameter",
+            Method::GET,
+            list_t,
             "/v1/spaces/default/collections/c/docs?sort=a",
+            None,
         ),
-        ("unknown endpoint", "/v1/nothing"),
-    ] {
-        let (status, body) = call(&a, Method::GET, path, None).await;
-        assert_api_error(status, &body, what);
+    ];
+    for (what, method, template, path, body) in cases {
+        let (status, bytes) = a
+            .client
+            .raw(method.clone(), path, body.map(<[u8]>::to_vec), Some(&auth))
+            .await
+            .unwrap();
+        let answer = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+        assert_api_error(status, &answer, what);
+        let documented = &spec["paths"][template][method.as_str().to_lowercase()]["responses"];
+        assert!(
+            documented[status.as_str()].is_object(),
+            "{what}: {method} {template} answered {status}, which its OpenAPI entry does not list"
+        );
     }
+    let (status, body) = call(&a, Method::GET, "/v1/nothing", None).await;
+    assert_api_error(status, &body, "unknown endpoint");
     let (status, body) = call(
         &a,
         Method::GET,
@@ -351,13 +414,6 @@ async fn bad_input_is_a_4xx_with_a_message() {
         (status, body["error"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
-    // No content type: axum refuses the body; still our JSON shape.
-    let (status, bytes) = a
-        .client
-        .raw(Method::PUT, doc, None, Some(&auth))
-        .await
-        .unwrap();
-    assert_api_error(status, &serde_json::from_slice(&bytes).unwrap(), "no body");
     // Nothing bad was stored.
     let (_, rows) = call(
         &a,

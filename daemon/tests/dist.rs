@@ -24,6 +24,14 @@ fn systemd_unit_starts_and_stops_the_daemon() {
     assert_runs_daemon(&exec.split_whitespace().collect::<Vec<_>>());
     assert!(unit.contains("KillSignal=SIGTERM"));
     assert!(unit.contains("WantedBy=default.target"), "a user unit");
+    let no_restart = format!(
+        "RestartPreventExitStatus={}",
+        weft_daemon::error::EXIT_CONFLICT
+    );
+    assert!(
+        unit.contains(&no_restart),
+        "a conflict is not retried in a loop"
+    );
 }
 
 #[test]

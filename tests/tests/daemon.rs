@@ -72,7 +72,15 @@ fn two_daemons_share_a_space_through_the_cli() {
     .unwrap_or_else(|| panic!("B never got the document; A's log:\n{}", da.log()));
     assert_eq!(got, json!({"title": "from A", "done": false}));
 
-    let line = watch_out.lines().next().expect("a watch line").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(watch_out.lines().next());
+    });
+    let line = rx
+        .recv_timeout(SYNC_WAIT)
+        .expect("the watcher printed the remote change in time")
+        .expect("a watch line")
+        .unwrap();
     let _ = watch.kill();
     let _ = watch.wait();
     let event: Value = serde_json::from_str(&line).unwrap();
@@ -116,35 +124,53 @@ fn two_daemons_share_a_space_through_the_cli() {
 
 #[test]
 fn kill_9_during_puts_loses_no_put_that_exited_0() {
-    let a = Device::new();
+    let a = std::sync::Arc::new(Device::new());
     let daemon = a.start_daemon(&[]);
-    let mut acknowledged = Vec::new();
-    let mut daemon = Some(daemon);
-    for i in 0..60 {
-        if i == 20 {
-            // Mid-stream, with puts in flight around it.
-            daemon.take().unwrap().kill_9();
-        }
-        let id = format!("d{i}");
-        let body = format!(r#"{{"i":{i}}}"#);
-        let out = a.run(&["put", "c", &id, &body]);
-        if out.status.success() {
-            acknowledged.push(i);
-        }
-        if i == 40 {
-            // Restarted while puts go on: it must wait out embedded writers.
-            daemon = Some(a.start_daemon(&[]));
-        }
+    // Three writers put continuously while the daemon is killed and later
+    // restarted under them; each records the puts that exited 0.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (a, stop, acked) = (a.clone(), stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let id = format!("w{w}-{i}");
+                    let out = a.run(&["put", "c", &id, &format!(r#"{{"w":{w},"i":{i}}}"#)]);
+                    if out.status.success() {
+                        acked.lock().unwrap().push((id, w, i));
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let count = || acked.lock().unwrap().len();
+    eventually(SYNC_WAIT, || (count() >= 15).then_some(())).expect("puts through the daemon");
+    daemon.kill_9(); // while puts are in flight
+    let at_kill = count();
+    eventually(SYNC_WAIT, || (count() >= at_kill + 15).then_some(()))
+        .expect("puts go on without the daemon (embedded)");
+    let daemon = a.start_daemon(&[]); // must wait out the embedded writers
+    let at_restart = count();
+    eventually(SYNC_WAIT, || (count() >= at_restart + 15).then_some(()))
+        .expect("puts go on through the restarted daemon");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
     }
-    assert!(
-        acknowledged.len() >= 50,
-        "most puts succeed: {acknowledged:?}"
-    );
-    let daemon = daemon.unwrap();
-    for i in acknowledged {
-        let doc = a.json(&["get", "c", &format!("d{i}")]);
-        assert_eq!(doc, json!({ "i": i }), "put {i} exited 0 but is missing");
+    let acked = acked.lock().unwrap().clone();
+    for (id, w, i) in &acked {
+        let doc = a.json(&["get", "c", id]);
+        assert_eq!(
+            doc,
+            json!({ "w": w, "i": i }),
+            "put {id} exited 0 but is missing"
+        );
     }
+    let stored = a.json(&["sql", "SELECT count(*) AS n FROM documents"]);
+    assert!(stored[0]["n"].as_u64().unwrap() >= acked.len() as u64);
     assert!(daemon.terminate().success());
 }
 
@@ -158,7 +184,11 @@ fn sigterm_shuts_down_cleanly() {
     assert!(a.path().join("daemon.json").exists());
     // A second daemon on the same replica refuses to start.
     let second = a.run(&["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
-    assert_eq!(second.status.code(), Some(1));
+    assert_eq!(
+        second.status.code(),
+        Some(4),
+        "conflict: a daemon already runs"
+    );
     assert!(String::from_utf8_lossy(&second.stderr).contains("already runs"));
     // An open event stream does not hold shutdown up; the watcher is told.
     let watch = a
@@ -212,6 +242,17 @@ fn reads(d: &Device) -> Vec<(String, i32, String, String)> {
         vec!["space", "list"],
         vec!["--space", "nope", "get", "notes", "a"],
         vec!["list", "notes", "--where", "nonsense"],
+        vec!["get", "notes", "a/b c?é"],
+        vec!["history", "notes", "a/b c?é"],
+        vec!["get", "notes", ""],
+        vec!["list", ""],
+        vec!["put", "notes", "", "{}"],
+        vec!["put", "notes", "z", "[1]"],
+        vec!["patch", "notes", "missing", "{}"],
+        vec!["delete", "notes", "missing"],
+        vec!["space", "invite", "--role", "boss"],
+        vec!["space", "revoke", "not-a-node"],
+        vec!["--space", "nope", "list", "notes"],
     ]
     .iter()
     .map(|args| {
@@ -235,6 +276,7 @@ fn the_cli_answers_alike_with_and_without_a_daemon() {
     a.ok(&["put", "notes", "a", r#"{"n":1,"done":false,"t":"x"}"#]);
     a.ok(&["put", "notes", "b", r#"{"n":2,"done":true}"#]);
     a.ok(&["patch", "notes", "a", r#"{"t":null}"#]);
+    a.ok(&["put", "notes", "a/b c?é", r#"{"odd":true}"#]);
     assert_eq!(
         a.json(&["get", "notes", "a"]),
         json!({"n": 1, "done": false})
@@ -244,6 +286,8 @@ fn the_cli_answers_alike_with_and_without_a_daemon() {
     let embedded = reads(&a);
     let embedded_status = a.json(&["status"]);
     assert_eq!(embedded_status["online"], false);
+    let embedded_id = a.json(&["id"]);
+    assert_eq!(embedded_id["listen_addrs"], json!([]));
 
     let daemon = a.start_daemon(&[]);
     let through_daemon = reads(&a);
@@ -252,6 +296,7 @@ fn the_cli_answers_alike_with_and_without_a_daemon() {
     }
     let status = a.json(&["status"]);
     assert_eq!(status["online"], true);
+    assert_eq!(a.json(&["id"])["node_id"], embedded_id["node_id"]);
     assert_eq!(status["documents"], embedded_status["documents"]);
 
     // Daemon writes, then read embedded after it stops.
@@ -272,9 +317,77 @@ fn the_cli_answers_alike_with_and_without_a_daemon() {
     assert!(String::from_utf8_lossy(&empty.stderr).contains("JSON"));
     assert!(daemon.terminate().success());
     assert_eq!(a.run(&["get", "notes", "b"]).status.code(), Some(3));
-    let list = a.json(&["list", "notes", "--order", "n"]);
+    let mut list = a.json(&["list", "notes"]).as_array().unwrap().clone();
+    list.sort_by_key(|d| d["id"].as_str().unwrap().to_owned());
     assert_eq!(
         list,
-        json!([{"id": "c", "doc": {"from": "stdin"}}, {"id": "a", "doc": {"n": 1, "done": false}}])
+        [
+            json!({"id": "a", "doc": {"n": 1, "done": false}}),
+            json!({"id": "a/b c?é", "doc": {"odd": true}}),
+            json!({"id": "c", "doc": {"from": "stdin"}}),
+        ]
     );
+}
+
+/// The API of a real daemon process, found the way local apps find it: the
+/// address in `daemon.json`, the token in `api-token`.
+#[test]
+fn local_apps_reach_the_daemon_with_its_files() {
+    use hyper::{Method, StatusCode};
+    use weft_daemon::client::Client;
+
+    let a = Device::new();
+    let daemon = a.start_daemon(&[]);
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(a.path().join("daemon.json")).unwrap()).unwrap();
+    assert_eq!(info["pid"], daemon.pid());
+    let api = info["api"].as_str().unwrap();
+    let addr: std::net::SocketAddr = api.strip_prefix("http://").unwrap().parse().unwrap();
+    assert!(addr.ip().is_loopback(), "{api}");
+    let token = std::fs::read_to_string(a.path().join("api-token")).unwrap();
+    let client = Client::new(addr, token.trim());
+    let auth = format!("Bearer {}", token.trim());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for bad in [None, Some("Bearer nope"), Some("Basic eDp5")] {
+            let (status, body) = client
+                .raw(Method::GET, "/v1/status", None, bad)
+                .await
+                .unwrap();
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad:?}");
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "unauthorized");
+        }
+        // The scheme is case-insensitive (RFC 7235).
+        let lower = format!("bearer {}", token.trim());
+        let (status, _) = client
+            .raw(Method::GET, "/v1/status", None, Some(&lower))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        let path = "/v1/spaces/default/collections/notes/docs/from-api";
+        let (status, body) = client
+            .raw(
+                Method::PUT,
+                path,
+                Some(br#"{"via":"api"}"#.to_vec()),
+                Some(&auth),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let (status, body) = client
+            .raw(Method::PATCH, path, Some(b"{oops".to_vec()), Some(&auth))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
+        let metrics = client.call_text("/metrics").await.unwrap();
+        assert!(metrics.contains("\nweft_documents 1\n"), "{metrics}");
+    });
+    // The CLI sees what the API wrote.
+    assert_eq!(a.json(&["get", "notes", "from-api"]), json!({"via": "api"}));
+    assert!(daemon.terminate().success());
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
@@ -120,8 +120,9 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match given {
         Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
         Some(_) => Failure::unauthorized("wrong API token; read it from the file `api-token` in the data dir").into_response(),
@@ -154,6 +155,14 @@ async fn json_errors(response: Response) -> Response {
         status.canonical_reason().unwrap_or("error").to_owned()
     } else {
         text
+    };
+    // axum answers 415 (no JSON content type) and 422 (JSON of the wrong
+    // shape); to clients both are a bad request, as documented.
+    let status = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
+            StatusCode::BAD_REQUEST
+        }
+        s => s,
     };
     let mut out = Failure::new(status, error::code_for_status(status), message).into_response();
     for (name, value) in parts.headers.iter() {

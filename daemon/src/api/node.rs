@@ -50,7 +50,8 @@ pub async fn peers(State(s): State<AppState>) -> Result<Json<Vec<Peer>>, Failure
     request_body = ConnectRequest,
     responses(
         (status = 200, description = "Connected", body = Connected),
-        (status = 502, description = "Invalid or unreachable address", body = ApiError),
+        (status = 400, description = "Not a multiaddr ending in /p2p/<node id>, or a malformed body", body = ApiError),
+        (status = 502, description = "The peer could not be reached", body = ApiError),
         (status = 401, body = ApiError),
     )
 )]
