@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use identity::NodeId;
 pub use key::DocKey;
 pub use node::{
-    ChangeEvent, FeedError, Node, Origin, PeerStatus, SpaceInfo, Status, SubscribeFilter,
-    Subscription, SyncProgress, Write,
+    ChangeEvent, ExternalReply, ExternalSync, FeedError, Node, Origin, PeerStatus, SpaceInfo,
+    Status, SubscribeFilter, Subscription, SyncProgress, Write,
 };
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};

@@ -7,6 +7,7 @@
 
 mod cache;
 mod events;
+mod external;
 mod network;
 mod replication;
 mod spaces;
@@ -22,6 +23,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
+pub use external::{ExternalReply, ExternalSync};
 pub use replication::SyncProgress;
 pub use spaces::SpaceInfo;
 pub use writer::Write;
@@ -543,6 +545,32 @@ impl Node {
         let space = self.space_or_default(space).await?;
         self.call(|reply| Command::Space(SpaceCommand::Revoke(space, node, reply)))
             .await
+    }
+
+    /// One Automerge sync step with a client outside Weft's protocol (an
+    /// automerge-repo app): applies the client's sync `message`, if any, and
+    /// returns what to send back. `sync` tracks what the client has; keep one
+    /// per client and document. Changes are stored and reach Weft peers like
+    /// a peer's; in a space this node may not write they are dropped.
+    pub async fn external_sync(
+        &self,
+        key: &DocKey,
+        sync: &mut ExternalSync,
+        message: Option<&[u8]>,
+    ) -> Result<ExternalReply> {
+        let state = Box::new(std::mem::take(sync));
+        let (state, reply) = self
+            .call(|reply| {
+                Command::External(external::ExternalCommand {
+                    key: key.clone(),
+                    sync: state,
+                    message: message.map(<[u8]>::to_vec),
+                    reply,
+                })
+            })
+            .await?;
+        *sync = *state;
+        Ok(reply)
     }
 
     /// Stores everything pending, checkpoints and releases the replica so

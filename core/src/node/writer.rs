@@ -55,6 +55,7 @@ pub(crate) enum Command {
     PauseNetwork(Reply<()>),
     ResumeNetwork(Reply<()>),
     Space(super::spaces::SpaceCommand),
+    External(super::external::ExternalCommand),
     Close(oneshot::Sender<()>),
 }
 
@@ -256,6 +257,7 @@ impl Actor {
                 let _ = reply.send(self.resume_network());
             }
             Command::Space(cmd) => self.space_command(cmd).await,
+            Command::External(cmd) => self.external_sync(cmd).await,
             Command::Write(..) | Command::Close(_) => unreachable!("handled by run"),
         }
     }

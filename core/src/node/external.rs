@@ -1,0 +1,193 @@
+//! Automerge sync with clients outside Weft's own protocol, such as
+//! automerge-repo apps talking to a daemon. The client is trusted as far as
+//! the node itself is (it holds the local API token): its changes are stored
+//! like a peer's, pushed to Weft peers, and refused in spaces this node may
+//! not write.
+
+use automerge::sync;
+
+use super::events::Origin;
+use super::writer::{Actor, Reply};
+use crate::auth::{Role, SYSTEM_COLLECTION};
+use crate::error::{Error, Result};
+use crate::key::DocKey;
+
+/// The sync state of one document with one external client: what the client
+/// is known to have. Keep one per (client, document) for the connection's life.
+#[derive(Debug, Default)]
+pub struct ExternalSync {
+    state: sync::State,
+}
+
+/// What one external sync step produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalReply {
+    /// The sync message to send back, if there is anything to say.
+    pub message: Option<Vec<u8>>,
+    /// Whether the document exists here (after the step).
+    pub exists: bool,
+    /// Whether the client's message changed the document.
+    pub changed: bool,
+}
+
+pub(crate) struct ExternalCommand {
+    pub key: DocKey,
+    pub sync: Box<ExternalSync>,
+    pub message: Option<Vec<u8>>,
+    pub reply: Reply<(Box<ExternalSync>, ExternalReply)>,
+}
+
+impl Actor {
+    pub(super) async fn external_sync(&mut self, cmd: ExternalCommand) {
+        let ExternalCommand {
+            key,
+            mut sync,
+            message,
+            reply,
+        } = cmd;
+        let r = self
+            .external_step(&key, &mut sync, message.as_deref())
+            .await;
+        let _ = reply.send(r.map(|r| (sync, r)));
+    }
+
+    async fn external_step(
+        &mut self,
+        key: &DocKey,
+        sync: &mut ExternalSync,
+        message: Option<&[u8]>,
+    ) -> Result<ExternalReply> {
+        if key.collection() == SYSTEM_COLLECTION {
+            return Err(Error::Forbidden(
+                "membership logs are written through spaces, not synced from clients".into(),
+            ));
+        }
+        // Only a node that may write the space takes a client's changes;
+        // otherwise the client still receives the document.
+        let may_write = match message {
+            Some(_) => self.require(key.space(), Role::Writer).await.is_ok(),
+            None => false,
+        };
+        self.load(key).await?;
+        let cached = self.dirty.get_mut(key).expect("loaded above");
+        let mut changed = false;
+        let mut refused = None;
+        if let Some(bytes) = message {
+            let received = cached
+                .doc
+                .receive_sync_message(&mut sync.state, bytes, may_write);
+            changed = received.changed;
+            refused = received.error;
+            if received.refused_changes > 0 {
+                tracing::info!(%key, changes = received.refused_changes, "dropped a client's changes: this node may not write the space");
+            }
+        }
+        let reply = cached.doc.generate_sync_message(&mut sync.state);
+        let exists = !cached.doc.is_empty();
+        if changed {
+            // Whatever Automerge accepted is valid: store it even when the
+            // rest of the message was refused.
+            self.stage(key, None, Origin::Remote);
+            self.flush().await;
+        }
+        if let Some(e) = refused {
+            return Err(e.into());
+        }
+        Ok(ExternalReply {
+            message: reply,
+            exists,
+            changed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::sync::SyncDoc;
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ROOT, ReadDoc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Config, Node};
+
+    /// Runs sync rounds between a client document and the node until
+    /// neither side has anything to say.
+    async fn converge(node: &Node, key: &DocKey, client: &mut AutoCommit) -> usize {
+        let mut ours = ExternalSync::default();
+        let mut theirs = sync::State::new();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds < 20, "sync does not settle");
+            let out = client
+                .sync()
+                .generate_sync_message(&mut theirs)
+                .map(sync::Message::encode);
+            let reply = node
+                .external_sync(key, &mut ours, out.as_deref())
+                .await
+                .unwrap();
+            match reply.message {
+                Some(m) => client
+                    .sync()
+                    .receive_sync_message(&mut theirs, sync::Message::decode(&m).unwrap())
+                    .unwrap(),
+                None if out.is_none() => return rounds,
+                None => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_document_syncs_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(Config::with_data_dir(dir.path())).await.unwrap();
+        let key = node.key("automerge", "doc1").unwrap();
+        let mut client = AutoCommit::new();
+        client.put(ROOT, "title", "from the client").unwrap();
+        client.commit();
+        converge(&node, &key, &mut client).await;
+        assert_eq!(
+            node.get(&key).await.unwrap(),
+            Some(json!({"title": "from the client"}))
+        );
+        node.patch(&key, json!({"done": true})).await.unwrap();
+        converge(&node, &key, &mut client).await;
+        assert_eq!(
+            client.get(ROOT, "done").unwrap().map(|(v, _)| v.as_bool()),
+            Some(Some(true))
+        );
+        // The client's change survives a restart: it was stored.
+        node.close().await.unwrap();
+        let node = Node::open(Config::with_data_dir(dir.path())).await.unwrap();
+        assert_eq!(
+            node.get(&key).await.unwrap(),
+            Some(json!({"title": "from the client", "done": true}))
+        );
+        node.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn garbage_and_system_documents_are_refused_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(Config::with_data_dir(dir.path())).await.unwrap();
+        let key = node.key("automerge", "doc1").unwrap();
+        let mut state = ExternalSync::default();
+        let err = node
+            .external_sync(&key, &mut state, Some(b"not a sync message"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Document(_)), "{err}");
+        assert_eq!(node.get(&key).await.unwrap(), None);
+        // Asking for an unknown document: it does not exist, nothing stored.
+        let r = node.external_sync(&key, &mut state, None).await.unwrap();
+        assert!(!r.exists);
+        let log = DocKey::new(node.default_space(), SYSTEM_COLLECTION, "members").unwrap();
+        assert!(matches!(
+            node.external_sync(&log, &mut state, None).await,
+            Err(Error::Forbidden(_))
+        ));
+        node.close().await.unwrap();
+    }
+}
