@@ -33,6 +33,7 @@ pub mod config;
 pub mod doc;
 mod error;
 pub mod identity;
+pub mod interop;
 pub mod key;
 pub mod net;
 pub mod node;

@@ -13,8 +13,8 @@ use weft_core::{Config, Error, Node};
 use crate::client::{Client, seg};
 use crate::error::CliError;
 use crate::model::{
-    Change, Connected, Identity, Invite, InviteRequest, ListParams, Listed, Peer, Space, SpaceRef,
-    Status, Written,
+    AutomergeUrl, Change, Connected, Identity, Invite, InviteRequest, ListParams, Listed, Peer,
+    Space, SpaceRef, Status, Written,
 };
 use crate::ops;
 
@@ -165,6 +165,17 @@ impl Backend {
                 cl.call(Method::GET, &path, None::<&()>).await
             }
             Backend::Embedded(n) => Ok(ops::history(n, space, c, id).await?),
+        }
+    }
+
+    pub async fn url(&self, space: Option<&str>, c: &str, id: &str) -> R<AutomergeUrl> {
+        check_doc(c, id)?;
+        match self {
+            Backend::Remote(cl) => {
+                let path = format!("{}/url", doc_path(space, c, id));
+                cl.call(Method::GET, &path, None::<&()>).await
+            }
+            Backend::Embedded(n) => Ok(ops::url(n, space, c, id).await?),
         }
     }
 

@@ -84,6 +84,8 @@ pub enum Command {
     Sql { statement: String },
     /// Print a document's change history
     History { collection: String, id: String },
+    /// Print the automerge-repo URL of a document (automerge:<id>)
+    Url { collection: String, id: String },
     /// Stream change events of --space (or of every space with --all)
     Watch {
         collection: Option<String>,
@@ -173,6 +175,7 @@ mod tests {
             "weft list notes --where done=false --where n>3 --order n --limit 5",
             "weft sql SELECT",
             "weft history notes a",
+            "weft url notes a",
             "weft watch",
             "weft watch notes",
             "weft watch --all",

@@ -45,6 +45,11 @@ pub struct FileConfig {
     pub invite_expires: Option<String>,
     /// `weft status --timeout` (seconds).
     pub status_timeout: Option<f64>,
+    /// The space (name or id) documents created by automerge-repo clients
+    /// land in; default: the device's default space.
+    pub automerge_space: Option<String>,
+    /// Their collection; default `automerge`.
+    pub automerge_collection: Option<String>,
 }
 
 /// Where `weft.toml` is looked for: `--config`/`WEFT_CONFIG`, else the
@@ -105,7 +110,9 @@ mod tests {
             relay_server = false
             invite_role = "reader"
             invite_expires = "1d"
-            status_timeout = 30.0
+            status_timeout = 30
+            automerge_space = "team"
+            automerge_collection = "am"
             "#,
         )
         .unwrap();

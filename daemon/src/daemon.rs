@@ -11,6 +11,7 @@ use weft_core::net::{Multiaddr, NetConfig};
 use weft_core::{Config, Error, Node};
 
 use crate::api;
+use crate::automerge::Landing;
 use crate::cli::DaemonArgs;
 use crate::client::Client;
 use crate::config::FileConfig;
@@ -47,7 +48,10 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
             return Ok(());
         }
     };
-    let served = serve(&node, &data_dir, api_addr, stop).await;
+    let served = match landing(&node, file).await {
+        Ok(landing) => serve(&node, &data_dir, api_addr, landing, stop).await,
+        Err(e) => Err(e),
+    };
     tracing::info!("flushing the replica");
     let closed = node.close().await;
     remove_daemon_info(&data_dir, std::process::id());
@@ -57,10 +61,23 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
     Ok(())
 }
 
+/// Where documents created by automerge-repo clients land.
+async fn landing(node: &Node, file: &FileConfig) -> Result<Landing, CliError> {
+    let space = crate::ops::space_id(node, file.automerge_space.as_deref()).await?;
+    let collection = file
+        .automerge_collection
+        .clone()
+        .unwrap_or_else(|| api::DEFAULT_LANDING_COLLECTION.to_owned());
+    weft_core::key::check_name("collection", &collection)
+        .map_err(|e| CliError::new("invalid_input", format!("config automerge_collection: {e}")))?;
+    Ok(Landing { space, collection })
+}
+
 async fn serve(
     node: &Node,
     data_dir: &Path,
     api_addr: SocketAddr,
+    landing: Landing,
     stop: watch::Receiver<bool>,
 ) -> Result<(), CliError> {
     let token = load_or_create_token(data_dir)?;
@@ -73,7 +90,7 @@ async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::new("internal", e.to_string()))?;
-    let app = api::router(node.clone(), token, stop.clone());
+    let app = api::router_with(node.clone(), token, stop.clone(), landing);
     let mut graceful = stop.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = graceful.wait_for(|s| *s).await;

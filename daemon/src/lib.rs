@@ -5,6 +5,7 @@
 //! ([`model`]).
 
 pub mod api;
+pub mod automerge;
 pub mod backend;
 pub mod cli;
 pub mod client;

@@ -155,6 +155,13 @@ pub struct Peer {
     pub pending: BTreeMap<String, usize>,
 }
 
+/// A document's name for automerge-repo apps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AutomergeUrl {
+    /// `automerge:<bs58check id>`, the same on every replica.
+    pub url: String,
+}
+
 /// A request to dial a peer.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConnectRequest {

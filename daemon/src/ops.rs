@@ -9,8 +9,8 @@ use weft_core::{Error, FilterOp, Node, NodeId, Query, Role};
 
 use crate::duration::parse_duration;
 use crate::model::{
-    Change, Connected, Event, Identity, Invite, InviteRequest, ListParams, Listed, Peer, Space,
-    SpaceRef, Status, SyncState, Traffic, Written,
+    AutomergeUrl, Change, Connected, Event, Identity, Invite, InviteRequest, ListParams, Listed,
+    Peer, Space, SpaceRef, Status, SyncState, Traffic, Written,
 };
 
 /// Invites last this long unless asked otherwise.
@@ -166,6 +166,22 @@ pub async fn get(
     node.get(&key)
         .await?
         .ok_or_else(|| Error::NotFound(key.to_string()))
+}
+
+/// The document's automerge-repo URL; [`Error::NotFound`] when absent.
+pub async fn url(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    id: &str,
+) -> Result<AutomergeUrl, Error> {
+    let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
+    if node.get(&key).await?.is_none() {
+        return Err(Error::NotFound(key.to_string()));
+    }
+    Ok(AutomergeUrl {
+        url: weft_core::interop::automerge_url(&key),
+    })
 }
 
 pub async fn history(

@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Change, Connected, Event, Identity, Invite, Listed, Peer, Space, SpaceRef, Status, Written,
+    AutomergeUrl, Change, Connected, Event, Identity, Invite, Listed, Peer, Space, SpaceRef,
+    Status, Written,
 };
 
 pub struct Printer {
@@ -143,6 +144,12 @@ impl Printer {
                 pending,
                 p.addrs.join(" ")
             ));
+        }
+    }
+
+    pub fn url(&self, u: &AutomergeUrl) {
+        if !self.emit_json(u) {
+            let _ = line(&u.url);
         }
     }
 

@@ -174,6 +174,7 @@ async fn command_on(
         Command::History { collection, id } => {
             out.history(&b.history(space, &collection, &id).await?);
         }
+        Command::Url { collection, id } => out.url(&b.url(space, &collection, &id).await?),
         Command::Watch { collection, all } => {
             let space = if all {
                 None

@@ -154,6 +154,13 @@ async fn every_documented_operation_works_as_documented() {
         ),
         (
             "GET",
+            "/v1/spaces/{space}/collections/{collection}/docs/{id}/url",
+            format!("{doc}/url"),
+            None,
+            200,
+        ),
+        (
+            "GET",
             "/v1/spaces/{space}/collections/{collection}/docs",
             "/v1/spaces/team/collections/notes/docs?where=n%3E%3D2&order=n&limit=5".into(),
             None,

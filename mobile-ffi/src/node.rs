@@ -274,6 +274,25 @@ impl WeftNode {
         Ok(Value::Array(rows.into_iter().map(Value::Object).collect()).to_string())
     }
 
+    /// The document's automerge-repo URL (`automerge:<id>`), the same on
+    /// every replica; raises `NotFound` when the document does not exist.
+    #[uniffi::method(default(space = None))]
+    pub async fn url(
+        &self,
+        collection: String,
+        id: String,
+        space: Option<String>,
+    ) -> Result<String, WeftError> {
+        let key = self.key(space, &collection, &id).await?;
+        let node = self.node.clone();
+        let probe = key.clone();
+        let doc = self.run(async move { node.get(&probe).await }).await?;
+        if doc.is_none() {
+            return Err(weft_core::Error::NotFound(key.to_string()).into());
+        }
+        Ok(weft_core::interop::automerge_url(&key))
+    }
+
     /// Every change of a document, oldest first.
     #[uniffi::method(default(space = None))]
     pub async fn history(

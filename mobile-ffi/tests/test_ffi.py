@@ -111,6 +111,10 @@ async def main():
         assert rows == [{"id": "n1"}, {"id": "n2"}], rows
         history = await a.history("notes", "n1", space=team)
         assert [c.message for c in history] == ["put", "patch"], history
+        # The same document has the same automerge-repo URL on both replicas.
+        url = await a.url("notes", "n1", space=team)
+        assert url.startswith("automerge:") and url == await b.url("notes", "n1", space=team), url
+        await expect_error(WeftError.NotFound, "not found", a.url("notes", "nope", space=team))
         spaces = {s.id: s for s in await b.space_list()}
         assert spaces[team].role == Role.WRITER and len(spaces[team].members) == 2, spaces
         peers = await a.peers()

@@ -49,6 +49,24 @@ impl Device {
         self.dir.path()
     }
 
+    /// Replaces this device's `weft.toml`.
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(&self.config, toml).expect("write config");
+    }
+
+    /// The daemon's API address and token, as local apps read them.
+    pub fn api(&self) -> (String, String) {
+        let info: Value = serde_json::from_slice(
+            &std::fs::read(self.dir.path().join("daemon.json")).expect("daemon.json"),
+        )
+        .expect("daemon.json is JSON");
+        let token = std::fs::read_to_string(self.dir.path().join("api-token")).expect("api-token");
+        (
+            info["api"].as_str().expect("api").to_owned(),
+            token.trim().to_owned(),
+        )
+    }
+
     /// A `weft` command on this device's data dir.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(weft_bin());

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use serde_json::{Map, Value};
 
 use super::{AppState, Failure};
-use crate::model::{ApiError, Change, ListParams, Listed, SqlRequest, Written};
+use crate::model::{ApiError, AutomergeUrl, Change, ListParams, Listed, SqlRequest, Written};
 use crate::ops;
 
 type DocPath = Path<(String, String, String)>;
@@ -172,6 +172,26 @@ pub async fn history(
 ) -> Result<Json<Vec<Change>>, Failure> {
     Ok(Json(
         ops::history(&s.node, Some(&space), &collection, &id).await?,
+    ))
+}
+
+#[utoipa::path(
+    get, path = "/v1/spaces/{space}/collections/{collection}/docs/{id}/url", tag = "documents",
+    operation_id = "automerge_url",
+    description = "The document's automerge-repo URL, for apps syncing through `/v1/automerge`.",
+    params(("space" = String, Path), ("collection" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 200, description = "Its URL", body = AutomergeUrl),
+        (status = 404, description = "No such document or space", body = ApiError),
+        (status = 401, body = ApiError),
+    )
+)]
+pub async fn url(
+    State(s): State<AppState>,
+    Path((space, collection, id)): DocPath,
+) -> Result<Json<AutomergeUrl>, Failure> {
+    Ok(Json(
+        ops::url(&s.node, Some(&space), &collection, &id).await?,
     ))
 }
 

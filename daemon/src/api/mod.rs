@@ -25,6 +25,8 @@ use weft_core::Node;
 
 pub use error::{Failure, classify};
 
+use crate::automerge::{Hub, Landing};
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -32,8 +34,9 @@ pub struct AppState {
     token: Arc<str>,
     /// Flips to `true` when the daemon stops, ending live event streams so
     /// graceful shutdown does not wait on them forever.
-    shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<bool>,
     openapi: Arc<OnceLock<String>>,
+    pub(crate) automerge: Arc<Hub>,
 }
 
 #[derive(OpenApi)]
@@ -64,9 +67,29 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The router and its OpenAPI document.
+/// The router, with automerge-repo documents landing in the default space,
+/// collection `automerge`.
 pub fn router(node: Node, token: String, shutdown: watch::Receiver<bool>) -> Router {
+    let landing = Landing {
+        space: node.default_space().to_owned(),
+        collection: DEFAULT_LANDING_COLLECTION.to_owned(),
+    };
+    router_with(node, token, shutdown, landing)
+}
+
+/// The collection automerge-repo documents land in unless configured.
+pub const DEFAULT_LANDING_COLLECTION: &str = "automerge";
+
+/// The router: the OpenAPI-described routes, plus the automerge-repo
+/// WebSocket (which OpenAPI cannot describe).
+pub fn router_with(
+    node: Node,
+    token: String,
+    shutdown: watch::Receiver<bool>,
+    landing: Landing,
+) -> Router {
     let state = AppState {
+        automerge: Hub::new(node.clone(), landing),
         node,
         token: token.into(),
         shutdown,
@@ -78,6 +101,10 @@ pub fn router(node: Node, token: String, shutdown: watch::Receiver<bool>) -> Rou
         .expect("the OpenAPI document serializes");
     let _ = state.openapi.set(json);
     router
+        .route(
+            AUTOMERGE_PATH,
+            axum::routing::get(crate::automerge::upgrade),
+        )
         .fallback(|| async { Failure::not_found("no such endpoint; see GET /v1/openapi.json") })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::map_response(json_errors))
@@ -95,6 +122,7 @@ fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(docs::list_docs))
         .routes(routes!(docs::history))
+        .routes(routes!(docs::url))
         .routes(routes!(docs::sql))
         .routes(routes!(spaces::list, spaces::create))
         .routes(routes!(spaces::invite))
@@ -115,7 +143,23 @@ pub fn openapi_json() -> String {
         .expect("the OpenAPI document serializes")
 }
 
+/// The automerge-repo WebSocket endpoint.
+pub const AUTOMERGE_PATH: &str = "/v1/automerge";
+
 async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // The stock automerge-repo WebSocket client cannot set headers, so its
+    // endpoint takes the token as a query parameter instead.
+    if req.uri().path() == AUTOMERGE_PATH {
+        let token = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
+        return match token {
+            Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
+            Some(_) => Failure::unauthorized("wrong API token in `token`").into_response(),
+            None => Failure::unauthorized("missing `?token=<api token>`; the token is in the file `api-token` in the data dir").into_response(),
+        };
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -201,6 +245,6 @@ mod tests {
         assert!(paths.contains_key("/v1/spaces/{space}/collections/{collection}/docs/{id}"));
         assert!(paths.contains_key("/metrics"));
         let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 19, "{}", serde_json::to_string_pretty(paths).unwrap());
+        assert_eq!(ops, 20, "{}", serde_json::to_string_pretty(paths).unwrap());
     }
 }

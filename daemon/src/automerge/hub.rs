@@ -1,0 +1,195 @@
+//! What every automerge-repo connection shares: the map from document ids
+//! to Weft keys, where new documents land, and the relay of ephemeral
+//! messages between clients of one document.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{OnceCell, broadcast};
+use weft_core::interop::automerge_id;
+use weft_core::{DocKey, Node, SubscribeFilter};
+
+/// Rows read per query while indexing existing documents.
+const PAGE: usize = 5_000;
+/// Ephemeral messages buffered for slow clients before they miss some
+/// (ephemeral messages are fire-and-forget by design).
+const RELAY_BUFFER: usize = 1024;
+
+/// Where documents created by automerge-repo clients are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Landing {
+    /// A space id.
+    pub space: String,
+    /// A collection name.
+    pub collection: String,
+}
+
+/// An ephemeral message on its way to other clients of the document.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    pub from_session: u64,
+    pub sender: String,
+    pub document: String,
+    pub session: String,
+    pub count: u64,
+    pub data: Arc<Vec<u8>>,
+}
+
+pub struct Hub {
+    pub node: Node,
+    /// This server's automerge-repo peer id.
+    pub me: String,
+    landing: Landing,
+    /// Automerge document id → Weft key, for documents whose id is derived
+    /// from their key. Written by the indexing task, read by sessions.
+    ids: RwLock<HashMap<String, DocKey>>,
+    indexed: OnceCell<()>,
+    pub relay: broadcast::Sender<Relay>,
+}
+
+impl Hub {
+    pub fn new(node: Node, landing: Landing) -> Arc<Hub> {
+        let (relay, _) = broadcast::channel(RELAY_BUFFER);
+        let hub = Arc::new(Hub {
+            me: format!("weft-{}", node.node_id()),
+            node,
+            landing,
+            ids: RwLock::new(HashMap::new()),
+            indexed: OnceCell::new(),
+            relay,
+        });
+        // Keep the map current: every document that changes is (re)indexed.
+        let weak = Arc::downgrade(&hub);
+        let mut feed = hub.node.subscribe(SubscribeFilter::default());
+        tokio::spawn(async move {
+            loop {
+                let event = feed.recv().await;
+                let Some(hub) = weak.upgrade() else { break };
+                match event {
+                    Ok(e) => hub.remember(&e.key),
+                    Err(weft_core::FeedError::Lagged(_)) => hub.reindex().await,
+                    Err(weft_core::FeedError::Closed) => break,
+                }
+            }
+        });
+        hub
+    }
+
+    fn remember(&self, key: &DocKey) {
+        let id = automerge_id(key);
+        if id != key.id() {
+            self.ids
+                .write()
+                .expect("id map lock")
+                .insert(id, key.clone());
+        }
+    }
+
+    /// Indexes every stored document once, before the first client needs it.
+    pub async fn ensure_indexed(&self) {
+        self.indexed.get_or_init(|| self.reindex()).await;
+    }
+
+    /// Reads all document keys, a page at a time, and records their ids.
+    async fn reindex(&self) {
+        let mut after: Option<(String, String, String)> = None;
+        loop {
+            let bound = match &after {
+                Some((s, c, i)) => format!(
+                    "WHERE (space, collection, id) > ({}, {}, {})",
+                    quote(s),
+                    quote(c),
+                    quote(i)
+                ),
+                None => String::new(),
+            };
+            let sql = format!(
+                "SELECT space, collection, id FROM documents {bound} ORDER BY space, collection, id LIMIT {PAGE}"
+            );
+            let rows = match self.node.sql(&sql).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "indexing documents for automerge-repo clients failed");
+                    return;
+                }
+            };
+            let n = rows.len();
+            for row in rows {
+                let part = |k: &str| {
+                    row.get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let (s, c, i) = (part("space"), part("collection"), part("id"));
+                if let Ok(key) = DocKey::new(&s, &c, &i) {
+                    self.remember(&key);
+                }
+                after = Some((s, c, i));
+            }
+            if n < PAGE {
+                return;
+            }
+        }
+    }
+
+    /// The Weft document an automerge-repo id names: a known document, or
+    /// where a client's new document lands.
+    pub fn key_for(&self, document: &str) -> Option<DocKey> {
+        if let Some(key) = self.ids.read().expect("id map lock").get(document) {
+            return Some(key.clone());
+        }
+        DocKey::new(&self.landing.space, &self.landing.collection, document).ok()
+    }
+}
+
+/// An SQL string literal.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_quoted() {
+        assert_eq!(quote("it's"), "'it''s'");
+    }
+
+    #[tokio::test]
+    async fn ids_of_existing_and_new_documents_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(weft_core::Config::with_data_dir(dir.path()))
+            .await
+            .unwrap();
+        let old = node.key("notes", "it's old").unwrap();
+        node.put(&old, serde_json::json!({"a": 1})).await.unwrap();
+        let landing = Landing {
+            space: node.default_space().to_owned(),
+            collection: "automerge".into(),
+        };
+        let hub = Hub::new(node.clone(), landing);
+        hub.ensure_indexed().await;
+        assert_eq!(hub.key_for(&automerge_id(&old)), Some(old));
+        // A document written later is found too (through the feed).
+        let new = node.key("notes", "new").unwrap();
+        node.put(&new, serde_json::json!({"b": 2})).await.unwrap();
+        let id = automerge_id(&new);
+        for _ in 0..100 {
+            if hub.key_for(&id) == Some(new.clone()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(hub.key_for(&id), Some(new));
+        // An unknown id lands in the landing collection under its own name.
+        let fresh = weft_core::interop::encode_automerge_id([3; 16]);
+        let landed = hub.key_for(&fresh).unwrap();
+        assert_eq!(
+            (landed.collection(), landed.id()),
+            ("automerge", fresh.as_str())
+        );
+        node.close().await.unwrap();
+    }
+}
