@@ -40,9 +40,14 @@ pub fn encode_automerge_id(bytes: [u8; 16]) -> String {
     bs58::encode(bytes).with_check().into_string()
 }
 
-/// The 16 bytes of an automerge-repo document id or URL.
-pub fn parse_automerge_id(text: &str) -> Result<[u8; 16], Error> {
-    let id = text.strip_prefix(AUTOMERGE_URL_PREFIX).unwrap_or(text);
+/// The 16 bytes of an automerge-repo URL (`automerge:<id>`) or bare id.
+pub fn parse_automerge_url(text: &str) -> Result<[u8; 16], Error> {
+    parse_automerge_id(text.strip_prefix(AUTOMERGE_URL_PREFIX).unwrap_or(text))
+}
+
+/// The 16 bytes of a bare automerge-repo document id (no `automerge:`).
+pub fn parse_automerge_id(id: &str) -> Result<[u8; 16], Error> {
+    let text = id;
     let bytes = bs58::decode(id).with_check(None).into_vec().map_err(|e| {
         Error::InvalidInput(format!("{text:?} is not an automerge document id: {e}"))
     })?;
@@ -67,7 +72,11 @@ mod tests {
             id,
             automerge_id(&DocKey::new("space1", "notes", "n2").unwrap())
         );
-        let bytes = parse_automerge_id(&automerge_url(&key)).unwrap();
+        let bytes = parse_automerge_url(&automerge_url(&key)).unwrap();
+        assert!(
+            parse_automerge_id(&automerge_url(&key)).is_err(),
+            "a URL is not a bare id"
+        );
         assert_eq!(encode_automerge_id(bytes), id);
         // A document named by an automerge id keeps it.
         let own = DocKey::new("space1", "automerge", &id).unwrap();

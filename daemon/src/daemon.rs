@@ -68,6 +68,14 @@ async fn landing(node: &Node, file: &FileConfig) -> Result<Landing, CliError> {
         .automerge_collection
         .clone()
         .unwrap_or_else(|| api::DEFAULT_LANDING_COLLECTION.to_owned());
+    if collection.starts_with('_') {
+        return Err(CliError::new(
+            "invalid_input",
+            format!(
+                "config automerge_collection {collection:?}: names starting with `_` are Weft's own"
+            ),
+        ));
+    }
     weft_core::key::check_name("collection", &collection)
         .map_err(|e| CliError::new("invalid_input", format!("config automerge_collection: {e}")))?;
     Ok(Landing { space, collection })

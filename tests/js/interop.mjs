@@ -97,13 +97,14 @@ const commands = {
       ws.on("error", (e) => resolve({ open: false, error: String(e) }))
     })
   },
-  // Sends raw bytes as one binary frame and reports what the server said
-  // before closing.
-  async raw({ url: u, hex }) {
+  // Sends raw frames (hex), one after another, and reports what the server
+  // said until it closed (or 5 s passed).
+  async raw({ url: u, frames }) {
     return await new Promise((resolve) => {
       const ws = new WebSocket(u)
       const got = []
-      ws.on("open", () => ws.send(Buffer.from(hex, "hex")))
+      setTimeout(() => { ws.terminate(); resolve({ closed: false, frames: got }) }, 5000)
+      ws.on("open", () => frames.forEach((hex) => ws.send(Buffer.from(hex, "hex"))))
       ws.on("message", (m) => got.push(Buffer.from(m).toString("hex")))
       ws.on("close", (code) => resolve({ closed: true, code, frames: got }))
       ws.on("error", (e) => resolve({ closed: false, error: String(e), frames: got }))

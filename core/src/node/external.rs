@@ -7,7 +7,7 @@
 use automerge::sync;
 
 use super::events::Origin;
-use super::writer::{Actor, Reply};
+use super::writer::Actor;
 use crate::auth::{Role, SYSTEM_COLLECTION};
 use crate::error::{Error, Result};
 use crate::key::DocKey;
@@ -28,13 +28,18 @@ pub struct ExternalReply {
     pub exists: bool,
     /// Whether the client's message changed the document.
     pub changed: bool,
+    /// Changes of the client's that were dropped because this node may not
+    /// write the document's space.
+    pub refused_changes: usize,
 }
 
 pub(crate) struct ExternalCommand {
     pub key: DocKey,
     pub sync: Box<ExternalSync>,
     pub message: Option<Vec<u8>>,
-    pub reply: Reply<(Box<ExternalSync>, ExternalReply)>,
+    /// The state comes back whatever happened, so an error does not make
+    /// the next step start over.
+    pub reply: tokio::sync::oneshot::Sender<(Box<ExternalSync>, Result<ExternalReply>)>,
 }
 
 impl Actor {
@@ -48,7 +53,7 @@ impl Actor {
         let r = self
             .external_step(&key, &mut sync, message.as_deref())
             .await;
-        let _ = reply.send(r.map(|r| (sync, r)));
+        let _ = reply.send((sync, r));
     }
 
     async fn external_step(
@@ -72,12 +77,14 @@ impl Actor {
         let cached = self.dirty.get_mut(key).expect("loaded above");
         let mut changed = false;
         let mut refused = None;
+        let mut refused_changes = 0;
         if let Some(bytes) = message {
             let received = cached
                 .doc
                 .receive_sync_message(&mut sync.state, bytes, may_write);
             changed = received.changed;
             refused = received.error;
+            refused_changes = received.refused_changes;
             if received.refused_changes > 0 {
                 tracing::info!(%key, changes = received.refused_changes, "dropped a client's changes: this node may not write the space");
             }
@@ -97,6 +104,7 @@ impl Actor {
             message: reply,
             exists,
             changed,
+            refused_changes,
         })
     }
 }

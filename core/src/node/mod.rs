@@ -559,18 +559,21 @@ impl Node {
         message: Option<&[u8]>,
     ) -> Result<ExternalReply> {
         let state = Box::new(std::mem::take(sync));
-        let (state, reply) = self
-            .call(|reply| {
-                Command::External(external::ExternalCommand {
-                    key: key.clone(),
-                    sync: state,
-                    message: message.map(<[u8]>::to_vec),
-                    reply,
-                })
-            })
-            .await?;
+        let (tx, rx) = oneshot::channel();
+        let command = Command::External(external::ExternalCommand {
+            key: key.clone(),
+            sync: state,
+            message: message.map(<[u8]>::to_vec),
+            reply: tx,
+        });
+        self.inner
+            .writer
+            .send(command)
+            .await
+            .map_err(|_| Error::Closed)?;
+        let (state, result) = rx.await.map_err(|_| Error::Closed)?;
         *sync = *state;
-        Ok(reply)
+        result
     }
 
     /// Stores everything pending, checkpoints and releases the replica so

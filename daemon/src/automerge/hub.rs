@@ -13,7 +13,12 @@ use weft_core::{DocKey, Node, SubscribeFilter};
 const PAGE: usize = 5_000;
 /// Ephemeral messages buffered for slow clients before they miss some
 /// (ephemeral messages are fire-and-forget by design).
-const RELAY_BUFFER: usize = 1024;
+const RELAY_BUFFER: usize = 256;
+/// Largest ephemeral payload relayed (presence and cursors are small); with
+/// the buffer this bounds what the relay can hold.
+pub const MAX_EPHEMERAL: usize = 64 * 1024;
+/// Connected automerge-repo clients at most.
+pub const MAX_SESSIONS: usize = 256;
 
 /// Where documents created by automerge-repo clients are stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +50,10 @@ pub struct Hub {
     ids: RwLock<HashMap<String, DocKey>>,
     indexed: OnceCell<()>,
     pub relay: broadcast::Sender<Relay>,
+    /// Highest count relayed per (sender, session): clients forward each
+    /// other's ephemeral messages, so copies arrive more than once.
+    seen: std::sync::Mutex<lru::LruCache<(String, String), u64>>,
+    pub sessions: std::sync::atomic::AtomicUsize,
 }
 
 impl Hub {
@@ -57,6 +66,17 @@ impl Hub {
             ids: RwLock::new(HashMap::new()),
             indexed: OnceCell::new(),
             relay,
+            seen: std::sync::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(4096).expect("non-zero"),
+            )),
+            sessions: std::sync::atomic::AtomicUsize::new(0),
+        });
+        // Index in the background, so the first client is answered at once.
+        let indexing = Arc::downgrade(&hub);
+        tokio::spawn(async move {
+            if let Some(hub) = indexing.upgrade() {
+                hub.ensure_indexed().await;
+            }
         });
         // Keep the map current: every document that changes is (re)indexed.
         let weak = Arc::downgrade(&hub);
@@ -67,7 +87,9 @@ impl Hub {
                 let Some(hub) = weak.upgrade() else { break };
                 match event {
                     Ok(e) => hub.remember(&e.key),
-                    Err(weft_core::FeedError::Lagged(_)) => hub.reindex().await,
+                    Err(weft_core::FeedError::Lagged(_)) => {
+                        let _ = hub.reindex().await;
+                    }
                     Err(weft_core::FeedError::Closed) => break,
                 }
             }
@@ -75,23 +97,44 @@ impl Hub {
         hub
     }
 
-    fn remember(&self, key: &DocKey) {
+    /// Records a document's id, unless it sits where `key_for` would look
+    /// for it anyway (the landing collection under its own id).
+    pub fn remember(&self, key: &DocKey) {
         let id = automerge_id(key);
-        if id != key.id() {
-            self.ids
-                .write()
-                .expect("id map lock")
-                .insert(id, key.clone());
+        let landed = key.space() == self.landing.space
+            && key.collection() == self.landing.collection
+            && key.id() == id;
+        if !landed {
+            let mut ids = self.ids.write().expect("id map lock");
+            // Two keys may carry one id (an app's document copied to two
+            // collections): the smallest key wins, on every replica alike.
+            let keep = ids.get(&id).is_none_or(|k| key < k);
+            if keep {
+                ids.insert(id, key.clone());
+            }
         }
     }
 
-    /// Indexes every stored document once, before the first client needs it.
+    /// Whether this ephemeral message is new (not a copy already relayed).
+    pub fn first_sight(&self, sender: &str, session: &str, count: u64) -> bool {
+        let mut seen = self.seen.lock().expect("seen lock");
+        let key = (sender.to_owned(), session.to_owned());
+        match seen.get(&key) {
+            Some(&last) if last >= count => false,
+            _ => {
+                seen.put(key, count);
+                true
+            }
+        }
+    }
+
+    /// Indexes every stored document once; retried if it failed.
     pub async fn ensure_indexed(&self) {
-        self.indexed.get_or_init(|| self.reindex()).await;
+        let _ = self.indexed.get_or_try_init(|| self.reindex()).await;
     }
 
     /// Reads all document keys, a page at a time, and records their ids.
-    async fn reindex(&self) {
+    async fn reindex(&self) -> Result<(), weft_core::Error> {
         let mut after: Option<(String, String, String)> = None;
         loop {
             let bound = match &after {
@@ -106,13 +149,9 @@ impl Hub {
             let sql = format!(
                 "SELECT space, collection, id FROM documents {bound} ORDER BY space, collection, id LIMIT {PAGE}"
             );
-            let rows = match self.node.sql(&sql).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::warn!(error = %e, "indexing documents for automerge-repo clients failed");
-                    return;
-                }
-            };
+            let rows = self.node.sql(&sql).await.inspect_err(|e| {
+                tracing::warn!(error = %e, "indexing documents for automerge-repo clients failed");
+            })?;
             let n = rows.len();
             for row in rows {
                 let part = |k: &str| {
@@ -128,7 +167,7 @@ impl Hub {
                 after = Some((s, c, i));
             }
             if n < PAGE {
-                return;
+                return Ok(());
             }
         }
     }

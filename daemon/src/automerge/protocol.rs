@@ -5,7 +5,7 @@
 //! is not a map with a known shape is an error, never a guess.
 
 use ciborium::Value;
-use weft_core::interop::{encode_automerge_id, parse_automerge_id};
+use weft_core::interop::encode_automerge_id;
 
 /// The only protocol version there is.
 pub const PROTOCOL_VERSION: &str = "1";
@@ -24,6 +24,8 @@ pub enum Incoming {
         data: Vec<u8>,
     },
     Ephemeral {
+        /// The original sender: clients forward each other's messages.
+        sender: String,
         document: String,
         session: String,
         count: u64,
@@ -101,12 +103,99 @@ fn document(map: &[(Value, Value)]) -> Result<String, Malformed> {
         Some(_) => return Err(bad("`documentId` is not a string")),
         None => return Err(bad("`documentId` is missing")),
     };
-    parse_automerge_id(&id).map_err(|e| bad(e.to_string()))?;
-    Ok(id)
+    // Normalized to the bare id, whatever form it came in.
+    let bytes = weft_core::interop::parse_automerge_url(&id).map_err(|e| bad(e.to_string()))?;
+    Ok(encode_automerge_id(bytes))
+}
+
+/// Deepest nesting a protocol message needs (a map holding a map).
+const MAX_DEPTH: usize = 8;
+/// Most data items in one frame; real messages have a few dozen.
+const MAX_ITEMS: usize = 4_096;
+
+/// Walks the CBOR headers without allocating and refuses frames nested or
+/// numerous beyond any protocol message: decoded into a value tree, such a
+/// frame would cost many times its size in memory.
+fn check_shape(frame: &[u8]) -> Result<(), Malformed> {
+    // Items still expected at each open level (`None`: indefinite length).
+    let mut open: Vec<Option<u64>> = Vec::new();
+    let mut items = 0usize;
+    let mut at = 0usize;
+    let arg = |at: &mut usize, info: u8| -> Result<Option<u64>, Malformed> {
+        let len = match info {
+            0..=23 => return Ok(Some(u64::from(info))),
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            31 => return Ok(None),
+            _ => return Err(bad("not CBOR: reserved header")),
+        };
+        let bytes = frame
+            .get(*at..*at + len)
+            .ok_or_else(|| bad("not CBOR: truncated"))?;
+        *at += len;
+        Ok(Some(
+            bytes.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)),
+        ))
+    };
+    loop {
+        // Close finished definite-length containers.
+        while let Some(Some(0)) = open.last() {
+            open.pop();
+        }
+        if open.is_empty() && items > 0 {
+            return if at == frame.len() {
+                Ok(())
+            } else {
+                Err(bad("not CBOR: trailing bytes"))
+            };
+        }
+        let Some(&byte) = frame.get(at) else {
+            return Err(bad("not CBOR: truncated"));
+        };
+        at += 1;
+        if byte == 0xff {
+            match open.pop() {
+                Some(None) => continue,
+                _ => return Err(bad("not CBOR: stray break")),
+            }
+        }
+        if let Some(Some(n)) = open.last_mut() {
+            *n -= 1;
+        }
+        items += 1;
+        if items > MAX_ITEMS {
+            return Err(bad(format!("more than {MAX_ITEMS} items in one frame")));
+        }
+        let (major, info) = (byte >> 5, byte & 0x1f);
+        let n = arg(&mut at, info)?;
+        match (major, n) {
+            (0 | 1 | 7, _) => {}
+            (2 | 3, Some(len)) => {
+                let len = usize::try_from(len).map_err(|_| bad("not CBOR: huge string"))?;
+                at = at
+                    .checked_add(len)
+                    .filter(|&e| e <= frame.len())
+                    .ok_or_else(|| bad("not CBOR: truncated"))?;
+            }
+            // Indefinite strings are chunks until a break: a container.
+            (2 | 3, None) => open.push(None),
+            (4, n) => open.push(n),
+            (5, n) => open.push(n.map(|p| p.saturating_mul(2))),
+            // A tag is followed by one item.
+            (6, _) => open.push(Some(1)),
+            _ => return Err(bad("not CBOR")),
+        }
+        if open.len() > MAX_DEPTH {
+            return Err(bad(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+    }
 }
 
 /// Decodes one frame.
 pub fn decode(frame: &[u8]) -> Result<Incoming, Malformed> {
+    check_shape(frame)?;
     let value: Value = ciborium::from_reader(frame).map_err(|e| bad(format!("not CBOR: {e}")))?;
     let Value::Map(map) = value else {
         return Err(bad("not a CBOR map"));
@@ -115,13 +204,14 @@ pub fn decode(frame: &[u8]) -> Result<Incoming, Malformed> {
     Ok(match kind.as_str() {
         "join" => Incoming::Join {
             sender: text(&map, "senderId")?,
+            // Clients that predate versioning send none: they speak "1".
             versions: match field(&map, "supportedProtocolVersions") {
                 Some(Value::Array(vs)) => vs
                     .iter()
                     .filter_map(|v| v.as_text().map(str::to_owned))
                     .collect(),
                 Some(_) => return Err(bad("`supportedProtocolVersions` is not a list")),
-                None => Vec::new(),
+                None => vec![PROTOCOL_VERSION.to_owned()],
             },
         },
         "request" | "sync" => Incoming::Sync {
@@ -130,6 +220,7 @@ pub fn decode(frame: &[u8]) -> Result<Incoming, Malformed> {
             data: bytes(&map, "data")?,
         },
         "ephemeral" => Incoming::Ephemeral {
+            sender: text(&map, "senderId")?,
             document: document(&map)?,
             session: text(&map, "sessionId").unwrap_or_default(),
             count: count(&map, "count")?,
@@ -140,7 +231,9 @@ pub fn decode(frame: &[u8]) -> Result<Incoming, Malformed> {
         },
         "leave" => Incoming::Leave,
         "remote-subscription-change" | "remote-heads-changed" => Incoming::Ignored(kind),
-        other => return Err(bad(format!("unknown message type {other:?}"))),
+        // Newer clients may send types this server does not know; like the
+        // JS implementation, ignore them rather than drop the connection.
+        _ => Incoming::Ignored(kind),
     })
 }
 
@@ -284,6 +377,7 @@ mod tests {
     fn floats_and_undefined_are_tolerated() {
         let mut msg = frame(vec![
             ("type", t("ephemeral")),
+            ("senderId", t("client-2")),
             ("documentId", t(&doc_id())),
             ("sessionId", Value::Null),
             ("count", Value::Float(3.0)),
@@ -295,6 +389,7 @@ mod tests {
         assert_eq!(
             decode(&msg).unwrap(),
             Incoming::Ephemeral {
+                sender: "client-2".into(),
                 document: doc_id(),
                 session: String::new(),
                 count: 3,
@@ -304,12 +399,54 @@ mod tests {
     }
 
     #[test]
+    fn unknown_types_versionless_joins_and_url_ids_are_accepted() {
+        assert_eq!(
+            decode(&frame(vec![("type", t("teleport"))])).unwrap(),
+            Incoming::Ignored("teleport".into())
+        );
+        assert_eq!(
+            decode(&frame(vec![("type", t("join")), ("senderId", t("old"))])).unwrap(),
+            Incoming::Join {
+                sender: "old".into(),
+                versions: vec!["1".into()]
+            }
+        );
+        let url = format!("automerge:{}", doc_id());
+        let msg = frame(vec![
+            ("type", t("sync")),
+            ("documentId", t(&url)),
+            ("data", Value::Bytes(vec![1])),
+        ]);
+        assert_eq!(
+            decode(&msg).unwrap(),
+            Incoming::Sync {
+                request: false,
+                document: doc_id(),
+                data: vec![1]
+            }
+        );
+    }
+
+    #[test]
+    fn deep_or_huge_structures_are_refused_before_decoding() {
+        // 100,000 nested empty arrays would cost far more memory decoded
+        // than the frame's size; the shape check refuses them first.
+        let mut deep = vec![0x81u8; 100_000];
+        deep.push(0x80);
+        assert!(decode(&deep).unwrap_err().0.contains("nested"));
+        // An indefinite array of 100,000 empty arrays: too many items.
+        let mut wide = vec![0x9fu8];
+        wide.extend(std::iter::repeat_n(0x80u8, 100_000));
+        wide.push(0xff);
+        assert!(decode(&wide).unwrap_err().0.contains("items"));
+    }
+
+    #[test]
     fn malformed_frames_are_refused() {
         let cases: Vec<Vec<u8>> = vec![
             vec![],
             vec![0xff, 0x00],
             frame(vec![("nope", t("x"))]),
-            frame(vec![("type", t("teleport"))]),
             frame(vec![
                 ("type", t("sync")),
                 ("documentId", t("not-an-id")),
