@@ -345,8 +345,9 @@ impl Backend {
 
     async fn spaces(&self) {
         match self.node.space_list().await {
-            Ok(list) => self.out.send(Update::Spaces(
-                list.into_iter()
+            Ok(list) => {
+                let mut spaces: Vec<SpaceEntry> = list
+                    .into_iter()
                     .map(|s| SpaceEntry {
                         id: s.id,
                         name: s.name,
@@ -354,8 +355,11 @@ impl Backend {
                         members: s.members.len(),
                         default: s.default,
                     })
-                    .collect(),
-            )),
+                    .collect();
+                // The personal space first, then by name: a stable list.
+                spaces.sort_by(|a, b| (!a.default, &a.name).cmp(&(!b.default, &b.name)));
+                self.out.send(Update::Spaces(spaces));
+            }
             Err(e) => self.out.error("Could not list spaces", e),
         }
     }

@@ -71,3 +71,25 @@ fn main() -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Args;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Args::command().debug_assert();
+        let args = Args::try_parse_from([
+            "weft-desktop",
+            "--data-dir",
+            "/tmp/x",
+            "--peer",
+            "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWx",
+        ])
+        .unwrap();
+        assert_eq!(args.peers.len(), 1);
+        assert!(Args::try_parse_from(["weft-desktop", "--offline", "--local"]).is_err());
+    }
+}

@@ -62,12 +62,12 @@ fn online_badge(ui: &mut egui::Ui, state: &AppState) {
             ui.weak("starting…");
         }
         Some(net) if !net.online => {
-            ui.colored_label(Color32::from_rgb(200, 60, 60), "● Offline (networking off)");
+            ui.colored_label(Color32::from_rgb(200, 60, 60), "• Offline (networking off)");
         }
         Some(net) if net.peers_connected == 0 => {
             ui.colored_label(
                 Color32::from_rgb(200, 60, 60),
-                "● Offline (no peer connected)",
+                "• Offline (no peer connected)",
             );
         }
         Some(net) => {
@@ -81,7 +81,7 @@ fn online_badge(ui: &mut egui::Ui, state: &AppState) {
             };
             ui.colored_label(
                 Color32::from_rgb(40, 150, 70),
-                format!("● Online · {peers} · {sync}"),
+                format!("• Online · {peers} · {sync}"),
             );
         }
     }
