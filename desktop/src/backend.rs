@@ -186,8 +186,9 @@ async fn run(config: Config, mut rx: mpsc::UnboundedReceiver<Msg>, out: Out) {
                 if changed.is_err() {
                     break;
                 }
-                // Membership can change with sync (a join being admitted).
-                backend.spaces().await;
+                // Membership can change with sync (a join being admitted);
+                // progress changes every round, so fold them like changes.
+                refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_DELAY);
             }
         }
     }
@@ -333,6 +334,7 @@ impl Backend {
     }
 
     async fn refresh_lists(&mut self) {
+        self.spaces().await;
         let Some(space) = self.view.space.clone() else {
             return;
         };
