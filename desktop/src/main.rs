@@ -69,7 +69,11 @@ fn main() -> Result<()> {
         options,
         Box::new(move |cc| Ok(Box::new(DesktopApp::new(&cc.egui_ctx, config)?))),
     )
-    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "could not open the window ({e}); run it in a graphical session (X11, or Wayland with XWayland)"
+        )
+    })
 }
 
 #[cfg(test)]
