@@ -1,0 +1,62 @@
+//! The eframe glue: each frame applies the backend's updates to the state,
+//! renders it, and sends the commands the frame queued.
+
+use std::time::Instant;
+
+use eframe::egui;
+use weft_core::Config;
+
+use crate::backend::BackendHandle;
+use crate::state::AppState;
+
+pub struct DesktopApp {
+    pub state: AppState,
+    backend: BackendHandle,
+}
+
+impl DesktopApp {
+    /// Starts the backend (which opens the node described by `config`) and
+    /// wires its updates to repaint `ctx`.
+    pub fn new(ctx: &egui::Context, config: Config) -> std::io::Result<Self> {
+        let repaint = ctx.clone();
+        let backend = BackendHandle::start(config, Box::new(move || repaint.request_repaint()))?;
+        Ok(Self {
+            state: AppState::default(),
+            backend,
+        })
+    }
+
+    /// One frame.
+    pub fn frame(&mut self, ui: &mut egui::Ui) {
+        while let Some(update) = self.backend.try_recv() {
+            self.state.apply(update);
+        }
+        crate::ui::show(ui, &mut self.state);
+        if let Some(wait) = self.state.tick(Instant::now()) {
+            ui.ctx().request_repaint_after(wait);
+        }
+        if std::mem::take(&mut self.state.repaint) {
+            ui.ctx().request_repaint();
+        }
+        for command in self.state.outbox.drain(..) {
+            tracing::debug!(?command, "to backend");
+            self.backend.send(command);
+        }
+    }
+}
+
+impl eframe::App for DesktopApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame(ui);
+    }
+}
+
+impl Drop for DesktopApp {
+    fn drop(&mut self) {
+        // Store the last keystrokes; dropping the backend then closes the node.
+        self.state.flush_note();
+        for command in self.state.outbox.drain(..) {
+            self.backend.send(command);
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! The backend: one task on the app's own tokio runtime owns the `Node`. It
+//! runs `Command`s from the UI, watches the change feed and the peers, and
+//! sends `Update`s back, waking the UI with `request_repaint` each time. The
+//! UI thread only ever does `try_recv` and non-blocking sends.
+
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use weft_core::{
+    ChangeEvent, Config, DocKey, FeedError, Node, Origin, Query, Role, SubscribeFilter,
+};
+
+use crate::msg::{
+    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, PeerRow, SpaceEntry,
+    Update,
+};
+use crate::text_merge::merge3;
+
+/// How often the peers panel is refreshed.
+const PEERS_EVERY: Duration = Duration::from_secs(1);
+/// Change events within this window are folded into one list refresh, so a
+/// burst of synced documents does not reload the lists once per document.
+const REFRESH_DELAY: Duration = Duration::from_millis(150);
+/// Invites issued from the app last a week, like the CLI's default.
+const INVITE_EXPIRY: Duration = Duration::from_secs(7 * 86_400);
+
+/// Wakes the UI after an update is queued.
+pub type Waker = Box<dyn Fn() + Send + Sync>;
+
+/// The UI's end of the backend: a command sender and an update receiver.
+/// The backend thread owns the runtime; dropping the handle closes the node.
+pub struct BackendHandle {
+    commands: mpsc::UnboundedSender<Msg>,
+    updates: std_mpsc::Receiver<Update>,
+    closed: std_mpsc::Receiver<()>,
+}
+
+enum Msg {
+    Run(Command),
+    Close,
+}
+
+impl BackendHandle {
+    /// Starts the backend thread, its multi-thread runtime (where the node's
+    /// own tasks run) and the backend loop, which opens the node.
+    pub fn start(config: Config, waker: Waker) -> std::io::Result<Self> {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (tx, updates) = std_mpsc::channel();
+        let (closed_tx, closed) = std_mpsc::channel();
+        let out = Out { tx, waker };
+        std::thread::Builder::new()
+            .name("weft-backend".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("weft-node")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => {
+                        // `block_on` rather than `spawn`: the loop's future
+                        // need not be `Send`, only the node's tasks are.
+                        runtime.block_on(run(config, rx, out));
+                        runtime.shutdown_timeout(Duration::from_secs(1));
+                    }
+                    Err(e) => out.send(Update::Fatal(format!(
+                        "Cannot start the background runtime: {e}"
+                    ))),
+                }
+                let _ = closed_tx.send(());
+            })?;
+        Ok(Self {
+            commands,
+            updates,
+            closed,
+        })
+    }
+
+    /// Queues a command (never blocks).
+    pub fn send(&self, command: Command) {
+        if self.commands.send(Msg::Run(command)).is_err() {
+            tracing::warn!("backend stopped; command dropped");
+        }
+    }
+
+    /// The next update, if one is waiting.
+    pub fn try_recv(&self) -> Option<Update> {
+        self.updates.try_recv().ok()
+    }
+}
+
+impl Drop for BackendHandle {
+    fn drop(&mut self) {
+        // Close the node so its lock is released and pending writes are
+        // stored; bounded so a stuck network never hangs closing the window.
+        if self.commands.send(Msg::Close).is_ok() {
+            let _ = self.closed.recv_timeout(Duration::from_secs(6));
+        }
+    }
+}
+
+struct Out {
+    tx: std_mpsc::Sender<Update>,
+    waker: Waker,
+}
+
+impl Out {
+    fn send(&self, update: Update) {
+        if self.tx.send(update).is_ok() {
+            (self.waker)();
+        }
+    }
+
+    fn error(&self, what: &str, e: impl std::fmt::Display) {
+        tracing::warn!(error = %e, "{what}");
+        self.send(Update::Error(format!("{what}: {e}")));
+    }
+}
+
+/// What the UI is looking at, so the backend knows which changes to push.
+#[derive(Default)]
+struct View {
+    space: Option<String>,
+    note: Option<String>,
+    collection: Option<String>,
+    doc: Option<(String, String)>,
+}
+
+struct Backend {
+    node: Node,
+    out: Out,
+    view: View,
+}
+
+async fn run(config: Config, mut rx: mpsc::UnboundedReceiver<Msg>, out: Out) {
+    let node = match Node::open(config).await {
+        Ok(node) => node,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the replica");
+            out.send(Update::Fatal(format!("Cannot open the replica: {e}")));
+            // Keep answering nothing until the app closes.
+            while let Some(Msg::Run(_)) = rx.recv().await {}
+            return;
+        }
+    };
+    out.send(Update::Ready {
+        node_id: node.node_id().to_string(),
+        default_space: node.default_space().to_owned(),
+    });
+    let mut feed = node.subscribe(SubscribeFilter::default());
+    let mut progress = node.sync_progress();
+    let mut backend = Backend {
+        node: node.clone(),
+        out,
+        view: View::default(),
+    };
+    backend.spaces().await;
+    let mut peers_tick = tokio::time::interval(PEERS_EVERY);
+    let mut refresh_at: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Run(command)) => backend.command(command).await,
+                Some(Msg::Close) | None => break,
+            },
+            event = feed.recv() => match event {
+                Ok(event) => {
+                    backend.change(&event).await;
+                    refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_DELAY);
+                }
+                Err(FeedError::Lagged(n)) => {
+                    tracing::debug!(dropped = n, "change feed lagged; reloading lists");
+                    refresh_at.get_or_insert_with(Instant::now);
+                }
+                Err(FeedError::Closed) => break,
+            },
+            () = sleep_until(refresh_at) => {
+                refresh_at = None;
+                backend.refresh_lists().await;
+            }
+            _ = peers_tick.tick() => backend.peers().await,
+            changed = progress.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                // Membership can change with sync (a join being admitted);
+                // progress changes every round, so fold them like changes.
+                refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_DELAY);
+            }
+        }
+    }
+    if let Err(e) = node.close().await {
+        tracing::warn!(error = %e, "closing the replica");
+    }
+    tracing::info!("backend stopped");
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Backend {
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::ListSpaces => self.spaces().await,
+            Command::CreateSpace(name) => match self.node.space_create(name.trim()).await {
+                Ok(id) => {
+                    self.spaces().await;
+                    self.out.send(Update::SpaceAdded(id.to_string()));
+                }
+                Err(e) => self.out.error("Could not create the space", e),
+            },
+            Command::Invite(space) => {
+                match self
+                    .node
+                    .space_invite(Some(&space), Role::Writer, INVITE_EXPIRY, None)
+                    .await
+                {
+                    Ok(token) => self.out.send(Update::Invite { space, token }),
+                    Err(e) => self.out.error(
+                        "Could not issue an invite (only admins of a space can invite)",
+                        e,
+                    ),
+                }
+            }
+            Command::Join(token) => match self.node.space_join(token.trim()).await {
+                Ok(id) => {
+                    self.spaces().await;
+                    self.out.send(Update::SpaceAdded(id.to_string()));
+                }
+                Err(e) => self.out.error(
+                    "Could not join (paste the whole token an admin copied for you)",
+                    e,
+                ),
+            },
+            Command::Connect(addr) => match self.node.connect(addr.trim()).await {
+                Ok(id) => {
+                    self.out.send(Update::Connected(id.to_string()));
+                    self.peers().await;
+                }
+                Err(e) => self.out.error("Could not connect", e),
+            },
+            Command::SelectSpace(space) => {
+                self.view = View {
+                    space: Some(space.clone()),
+                    ..View::default()
+                };
+                self.notes(&space).await;
+                self.collections(&space).await;
+            }
+            Command::CreateNote { space } => self.create_note(&space).await,
+            Command::OpenNote { space, id } => {
+                self.view.note = Some(id.clone());
+                self.send_note(&space, &id, NoteSource::Opened).await;
+            }
+            Command::SaveNote {
+                space,
+                id,
+                base,
+                edited,
+            } => self.save_note(&space, &id, &base, edited).await,
+            Command::ListDocs { space, collection } => {
+                self.view.collection = Some(collection.clone());
+                self.docs(&space, &collection).await;
+            }
+            Command::OpenDoc {
+                space,
+                collection,
+                id,
+            } => {
+                self.view.doc = Some((collection.clone(), id.clone()));
+                self.send_doc(&space, &collection, &id, false).await;
+            }
+            Command::SaveDoc {
+                space,
+                collection,
+                id,
+                json,
+            } => {
+                let saved = match DocKey::new(&space, &collection, &id) {
+                    Ok(key) => self.node.put(&key, Value::Object(json)).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = &saved {
+                    tracing::info!(error = %e, "document not saved");
+                }
+                self.out.send(Update::DocSaved {
+                    space,
+                    collection,
+                    id,
+                    error: saved.err().map(|e| e.to_string()),
+                });
+            }
+            Command::History {
+                space,
+                collection,
+                id,
+            } => self.history(space, collection, id).await,
+        }
+    }
+
+    /// Pushes the open note or document again when a peer changed it.
+    async fn change(&mut self, event: &ChangeEvent) {
+        let key = &event.key;
+        if event.origin != Origin::Remote || self.view.space.as_deref() != Some(key.space()) {
+            return;
+        }
+        if key.collection() == NOTES && self.view.note.as_deref() == Some(key.id()) {
+            if event.deleted {
+                self.out.send(Update::NoteGone {
+                    space: key.space().to_owned(),
+                    id: key.id().to_owned(),
+                });
+            } else {
+                self.send_note(key.space(), key.id(), NoteSource::Remote)
+                    .await;
+            }
+        }
+        if self
+            .view
+            .doc
+            .as_ref()
+            .is_some_and(|(c, i)| c == key.collection() && i == key.id())
+        {
+            self.send_doc(key.space(), key.collection(), key.id(), true)
+                .await;
+        }
+    }
+
+    async fn refresh_lists(&mut self) {
+        self.spaces().await;
+        let Some(space) = self.view.space.clone() else {
+            return;
+        };
+        self.notes(&space).await;
+        self.collections(&space).await;
+        if let Some(collection) = self.view.collection.clone() {
+            self.docs(&space, &collection).await;
+        }
+    }
+
+    async fn spaces(&self) {
+        match self.node.space_list().await {
+            Ok(list) => {
+                let mut spaces: Vec<SpaceEntry> = list
+                    .into_iter()
+                    .map(|s| SpaceEntry {
+                        id: s.id,
+                        name: s.name,
+                        role: s.role.map(|r| role_name(r).to_owned()),
+                        members: s.members.len(),
+                        default: s.default,
+                    })
+                    .collect();
+                // The personal space first, then by name: a stable list.
+                spaces.sort_by(|a, b| (!a.default, &a.name).cmp(&(!b.default, &b.name)));
+                self.out.send(Update::Spaces(spaces));
+            }
+            Err(e) => self.out.error("Could not list spaces", e),
+        }
+    }
+
+    async fn notes(&self, space: &str) {
+        let query = Query::new(NOTES).space(space).order_by("updated", true);
+        match self.node.query(&query).await {
+            Ok(rows) => self.out.send(Update::Notes {
+                space: space.to_owned(),
+                notes: rows
+                    .into_iter()
+                    .map(|r| NoteSummary {
+                        title: str_field(&r.json, "title"),
+                        updated: r.json.get("updated").and_then(Value::as_i64).unwrap_or(0),
+                        id: r.id,
+                    })
+                    .collect(),
+            }),
+            Err(e) => self.out.error("Could not list notes", e),
+        }
+    }
+
+    async fn create_note(&mut self, space: &str) {
+        let id = new_id();
+        let created = match DocKey::new(space, NOTES, &id) {
+            Ok(key) => {
+                self.node
+                    .put(&key, json!({"title": "", "body": "", "updated": now_ms()}))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok(_) => {
+                self.notes(space).await;
+                self.view.note = Some(id.clone());
+                self.out.send(Update::Note {
+                    space: space.to_owned(),
+                    id,
+                    text: NoteText::default(),
+                    source: NoteSource::Opened,
+                });
+            }
+            Err(e) => self.out.error("Could not create the note", e),
+        }
+    }
+
+    async fn read_note(&self, space: &str, id: &str) -> weft_core::Result<Option<NoteText>> {
+        let key = DocKey::new(space, NOTES, id)?;
+        Ok(self.node.get(&key).await?.map(|v| NoteText {
+            title: str_field(&v, "title"),
+            body: str_field(&v, "body"),
+        }))
+    }
+
+    async fn send_note(&self, space: &str, id: &str, source: NoteSource) {
+        match self.read_note(space, id).await {
+            Ok(Some(text)) => self.out.send(Update::Note {
+                space: space.to_owned(),
+                id: id.to_owned(),
+                text,
+                source,
+            }),
+            Ok(None) => self.out.send(Update::NoteGone {
+                space: space.to_owned(),
+                id: id.to_owned(),
+            }),
+            Err(e) => self.out.error("Could not open the note", e),
+        }
+    }
+
+    /// Stores an edit made against `base`, first merging in whatever reached
+    /// the store since (a peer's typing), so a save never reverts it.
+    async fn save_note(&self, space: &str, id: &str, base: &NoteText, edited: NoteText) {
+        let current = match self.read_note(space, id).await {
+            Ok(Some(text)) => text,
+            Ok(None) => base.clone(),
+            Err(e) => {
+                self.out.error("Could not save the note", e);
+                return;
+            }
+        };
+        let merged = NoteText {
+            title: merge3(&base.title, &edited.title, &current.title),
+            body: merge3(&base.body, &edited.body, &current.body),
+        };
+        let doc = json!({"title": merged.title, "body": merged.body, "updated": now_ms()});
+        let saved = match DocKey::new(space, NOTES, id) {
+            Ok(key) => self.node.put(&key, doc).await,
+            Err(e) => Err(e),
+        };
+        match saved {
+            Ok(_) => self.out.send(Update::Note {
+                space: space.to_owned(),
+                id: id.to_owned(),
+                text: merged,
+                source: NoteSource::Saved,
+            }),
+            Err(e) => self.out.error("Could not save the note", e),
+        }
+    }
+
+    async fn collections(&self, space: &str) {
+        let sql = format!(
+            "SELECT DISTINCT collection FROM documents WHERE space = {} ORDER BY collection",
+            sql_text(space)
+        );
+        match self.node.sql(&sql).await {
+            Ok(rows) => self.out.send(Update::Collections {
+                space: space.to_owned(),
+                collections: rows
+                    .iter()
+                    .filter_map(|r| r.get("collection")?.as_str().map(str::to_owned))
+                    .collect(),
+            }),
+            Err(e) => self.out.error("Could not list collections", e),
+        }
+    }
+
+    async fn docs(&self, space: &str, collection: &str) {
+        let sql = format!(
+            "SELECT id FROM documents WHERE space = {} AND collection = {} ORDER BY id LIMIT 1000",
+            sql_text(space),
+            sql_text(collection)
+        );
+        match self.node.sql(&sql).await {
+            Ok(rows) => self.out.send(Update::Docs {
+                space: space.to_owned(),
+                collection: collection.to_owned(),
+                ids: rows
+                    .iter()
+                    .filter_map(|r| r.get("id")?.as_str().map(str::to_owned))
+                    .collect(),
+            }),
+            Err(e) => self.out.error("Could not list documents", e),
+        }
+    }
+
+    async fn send_doc(&self, space: &str, collection: &str, id: &str, remote: bool) {
+        let got = match DocKey::new(space, collection, id) {
+            Ok(key) => self.node.get(&key).await,
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(value) => self.out.send(Update::Doc {
+                space: space.to_owned(),
+                collection: collection.to_owned(),
+                id: id.to_owned(),
+                json: value.map(|v| serde_json::to_string_pretty(&v).unwrap_or_default()),
+                remote,
+            }),
+            Err(e) => self.out.error("Could not open the document", e),
+        }
+    }
+
+    async fn history(&self, space: String, collection: String, id: String) {
+        let got = match DocKey::new(&space, &collection, &id) {
+            Ok(key) => self.node.history(&key).await,
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(changes) => self.out.send(Update::History {
+                space,
+                collection,
+                id,
+                rows: changes
+                    .into_iter()
+                    .rev()
+                    .map(|c| HistoryRow {
+                        time: c.time,
+                        author: c.author.map(|a| a.to_string()),
+                        message: c.message,
+                        hash: c.hash,
+                    })
+                    .collect(),
+            }),
+            Err(e) => self.out.error("Could not load the history", e),
+        }
+    }
+
+    async fn peers(&self) {
+        let peers = match self.node.peers().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "peers unavailable");
+                return;
+            }
+        };
+        let status = match self.node.status().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "status unavailable");
+                return;
+            }
+        };
+        let summary = NetSummary {
+            online: status.online,
+            peers_connected: status.peers_connected,
+            pending: status.pending,
+            documents: status.documents,
+            listen_addrs: self.node.listen_addrs().await,
+        };
+        self.out.send(Update::Peers {
+            peers: peers
+                .into_iter()
+                .map(|p| PeerRow {
+                    id: p.id.to_string(),
+                    addrs: p.addrs,
+                    connected: p.connected,
+                    last_seen_ms: p.last_seen_ms,
+                    pending: p.pending,
+                })
+                .collect(),
+            summary,
+        });
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "admin",
+        Role::Writer => "writer",
+        Role::Reader => "reader",
+    }
+}
+
+fn str_field(v: &Value, field: &str) -> String {
+    v.get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A SQL string literal.
+fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A fresh note id: time-ordered, with random bits so two devices creating
+/// notes in the same millisecond do not collide.
+fn new_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_i64(now_ms());
+    format!("n{:x}-{:08x}", now_ms(), h.finish() as u32)
+}

@@ -1,0 +1,202 @@
+//! The messages between the UI and the backend task: `Command`s go to the
+//! node, `Update`s come back. Both are plain data so the UI state can be
+//! driven (and tested) without a node.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+/// The collection notes live in.
+pub const NOTES: &str = "notes";
+
+/// What the UI asks the backend to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Reload the list of spaces.
+    ListSpaces,
+    /// Create a space with this name.
+    CreateSpace(String),
+    /// Issue an invite token (writer role) for a space.
+    Invite(String),
+    /// Join a space with a pasted token.
+    Join(String),
+    /// Dial a peer's multiaddr.
+    Connect(String),
+    /// Show this space: the backend reloads its notes and collections.
+    SelectSpace(String),
+    /// Create an empty note in a space.
+    CreateNote { space: String },
+    /// Load a note into the editor.
+    OpenNote { space: String, id: String },
+    /// Store the editor's text. `base` is the stored text the edit started
+    /// from, so the backend can rebase it over changes that arrived since.
+    SaveNote {
+        space: String,
+        id: String,
+        base: NoteText,
+        edited: NoteText,
+    },
+    /// Reload the document ids of a collection.
+    ListDocs { space: String, collection: String },
+    /// Load a document into the JSON editor.
+    OpenDoc {
+        space: String,
+        collection: String,
+        id: String,
+    },
+    /// Store a document (already validated by the UI).
+    SaveDoc {
+        space: String,
+        collection: String,
+        id: String,
+        json: Map<String, Value>,
+    },
+    /// Load a document's history.
+    History {
+        space: String,
+        collection: String,
+        id: String,
+    },
+}
+
+/// A note's editable fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NoteText {
+    pub title: String,
+    pub body: String,
+}
+
+/// A space as the UI lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpaceEntry {
+    pub id: String,
+    pub name: String,
+    /// This device's role (`admin`, `writer`, `reader`), once known.
+    pub role: Option<String>,
+    pub members: usize,
+    pub default: bool,
+}
+
+/// One row of the notes list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoteSummary {
+    pub id: String,
+    pub title: String,
+    /// Unix milliseconds of the last edit.
+    pub updated: i64,
+}
+
+/// A peer in the peers panel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRow {
+    pub id: String,
+    pub addrs: Vec<String>,
+    pub connected: bool,
+    pub last_seen_ms: Option<i64>,
+    /// Documents still being exchanged, per space id.
+    pub pending: BTreeMap<String, usize>,
+}
+
+/// Networking and sync at a glance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetSummary {
+    pub online: bool,
+    pub peers_connected: usize,
+    pub pending: usize,
+    pub documents: u64,
+    pub listen_addrs: Vec<String>,
+}
+
+/// One change in a document's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// Unix seconds, as recorded by the author.
+    pub time: i64,
+    /// The author's node id, when the change came from a Weft node.
+    pub author: Option<String>,
+    pub message: Option<String>,
+    pub hash: String,
+}
+
+/// Why a note's text is being sent to the UI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteSource {
+    /// Opened by the user.
+    Opened,
+    /// Changed by a peer while open.
+    Remote,
+    /// The stored text after the UI's save (rebased over remote changes).
+    Saved,
+}
+
+/// What the backend tells the UI.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// The node is open.
+    Ready {
+        node_id: String,
+        default_space: String,
+    },
+    /// The node could not be opened; nothing else will work.
+    Fatal(String),
+    Spaces(Vec<SpaceEntry>),
+    /// A space was created or joined: select it.
+    SpaceAdded(String),
+    Invite {
+        space: String,
+        token: String,
+    },
+    Connected(String),
+    Notes {
+        space: String,
+        notes: Vec<NoteSummary>,
+    },
+    Note {
+        space: String,
+        id: String,
+        text: NoteText,
+        source: NoteSource,
+    },
+    /// The open note was deleted (by a peer).
+    NoteGone {
+        space: String,
+        id: String,
+    },
+    Collections {
+        space: String,
+        collections: Vec<String>,
+    },
+    Docs {
+        space: String,
+        collection: String,
+        ids: Vec<String>,
+    },
+    Doc {
+        space: String,
+        collection: String,
+        id: String,
+        /// Pretty-printed JSON; `None` when the document does not exist.
+        json: Option<String>,
+        /// Whether this is a peer's change to an open document.
+        remote: bool,
+    },
+    /// The answer to `SaveDoc`: `error` says why nothing was stored.
+    DocSaved {
+        space: String,
+        collection: String,
+        id: String,
+        error: Option<String>,
+    },
+    History {
+        space: String,
+        collection: String,
+        id: String,
+        rows: Vec<HistoryRow>,
+    },
+    Peers {
+        peers: Vec<PeerRow>,
+        summary: NetSummary,
+    },
+    /// Something the user asked for failed; the text says what to do.
+    Error(String),
+}

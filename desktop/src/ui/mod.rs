@@ -1,0 +1,160 @@
+//! Rendering: functions from `&mut AppState` to widgets. They never wait on
+//! the node; what they want done goes to `state.outbox`.
+
+mod documents;
+mod history;
+mod notes;
+mod peers;
+mod spaces;
+
+use eframe::egui::{self, Color32, RichText};
+
+use crate::state::{AppState, Notice, View};
+
+/// Draws the whole window.
+pub fn show(ui: &mut egui::Ui, state: &mut AppState) {
+    if let Some(text) = state.copy_request.take() {
+        ui.ctx().copy_text(text);
+    }
+    egui::Panel::top("top_bar").show(ui, |ui| top_bar(ui, state));
+    egui::Panel::bottom("status_bar").show(ui, |ui| status_bar(ui, state));
+    if let Some(message) = state.fatal.clone() {
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.heading("Weft cannot start");
+            ui.colored_label(ui.visuals().error_fg_color, message);
+        });
+        return;
+    }
+    egui::Panel::left("spaces_panel")
+        .default_size(230.0)
+        .show(ui, |ui| spaces::show(ui, state));
+    egui::CentralPanel::default().show(ui, |ui| match state.view {
+        View::Notes => notes::show(ui, state),
+        View::Documents => documents::show(ui, state),
+        View::Peers => peers::show(ui, state),
+    });
+    history::show(ui.ctx(), state);
+}
+
+fn top_bar(ui: &mut egui::Ui, state: &mut AppState) {
+    ui.horizontal(|ui| {
+        ui.strong("Weft");
+        ui.separator();
+        for (view, label) in [
+            (View::Notes, "Notes"),
+            (View::Documents, "Documents"),
+            (View::Peers, "Peers"),
+        ] {
+            if ui.selectable_label(state.view == view, label).clicked() {
+                state.flush_note();
+                state.view = view;
+            }
+        }
+        ui.separator();
+        online_badge(ui, state);
+    });
+}
+
+/// "Online · N peers", or a red "Offline" when no peer is connected.
+fn online_badge(ui: &mut egui::Ui, state: &AppState) {
+    match &state.net {
+        None => {
+            ui.weak("starting…");
+        }
+        Some(net) if !net.online => {
+            ui.colored_label(Color32::from_rgb(200, 60, 60), "• Offline (networking off)");
+        }
+        Some(net) if net.peers_connected == 0 => {
+            ui.colored_label(
+                Color32::from_rgb(200, 60, 60),
+                "• Offline (no peer connected)",
+            );
+        }
+        Some(net) => {
+            let peers = match net.peers_connected {
+                1 => "1 peer".to_owned(),
+                n => format!("{n} peers"),
+            };
+            let sync = match net.pending {
+                0 => "synced".to_owned(),
+                n => format!("{n} pending"),
+            };
+            ui.colored_label(
+                Color32::from_rgb(40, 150, 70),
+                format!("• Online · {peers} · {sync}"),
+            );
+        }
+    }
+}
+
+fn status_bar(ui: &mut egui::Ui, state: &mut AppState) {
+    ui.horizontal(|ui| {
+        match &state.notice {
+            Some(Notice::Error(text)) => {
+                ui.colored_label(ui.visuals().error_fg_color, text);
+            }
+            Some(Notice::Info(text)) => {
+                ui.label(text);
+            }
+            None => {
+                ui.weak("Ready");
+            }
+        }
+        if let Some(id) = &state.node_id {
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.weak(format!("this device: {}", crate::state::short(id)))
+                    .on_hover_text(id.as_str());
+            });
+        }
+    });
+}
+
+/// A labelled single-line field, findable by its label in tests and screen
+/// readers.
+fn field(ui: &mut egui::Ui, label: &str, text: &mut String, hint: &str) -> egui::Response {
+    ui.horizontal(|ui| {
+        let label = ui.label(label);
+        ui.add(egui::TextEdit::singleline(text).hint_text(hint))
+            .labelled_by(label.id)
+    })
+    .inner
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn muted(text: impl Into<String>) -> RichText {
+    RichText::new(text).weak()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_time;
+
+    #[test]
+    fn formats_utc_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_time(1_795_000_000), "2026-11-18 11:06:40 UTC");
+        assert_eq!(format_time(-1), "1969-12-31 23:59:59 UTC");
+    }
+}
