@@ -53,7 +53,17 @@ mod tests {
 
     #[test]
     fn nonsense_is_refused_with_a_hint() {
-        for bad in ["", "d", "7y", "-3s", "0", "1.5h", "99999999999999999999d", "9223372036854775807", "5300w"] {
+        for bad in [
+            "",
+            "d",
+            "7y",
+            "-3s",
+            "0",
+            "1.5h",
+            "99999999999999999999d",
+            "9223372036854775807",
+            "5300w",
+        ] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("duration"), "{bad}: {err}");
         }

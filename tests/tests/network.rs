@@ -310,7 +310,10 @@ async fn joining_while_connected_syncs_the_space() {
         .await;
         let k = key(&space, "after-join");
         a.put(&k, json!({"from": "a"})).await.unwrap();
-        until(&b, "a's document", async |n: &Node| has(n, &k, &json!({"from": "a"})).await).await;
+        until(&b, "a's document", async |n: &Node| {
+            has(n, &k, &json!({"from": "a"})).await
+        })
+        .await;
         a.close().await.unwrap();
         b.close().await.unwrap();
     }

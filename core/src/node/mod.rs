@@ -116,10 +116,11 @@ impl Node {
         dirs.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
-        dirs.create(&data_dir).map_err(|source| store::StoreError::Io {
-            path: data_dir.clone(),
-            source,
-        })?;
+        dirs.create(&data_dir)
+            .map_err(|source| store::StoreError::Io {
+                path: data_dir.clone(),
+                source,
+            })?;
         let lock = ProcessLock::acquire(&data_dir)?;
         let identity = Identity::load_or_create(&data_dir)?;
         let node_id = identity.node_id();

@@ -83,7 +83,10 @@ async fn runaway_sql_stops_at_the_row_cap_and_new_dirs_are_private() {
         other => panic!("expected the row cap, got {other:?}"),
     }
     let capped = format!("{endless} LIMIT {}", crate::store::MAX_SQL_ROWS);
-    assert_eq!(node.sql(&capped).await.unwrap().len(), crate::store::MAX_SQL_ROWS);
+    assert_eq!(
+        node.sql(&capped).await.unwrap().len(),
+        crate::store::MAX_SQL_ROWS
+    );
     node.close().await.unwrap();
 }
 

@@ -78,7 +78,11 @@ impl Reader {
         let mut out = Vec::new();
         // Rows are streamed and capped, so a runaway statement (a recursive
         // CTE without end) stops at the cap instead of exhausting memory.
-        while let Some(row) = rows.try_next().await.map_err(|e| Error::Sql(sql_message(&e)))? {
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| Error::Sql(sql_message(&e)))?
+        {
             if out.len() == MAX_SQL_ROWS {
                 return Err(Error::Sql(format!(
                     "the statement returns more than {MAX_SQL_ROWS} rows; add a LIMIT or aggregate"
