@@ -338,7 +338,7 @@ fn consume(
         let (here, later) = their_rest.split_at(n);
         let echo = here
             .iter()
-            .fold(Sum::default(), |s, it| s.add(item_sum(it)))
+            .fold(Sum::default(), |s, it| s.plus(item_sum(it)))
             .echo();
         let payload = RangePayload::Done {
             echo,

@@ -32,7 +32,7 @@ impl Sum {
     }
 
     /// `self + other` modulo 2^256.
-    pub fn add(self, other: Self) -> Self {
+    pub fn plus(self, other: Self) -> Self {
         let mut out = [0u64; 4];
         let mut carry = false;
         for (i, o) in out.iter_mut().enumerate() {
@@ -45,7 +45,7 @@ impl Sum {
     }
 
     /// `self - other` modulo 2^256.
-    pub fn sub(self, other: Self) -> Self {
+    pub fn minus(self, other: Self) -> Self {
         let mut out = [0u64; 4];
         let mut borrow = false;
         for (i, o) in out.iter_mut().enumerate() {
@@ -114,7 +114,7 @@ impl Index {
         let mut sum = Sum::default();
         prefix.push(sum);
         for item in &items {
-            sum = sum.add(item_sum(item));
+            sum = sum.plus(item_sum(item));
             prefix.push(sum);
         }
         Self { items, prefix }
@@ -142,7 +142,7 @@ impl Index {
 
     /// Sum of the items at `range`.
     pub fn sum(&self, range: std::ops::Range<usize>) -> Sum {
-        self.prefix[range.end].sub(self.prefix[range.start])
+        self.prefix[range.end].minus(self.prefix[range.start])
     }
 
     /// Fingerprint of the items at `range`.
@@ -170,12 +170,12 @@ mod tests {
     fn sums_add_and_subtract_with_carries() {
         let max = Sum([u64::MAX; 4]);
         let one = Sum([1, 0, 0, 0]);
-        assert_eq!(max.add(one), Sum::default());
-        assert_eq!(Sum::default().sub(one), max);
+        assert_eq!(max.plus(one), Sum::default());
+        assert_eq!(Sum::default().minus(one), max);
         let a = Sum([u64::MAX, 5, u64::MAX, 7]);
         let b = Sum([3, u64::MAX, 1, 2]);
-        assert_eq!(a.add(b).sub(b), a);
-        assert_eq!(a.add(b), b.add(a));
+        assert_eq!(a.plus(b).minus(b), a);
+        assert_eq!(a.plus(b), b.plus(a));
     }
 
     #[test]
@@ -188,7 +188,7 @@ mod tests {
         for (start, end) in [(0, 50), (3, 17), (10, 10), (49, 50)] {
             let direct = items[start..end]
                 .iter()
-                .fold(Sum::default(), |s, i| s.add(item_sum(i)));
+                .fold(Sum::default(), |s, i| s.plus(item_sum(i)));
             assert_eq!(index.sum(start..end), direct);
             assert_eq!(
                 index.fingerprint(start..end),
