@@ -253,6 +253,10 @@ impl Actor {
     pub(super) async fn drive(&mut self, first: Input) {
         let mut queue = VecDeque::from([first]);
         while let Some(input) = queue.pop_front() {
+            // One input's follow-ups can take long (thousands of
+            // documents started): keep the engine's clock current.
+            let now = self.sync.started.elapsed().as_millis() as u64;
+            self.sync.engine.advance(now);
             let needs = self.sync.engine.needs(&input);
             let failed = match self.meet(&needs).await {
                 Ok(failed) => failed,

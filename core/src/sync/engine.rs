@@ -353,6 +353,15 @@ impl Engine {
             }
             Input::Received(peer, message) => self.receive(replica, peer, message, &mut out),
             Input::StartSync { peer, keys } => {
+                // Starting rounds is progress: a large batch of them must
+                // not look like a stall and trigger a retry that restarts
+                // them all again.
+                let now = self.now;
+                for key in &keys {
+                    if let Some(s) = self.session(peer, key.space()) {
+                        s.last_progress = now;
+                    }
+                }
                 for key in keys {
                     self.generate(replica, peer, &key, true, &mut out);
                 }
