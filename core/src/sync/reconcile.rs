@@ -50,6 +50,11 @@ pub const DONE_CHUNK: usize = 1024;
 /// Estimated bytes of a reply before the rest is deferred: a quarter of a
 /// frame, with room for the one range that may overshoot it.
 pub const MESSAGE_BUDGET: usize = 1 << 20;
+/// Most keys (listed items and `Done` keys) one message may carry: above
+/// what [`MESSAGE_BUDGET`] lets an honest peer send (at least 6 estimated
+/// bytes a key), so a peer cannot make us start more rounds per message
+/// than an honest initial sync does.
+pub const MAX_KEYS: usize = 1 << 18;
 
 /// The hash that stands for a document's state in reconciliation.
 pub fn heads_hash(heads: &[ChangeHash]) -> [u8; 32] {
@@ -210,6 +215,7 @@ fn validate(lower: Option<&ItemKey>, ranges: &[Range]) -> Result<(), Invalid> {
         return bad("too many ranges");
     }
     let mut lo = lower;
+    let mut keys_seen = 0usize;
     for (i, range) in ranges.iter().enumerate() {
         match &range.upper {
             None if i + 1 != ranges.len() => return bad("an unbounded range before the last"),
@@ -224,6 +230,10 @@ fn validate(lower: Option<&ItemKey>, ranges: &[Range]) -> Result<(), Invalid> {
         };
         let mut prev: Option<&ItemKey> = None;
         for key in keys {
+            keys_seen += 1;
+            if keys_seen > MAX_KEYS {
+                return bad("too many keys");
+            }
             if !in_bounds(key, lo, hi) {
                 return bad("a key outside its range");
             }

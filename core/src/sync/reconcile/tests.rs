@@ -283,12 +283,22 @@ fn hostile_messages_are_refused_not_obeyed() {
                 },
             )],
         ),
-        // Too many ranges.
+        // Too many ranges; too many keys.
         (
             None,
             (0..=MAX_RANGES)
                 .map(|i| range(Some(&format!("{i:08}")), RangePayload::Skip))
                 .collect(),
+        ),
+        (
+            None,
+            vec![range(
+                None,
+                RangePayload::Done {
+                    echo: 0,
+                    differ: (0..=MAX_KEYS).map(|i| key(&format!("{i:07}"))).collect(),
+                },
+            )],
         ),
     ];
     for (lower, ranges) in bad {
