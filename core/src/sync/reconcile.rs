@@ -15,7 +15,8 @@
 //!   range; it starts syncing them and answers `Done` listing them;
 //! - `Done`: if the receiver's side of the range still sums to the echoed
 //!   value, the range is settled and it starts syncing the listed documents
-//!   too (a stale sync state on either side must not stall them);
+//!   it holds too (a stale sync state on the side with the news must not
+//!   stall them);
 //! - `Skip` and `Done` need no answer. A message with neither
 //!   `Fingerprint` nor `Items` ranges is not answered: it ends the exchange.
 //!
@@ -132,11 +133,17 @@ pub fn respond(
             RangePayload::Done { echo, differ } => {
                 // Only if our side is still what the peer matched: a
                 // change since then keeps its pending work.
-                if index.sum(mine).echo() == *echo {
-                    // Both sides start the differing documents: a sync
+                if index.sum(mine.clone()).echo() == *echo {
+                    // We start the differing documents we hold too: a sync
                     // state may be stale on either side, and only the side
                     // holding the news knows to send it.
-                    outcome.start.extend_from_slice(differ);
+                    let ours = &index.items()[mine];
+                    outcome.start.extend(
+                        differ
+                            .iter()
+                            .filter(|k| ours.binary_search_by(|i| i.key.cmp(k)).is_ok())
+                            .cloned(),
+                    );
                     outcome.settled.push(Settled {
                         lower: lo.cloned(),
                         upper: hi.cloned(),
