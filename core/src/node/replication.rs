@@ -62,6 +62,8 @@ pub(crate) struct SyncState {
     /// Persisted sync states read for the input being handled.
     states: HashMap<(NodeId, DocKey), Vec<u8>>,
     started: Instant,
+    /// `Reconcile` frames and bytes sent so far.
+    reconcile_sent: (u64, u64),
     /// Published after each round, for callers waiting on sync.
     progress: watch::Sender<SyncProgress>,
 }
@@ -75,6 +77,11 @@ pub struct SyncProgress {
     pub pending: usize,
     /// Every session has reconciled and has nothing left to exchange.
     pub idle: bool,
+    /// `Reconcile` frames sent so far (each exchange's steps; the rest of
+    /// sync traffic is Automerge messages).
+    pub reconcile_frames: u64,
+    /// Bytes of those frames.
+    pub reconcile_bytes: u64,
 }
 
 impl SyncState {
@@ -99,6 +106,7 @@ impl SyncState {
             items: HashMap::new(),
             states: HashMap::new(),
             started: Instant::now(),
+            reconcile_sent: (0, 0),
             progress,
         }
     }
@@ -109,6 +117,8 @@ impl SyncState {
             peers: self.engine.peers().count(),
             pending: self.engine.pending_total(),
             idle: self.engine.is_idle(),
+            reconcile_frames: self.reconcile_sent.0,
+            reconcile_bytes: self.reconcile_sent.1,
         };
         self.progress
             .send_if_modified(|p| std::mem::replace(p, now) != now);
@@ -243,6 +253,10 @@ impl Actor {
     pub(super) async fn drive(&mut self, first: Input) {
         let mut queue = VecDeque::from([first]);
         while let Some(input) = queue.pop_front() {
+            // One input's follow-ups can take long (thousands of
+            // documents started): keep the engine's clock current.
+            let now = self.sync.started.elapsed().as_millis() as u64;
+            self.sync.engine.advance(now);
             let needs = self.sync.engine.needs(&input);
             let failed = match self.meet(&needs).await {
                 Ok(failed) => failed,
@@ -310,7 +324,12 @@ impl Actor {
         match out {
             Output::Send(peer, message) => {
                 if let Some(net) = &self.sync.net {
-                    net.send(peer, wire::encode(&message));
+                    let frame = wire::encode(&message);
+                    if matches!(message, wire::Message::Reconcile { .. }) {
+                        self.sync.reconcile_sent.0 += 1;
+                        self.sync.reconcile_sent.1 += frame.len() as u64;
+                    }
+                    net.send(peer, frame);
                 }
             }
             Output::Close(peer, reason) => {

@@ -7,17 +7,19 @@
 //! (documents loaded, digests read), so the engine itself never waits.
 //!
 //! Per peer: both sides send `Hello`; each space both offer opens a session;
-//! each side sends its `Reconcile` for the space, and on receiving the
-//! peer's, starts an Automerge sync round for every document that differs.
-//! Afterwards every committed change (local or from another peer) is pushed
-//! to each session of its space. A session that stops making progress
-//! re-reconciles on `Tick`, which heals lost messages.
+//! one side (the lower node id, or whichever side's first message the peer
+//! ignored for want of a session) starts a range-based reconciliation
+//! exchange (`reconcile`), and whichever side learns that a document
+//! differs starts an Automerge sync round for it. Afterwards every committed
+//! change (local or from another peer) is pushed to each session of its
+//! space. A session that stops making progress starts a new exchange on
+//! `Tick`, which heals lost messages.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::sync::State;
 
-use super::reconcile::{describe, differences, in_bounds};
+use super::reconcile::{Index, initiate, respond};
 
 mod admission;
 use super::wire::{Item, ItemKey, Message, WireError, proof_bytes};
@@ -127,7 +129,8 @@ struct Session {
     states: BTreeMap<ItemKey, State>,
     /// Documents this side still has something to exchange about.
     pending: BTreeSet<ItemKey>,
-    /// Whether the peer's `Reconcile` has arrived (up to the end of the key space).
+    /// Whether a reconciliation exchange has ended at this side (it sent or
+    /// received the message that closed it).
     reconciled: bool,
     last_progress: u64,
     /// Retries since the last sync message from the peer.
@@ -155,6 +158,9 @@ struct Peer {
     /// went out but before theirs arrived: offers must wait for our proof,
     /// so they follow it.
     resend_claims: bool,
+    /// Spaces (of ours) whose `Reconcile` arrived before their session
+    /// opened: the exchange it began is lost, so we begin one on opening.
+    early: BTreeSet<String>,
     sessions: BTreeMap<String, Session>,
 }
 
@@ -347,6 +353,15 @@ impl Engine {
             }
             Input::Received(peer, message) => self.receive(replica, peer, message, &mut out),
             Input::StartSync { peer, keys } => {
+                // Starting rounds is progress: a large batch of them must
+                // not look like a stall and trigger a retry that restarts
+                // them all again.
+                let now = self.now;
+                for key in &keys {
+                    if let Some(s) = self.session(peer, key.space()) {
+                        s.last_progress = now;
+                    }
+                }
                 for key in keys {
                     self.generate(replica, peer, &key, true, &mut out);
                 }
@@ -389,7 +404,7 @@ impl Engine {
                         s.last_progress = now;
                         s.retries += 1;
                     }
-                    reconcile(&mut out, peer, &space, &replica.items(&space), true);
+                    reconcile(&mut out, peer, &space, replica.items(&space));
                 }
             }
         }
@@ -478,38 +493,48 @@ impl Engine {
                 space,
                 lower,
                 ranges,
-                reply,
             } => {
                 if !p.hello {
                     return self.close(peer, "reconcile before hello".into(), out);
                 }
-                if ranges.is_empty() {
-                    return self.close(peer, "reconcile without ranges".into(), out);
-                }
                 let now = self.now;
                 let Some(session) = p.sessions.get_mut(&space) else {
                     // Not admitted (yet): nothing of the space goes either way.
+                    if self.spaces.contains(&space) {
+                        p.early.insert(space.clone());
+                    }
                     tracing::debug!(%peer, space, "ignoring reconcile for a space without a session");
                     return;
                 };
-                let upper = ranges.last().and_then(|r| r.upper.clone());
-                if upper.is_none() {
+                session.last_progress = now;
+                let index = Index::new(replica.items(&space));
+                let outcome = match respond(&index, lower.as_ref(), &ranges) {
+                    Ok(outcome) => outcome,
+                    Err(e) => return self.close(peer, e.to_string(), out),
+                };
+                for settled in &outcome.settled {
+                    settle(
+                        &mut session.pending,
+                        settled.lower.as_ref(),
+                        settled.upper.as_ref(),
+                        &settled.differ,
+                    );
+                }
+                if outcome.closed {
                     session.reconciled = true;
                 }
-                session.last_progress = now;
-                let items = replica.items(&space);
-                let differ = differences(&items, lower.as_ref(), &ranges);
-                // Within this part's bounds, documents that do not differ are
-                // in sync, whatever was pending.
-                session
-                    .pending
-                    .retain(|k| !in_bounds(k, lower.as_ref(), upper.as_ref()));
-                session.pending.extend(differ.iter().cloned());
-                // A request for our side is answered once, on its first part.
-                if reply && lower.is_none() {
-                    reconcile(out, peer, &space, &items, false);
+                if let Some(ranges) = outcome.reply {
+                    out.push(Output::Send(
+                        peer,
+                        Message::Reconcile {
+                            space: space.clone(),
+                            lower,
+                            ranges,
+                        },
+                    ));
                 }
-                let keys: Vec<DocKey> = differ
+                let keys: Vec<DocKey> = outcome
+                    .start
                     .into_iter()
                     .filter_map(|k| DocKey::new(space.as_str(), k.collection, k.id).ok())
                     .collect();
@@ -643,19 +668,44 @@ fn saved_states(p: &Peer) -> Vec<(DocKey, Vec<u8>)> {
         .collect()
 }
 
-/// Sends our description of a space, in as many messages as it takes.
-fn reconcile(out: &mut Vec<Output>, peer: NodeId, space: &str, items: &[Item], reply: bool) {
-    for (lower, ranges) in describe(items) {
-        out.push(Output::Send(
-            peer,
-            Message::Reconcile {
-                space: space.to_owned(),
-                lower,
-                ranges,
-                reply,
-            },
-        ));
+/// Begins a reconciliation exchange over the whole space.
+fn reconcile(out: &mut Vec<Output>, peer: NodeId, space: &str, items: Vec<Item>) {
+    out.push(Output::Send(
+        peer,
+        Message::Reconcile {
+            space: space.to_owned(),
+            lower: None,
+            ranges: initiate(&Index::new(items)),
+        },
+    ));
+}
+
+/// A settled range has nothing pending but its differing documents.
+fn settle(
+    pending: &mut BTreeSet<ItemKey>,
+    lower: Option<&ItemKey>,
+    upper: Option<&ItemKey>,
+    differ: &[ItemKey],
+) {
+    use std::ops::Bound;
+    if let (Some(l), Some(u)) = (lower, upper)
+        && l >= u
+    {
+        return;
     }
+    let range = (
+        lower.map_or(Bound::Unbounded, Bound::Included),
+        upper.map_or(Bound::Unbounded, Bound::Excluded),
+    );
+    let done: Vec<ItemKey> = pending
+        .range::<ItemKey, _>(range)
+        .filter(|k| differ.binary_search(k).is_err())
+        .cloned()
+        .collect();
+    for key in done {
+        pending.remove(&key);
+    }
+    pending.extend(differ.iter().cloned());
 }
 
 impl Engine {
@@ -670,7 +720,13 @@ impl Engine {
                     p.hello,
                     p.proven,
                     p.claims.keys().collect::<Vec<_>>(),
-                    p.sessions.keys().collect::<Vec<_>>()
+                    p.sessions
+                        .iter()
+                        .map(|(space, s)| format!(
+                            "{space} (reconciled={} retries={} pending={:?})",
+                            s.reconciled, s.retries, s.pending
+                        ))
+                        .collect::<Vec<_>>()
                 )
             })
             .collect::<Vec<_>>()

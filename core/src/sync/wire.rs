@@ -2,13 +2,19 @@
 //! followed by one CBOR-encoded [`Message`]; the transport adds a length
 //! prefix and bounds the size. Decoding never panics: anything unexpected is
 //! a [`WireError`], which ends the peer's session.
+//!
+//! Version 2 replaced whole item lists in `Reconcile` with range-based set
+//! reconciliation (fingerprints, `Done`, compact ranges); version-1 peers
+//! are refused with [`WireError::Version`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::identity::NodeId;
 
+pub mod ranges;
+
 /// The only frame version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Largest frame body accepted (the transport enforces the same bound).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 
@@ -32,10 +38,9 @@ pub struct Item {
     pub hash: [u8; 32],
 }
 
-/// One range of a reconciliation round: the items of the sender whose keys
-/// fall in `[previous upper bound, upper)`. Shaped for range-based set
-/// reconciliation; this version only sends whole ranges as item lists.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One range of a reconciliation message: what the sender says about the
+/// keys in `[previous upper bound, upper)` (see `sync::reconcile`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Range {
     /// Exclusive upper bound; `None` is the end of the key space.
     pub upper: Option<ItemKey>,
@@ -44,10 +49,29 @@ pub struct Range {
 }
 
 /// What a [`Range`] carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RangePayload {
-    /// Every item the sender has in the range.
+    /// Nothing (more) to say about the range.
+    Skip,
+    /// The fingerprint and number of the sender's items in the range; the
+    /// receiver compares and answers.
+    Fingerprint {
+        /// See `reconcile::Sum::fingerprint`.
+        fp: [u8; crate::sync::reconcile::FP_LEN],
+        /// How many items the sender has in the range.
+        count: u64,
+    },
+    /// Every item the sender has in the range; the receiver works out
+    /// which documents differ and answers with `Done`.
     Items(Vec<Item>),
+    /// The range is settled: the receiver's side of it (as last sent) summed
+    /// to `echo` (low 64 bits), and the documents `differ` are being synced.
+    Done {
+        /// Low 64 bits of the sum the sender matched.
+        echo: u64,
+        /// Keys in the range whose documents differ, sorted.
+        differ: Vec<ItemKey>,
+    },
 }
 
 /// A claim of membership in a space: the sender's own membership entries
@@ -98,19 +122,18 @@ pub enum Message {
         /// The new spaces, with membership proofs.
         spaces: Vec<Claim>,
     },
-    /// Reconciliation of which documents differ in a space. A space is
-    /// described by one or more of these, in key order, each covering
-    /// `[lower, last range's upper)`; the last one ends with `upper: None`.
+    /// One step of range-based reconciliation of a space: consecutive
+    /// ranges covering `[lower, last range's upper)`. A message with a
+    /// `Fingerprint` or `Items` range is answered; one without ends the
+    /// exchange.
     Reconcile {
         /// The space.
         space: String,
         /// Inclusive lower bound of the first range; `None` is the start.
         lower: Option<ItemKey>,
-        /// Consecutive ranges.
+        /// Consecutive ranges, in the compact encoding of [`ranges`].
+        #[serde(with = "ranges")]
         ranges: Vec<Range>,
-        /// Asks the peer to answer with its own ranges (sent on retries;
-        /// when a session opens both sides send theirs unasked).
-        reply: bool,
     },
     /// One Automerge sync message for one document.
     Sync {
@@ -204,7 +227,6 @@ mod tests {
                         hash: [3; 32],
                     }]),
                 }],
-                reply: true,
             },
             Message::Sync {
                 space: "personal".into(),

@@ -1,5 +1,7 @@
 //! Sync figures over loopback: initial sync of N documents between two
-//! nodes, then a reconnect after d of them changed.
+//! nodes, then a reconnect after d of them changed. Each phase reports its
+//! reconciliation frames (both ways; a round trip is two) apart from the
+//! rest of the traffic, which is Automerge sync messages.
 //!
 //! `cargo run --release -p weft-tests --bin weft-syncbench -- [N] [d]`
 //! (defaults: N = 10000, d = 10).
@@ -47,6 +49,15 @@ async fn wait_for(
 async fn count(node: &Node) -> anyhow::Result<u64> {
     let rows = node.sql("SELECT count(*) AS n FROM documents").await?;
     Ok(rows[0]["n"].as_u64().unwrap_or(0))
+}
+
+/// `Reconcile` frames and bytes sent by both nodes since `before`.
+fn reconcile(a: &Node, b: &Node, before: (u64, u64)) -> (u64, u64) {
+    let (pa, pb) = (*a.sync_progress().borrow(), *b.sync_progress().borrow());
+    (
+        pa.reconcile_frames + pb.reconcile_frames - before.0,
+        pa.reconcile_bytes + pb.reconcile_bytes - before.1,
+    )
 }
 
 fn delta(after: NetStats, before: NetStats) -> (u64, u64) {
@@ -101,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
 
     let b = open(db.path()).await?;
     let (a0, b0) = (a.status().await?.net, b.status().await?.net);
+    let r0 = reconcile(&a, &b, (0, 0));
     let start = Instant::now();
     b.connect(&a.listen_addrs().await[0]).await?;
     wait_for(&b, async |b: &Node| Ok(count(b).await? as usize >= n)).await?;
@@ -108,8 +120,9 @@ async fn main() -> anyhow::Result<()> {
     let (a1, b1) = (a.status().await?.net, b.status().await?.net);
     let (fa, ba) = delta(a1, a0);
     let (fb, bb) = delta(b1, b0);
+    let (rf, rb) = reconcile(&a, &b, r0);
     println!(
-        "initial sync: {:.2} s, {:.1} MB on the wire ({ba} bytes a->b in {fa} frames, {bb} bytes b->a in {fb} frames)",
+        "initial sync: {:.2} s, {:.1} MB on the wire ({ba} bytes a->b in {fa} frames, {bb} bytes b->a in {fb} frames); reconciliation {rb} bytes in {rf} frames",
         initial.as_secs_f64(),
         (ba + bb) as f64 / 1e6
     );
@@ -126,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
     let b = open(db.path()).await?;
     let a0 = a.status().await?.net;
     let b0 = b.status().await?.net;
+    let r0 = reconcile(&a, &b, (0, 0));
     let start = Instant::now();
     b.connect(&a.listen_addrs().await[0]).await?;
     let last = DocKey::new(&space, "notes", format!("n{:07}", (d - 1) * (n / d.max(1))))?;
@@ -135,12 +149,16 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let elapsed = start.elapsed();
+    // The exchange's last frame may still be on its way.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (rf, rb) = reconcile(&a, &b, r0);
     let (fa, ba) = delta(a.status().await?.net, a0);
     let (fb, bb) = delta(b.status().await?.net, b0);
     println!(
-        "reconnect with {d} of {n} changed: {:.3} s, {} bytes ({ba} a->b in {fa} frames, {bb} b->a in {fb} frames)",
+        "reconnect with {d} of {n} changed: {:.3} s, {} bytes ({ba} a->b in {fa} frames, {bb} b->a in {fb} frames); reconciliation {rb} bytes in {rf} frames ({} round trips)",
         elapsed.as_secs_f64(),
-        ba + bb
+        ba + bb,
+        rf.div_ceil(2)
     );
     a.close().await?;
     b.close().await?;

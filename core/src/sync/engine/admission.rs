@@ -161,7 +161,11 @@ impl Engine {
                 ..Session::default()
             },
         );
-        reconcile(out, peer, space, &replica.items(space), false);
+        // One side begins, so an exchange does not run twice; the other
+        // begins too if the peer's first message came before its session.
+        if self.me < peer || p.early.remove(space) {
+            reconcile(out, peer, space, replica.items(space));
+        }
     }
 
     /// Starts offering a space.
