@@ -120,7 +120,7 @@ impl Printer {
             let _ = line(format!(
                 "{}  {}  {}  {}",
                 &c.hash[..c.hash.len().min(12)],
-                utc(c.time),
+                weft_core::doc::format_utc(c.time),
                 c.author.as_deref().unwrap_or(&c.actor),
                 c.message.as_deref().unwrap_or("")
             ));
@@ -201,27 +201,6 @@ impl Printer {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC (civil-from-days, Hinnant).
-pub fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
 /// Bytes are buffered until a whole line arrives, so a character split
 /// across chunks is decoded intact.
@@ -266,13 +245,6 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(utc(1_795_000_000), "2026-11-18 11:06:40");
-    }
 
     #[test]
     fn sse_events_split_across_chunks() {

@@ -95,6 +95,28 @@ pub struct ChangeInfo {
     pub deps: Vec<String>,
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` in UTC, for showing
+/// [`ChangeInfo::time`] (civil-from-days, after Howard Hinnant).
+pub fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// A change just made, with the document's JSON after it (computed anyway
 /// for the size check, so callers need not materialize it again).
 #[derive(Clone, Debug, PartialEq)]
@@ -527,3 +549,16 @@ pub fn as_object(value: &Json) -> Result<&Map<String, Json>, DocError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod format_tests {
+    use super::format_utc;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_utc(1_795_000_000), "2026-11-18 11:06:40");
+        assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
+    }
+}
