@@ -62,6 +62,20 @@ async fn call(s: &Served, method: Method, path: &str, body: Option<Value>) -> (S
     (status, value)
 }
 
+/// Creates the space `team` on `s` and an invite to it made from `body`.
+async fn team_with_invite(s: &Served, body: Value) -> (String, Value) {
+    let (_, created) = call(s, Method::POST, "/v1/spaces", Some(json!({"name": "team"}))).await;
+    let team = created["id"].as_str().unwrap().to_owned();
+    let (_, invite) = call(
+        s,
+        Method::POST,
+        &format!("/v1/spaces/{team}/invites"),
+        Some(body),
+    )
+    .await;
+    (team, invite)
+}
+
 /// `{error, message}` with a non-empty message.
 fn assert_api_error(status: StatusCode, body: &Value, context: &str) {
     assert!(status.is_client_error(), "{context}: {status} {body}");
@@ -84,21 +98,7 @@ async fn every_documented_operation_works_as_documented() {
         }
     }
 
-    let (_, created) = call(
-        &a,
-        Method::POST,
-        "/v1/spaces",
-        Some(json!({"name": "team"})),
-    )
-    .await;
-    let team = created["id"].as_str().unwrap().to_owned();
-    let (_, invite) = call(
-        &a,
-        Method::POST,
-        &format!("/v1/spaces/{team}/invites"),
-        Some(json!({"role": "writer", "expires": "1h"})),
-    )
-    .await;
+    let (team, invite) = team_with_invite(&a, json!({"role": "writer", "expires": "1h"})).await;
     let token = invite["token"].as_str().unwrap().to_owned();
     let b_id = b.node.node_id().to_string();
     let a_addr = a.node.listen_addrs().await[0].clone();
@@ -436,21 +436,7 @@ async fn bad_input_is_a_documented_4xx_with_a_message() {
 async fn events_stream_a_peers_change_and_metrics_count_it() {
     let a = serve().await;
     let b = serve().await;
-    let (_, created) = call(
-        &a,
-        Method::POST,
-        "/v1/spaces",
-        Some(json!({"name": "team"})),
-    )
-    .await;
-    let team = created["id"].as_str().unwrap().to_owned();
-    let (_, invite) = call(
-        &a,
-        Method::POST,
-        &format!("/v1/spaces/{team}/invites"),
-        Some(json!({})),
-    )
-    .await;
+    let (team, invite) = team_with_invite(&a, json!({})).await;
     let (status, _) = call(
         &b,
         Method::POST,
