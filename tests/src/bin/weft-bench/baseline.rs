@@ -4,7 +4,7 @@
 
 use automerge::ActorId;
 use rusqlite::{Connection, params};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use weft_core::doc::Document;
 
 /// A raw SQLite database shaped like Weft's tables, without Weft.
@@ -93,4 +93,67 @@ pub fn automerge_put(json: &Map<String, Value>) -> anyhow::Result<Change> {
         json: serde_json::to_string(json)?,
         chunk,
     })
+}
+
+/// A document like the ones people keep: a title, a 200-character body, a
+/// tag shared by 1% of documents, a number and a flag.
+pub fn document(i: usize) -> Map<String, Value> {
+    let body: String = (0..200)
+        .map(|k| char::from(b'a' + ((i * 7 + k) % 26) as u8))
+        .collect();
+    match json!({
+        "title": format!("note {i}"),
+        "body": body,
+        "tag": format!("t{}", i % 100),
+        "n": i,
+        "done": i.is_multiple_of(2),
+    }) {
+        Value::Object(m) => m,
+        _ => unreachable!("a literal object"),
+    }
+}
+
+
+/// In-memory Automerge sync of each of `docs` to an empty peer, to
+/// completion, as two Weft nodes would run it but without IO or storage.
+/// Returns the time and the bytes of the sync messages.
+pub fn automerge_sync(docs: &mut [Document]) -> anyhow::Result<(std::time::Duration, u64)> {
+    use automerge::sync::State;
+    let started = std::time::Instant::now();
+    let mut bytes = 0u64;
+    for doc in docs {
+        let mut peer = Document::new(ActorId::random());
+        let (mut ours, mut theirs) = (State::new(), State::new());
+        loop {
+            let mut quiet = true;
+            if let Some(m) = doc.generate_sync_message(&mut ours) {
+                bytes += m.len() as u64;
+                quiet = false;
+                let r = peer.receive_sync_message(&mut theirs, &m, true);
+                anyhow::ensure!(r.error.is_none(), "sync failed: {:?}", r.error);
+            }
+            if let Some(m) = peer.generate_sync_message(&mut theirs) {
+                bytes += m.len() as u64;
+                quiet = false;
+                let r = doc.receive_sync_message(&mut ours, &m, true);
+                anyhow::ensure!(r.error.is_none(), "sync failed: {:?}", r.error);
+            }
+            if quiet {
+                break;
+            }
+        }
+        anyhow::ensure!(peer.heads() == doc.heads(), "in-memory sync did not converge");
+    }
+    Ok((started.elapsed(), bytes))
+}
+
+/// The documents of a sync case as in-memory Automerge documents.
+pub fn automerge_docs(n: usize) -> anyhow::Result<Vec<Document>> {
+    (0..n)
+        .map(|i| {
+            let mut doc = Document::new(ActorId::random());
+            doc.put(&document(i), 0)?;
+            Ok(doc)
+        })
+        .collect()
 }

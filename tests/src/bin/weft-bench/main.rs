@@ -2,11 +2,17 @@
 //! measured in the same run (raw SQLite, in-memory Automerge), so a noisy
 //! shared machine still gives comparable figures.
 //!
-//! `cargo run --release -p weft-tests --bin weft-bench -- [--quick]`
-//! prints a table and writes `bench/results.json`.
+//! `cargo run --release -p weft-tests --bin weft-bench -- [--quick]
+//! [--only storage|sync|latency|cluster]` prints a table and writes
+//! `bench/results.json` and an SVG per scaling curve into `bench/`.
 
 mod baseline;
+mod cluster;
+mod latency;
+mod net;
+mod plot;
 mod storage;
+mod sync;
 
 use std::time::Duration;
 
@@ -44,6 +50,16 @@ pub struct Scale {
     pub gets: usize,
     pub queries: usize,
     pub rounds: usize,
+    /// Initial sync sizes, and the one the target applies to.
+    pub initial_sizes: &'static [usize],
+    pub initial_target_n: usize,
+    /// Reconnect (and memory) sizes; the first is the baseline.
+    pub reconnect_sizes: &'static [usize],
+    /// Documents changed before a reconnect.
+    pub changed: usize,
+    pub latency_samples: usize,
+    /// Writes per node during the partition.
+    pub cluster_writes: usize,
 }
 
 impl Scale {
@@ -55,6 +71,12 @@ impl Scale {
             gets: 20_000,
             queries: 200,
             rounds: 3,
+            initial_sizes: &[1_000, 10_000],
+            initial_target_n: 10_000,
+            reconnect_sizes: &[1_000, 10_000],
+            changed: 10,
+            latency_samples: 200,
+            cluster_writes: 200,
         }
     }
 
@@ -66,6 +88,12 @@ impl Scale {
             gets: 100_000,
             queries: 1_000,
             rounds: 5,
+            initial_sizes: &[1_000, 10_000, 100_000],
+            initial_target_n: 10_000,
+            reconnect_sizes: &[10_000, 100_000, 1_000_000],
+            changed: 10,
+            latency_samples: 1_000,
+            cluster_writes: 1_000,
         }
     }
 }
@@ -82,14 +110,52 @@ pub fn micros(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, dir, space] = args.as_slice()
+        && flag == "--memory-child"
+    {
+        return sync::memory_child(std::path::Path::new(dir), space).await;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    if let Some(bad) = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| *a != "--quick" && *a != "--only" && (*i == 0 || args[i - 1] != "--only"))
+    {
+        anyhow::bail!(
+            "unknown argument {:?}; usage: weft-bench [--quick] [--only storage|sync|latency|cluster]",
+            bad.1
+        );
+    }
     let scale = if quick { Scale::quick() } else { Scale::full() };
     eprintln!(
         "weft-bench ({}): {scale:?}",
         if quick { "quick" } else { "full" }
     );
     let started = std::time::Instant::now();
-    let cases = storage::run(scale).await?;
+    let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    let mut cases = Vec::new();
+    for group in ["storage", "sync", "latency", "cluster"] {
+        if !wanted(group) {
+            continue;
+        }
+        eprintln!("{group} ({:.0?} so far)", started.elapsed());
+        cases.extend(match group {
+            "storage" => storage::run(scale).await?,
+            "sync" => sync::run(scale).await?,
+            "latency" => latency::run(scale).await?,
+            _ => cluster::run(scale).await?,
+        });
+    }
+    anyhow::ensure!(
+        !cases.is_empty(),
+        "--only takes one of storage, sync, latency, cluster"
+    );
 
     println!(
         "{:<44} {:>8} {:>8}  {:<7} unit",
@@ -115,6 +181,12 @@ async fn main() -> anyhow::Result<()> {
     });
     let path = out.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
-    eprintln!("wrote {} in {:.0?}", path.display(), started.elapsed());
+    let plots = plot::write(&out, &cases)?;
+    eprintln!(
+        "wrote {} and {} plot(s) {plots:?} in {:.0?}",
+        path.display(),
+        plots.len(),
+        started.elapsed()
+    );
     Ok(())
 }

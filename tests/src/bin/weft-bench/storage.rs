@@ -7,26 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use weft_core::{Config, Node, Query, Write};
 
-use crate::baseline::{RawDb, automerge_put};
+use crate::baseline::{RawDb, automerge_put, document};
 use crate::{Case, Scale, median, micros};
-
-/// A document like the ones people keep: a title, a 200-character body, a
-/// tag shared by 1% of documents, a number and a flag.
-fn document(i: usize) -> Map<String, Value> {
-    let body: String = (0..200)
-        .map(|k| char::from(b'a' + ((i * 7 + k) % 26) as u8))
-        .collect();
-    match json!({
-        "title": format!("note {i}"),
-        "body": body,
-        "tag": format!("t{}", i % 100),
-        "n": i,
-        "done": i.is_multiple_of(2),
-    }) {
-        Value::Object(m) => m,
-        _ => unreachable!("a literal object"),
-    }
-}
 
 pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
     let dir = tempfile::tempdir()?;

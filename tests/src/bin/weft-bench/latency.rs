@@ -1,0 +1,116 @@
+//! Change-to-event latency between two connected nodes, against the round
+//! trip of libp2p's own ping over the same transport (TCP, noise, yamux on
+//! loopback) in the same run.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, Swarm, SwarmBuilder, noise, ping, tcp, yamux};
+use serde_json::json;
+use weft_core::SubscribeFilter;
+
+use crate::net::{join, key, open};
+use crate::{Case, Scale};
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len());
+    samples[i - 1]
+}
+
+fn ping_swarm() -> anyhow::Result<Swarm<ping::Behaviour>> {
+    Ok(SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|_| {
+            ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_millis(5)))
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build())
+}
+
+/// `samples` libp2p ping round trips between two swarms on loopback.
+async fn ping_rtts(samples: usize) -> anyhow::Result<Vec<Duration>> {
+    let (mut a, mut b) = (ping_swarm()?, ping_swarm()?);
+    a.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
+    let addr: Multiaddr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = a.select_next_some().await {
+            break address;
+        }
+    };
+    b.dial(addr)?;
+    let mut rtts = Vec::with_capacity(samples);
+    let deadline = tokio::time::sleep(Duration::from_secs(120));
+    tokio::pin!(deadline);
+    while rtts.len() < samples {
+        let event = tokio::select! {
+            e = a.select_next_some() => e,
+            e = b.select_next_some() => e,
+            () = &mut deadline => anyhow::bail!("libp2p ping gave only {} samples", rtts.len()),
+        };
+        if let SwarmEvent::Behaviour(ping::Event {
+            result: Ok(rtt), ..
+        }) = event
+        {
+            rtts.push(rtt);
+        }
+    }
+    Ok(rtts)
+}
+
+/// Put on `a`, time until `b`'s change feed reports it, one at a time.
+async fn event_latencies(samples: usize) -> anyhow::Result<Vec<Duration>> {
+    let dir = tempfile::tempdir()?;
+    let a = open(&dir.path().join("a")).await?;
+    let b = open(&dir.path().join("b")).await?;
+    let space = join(&a, &b, "latency").await?;
+    let mut feed = b.subscribe(SubscribeFilter {
+        space: Some(space.clone()),
+        collection: Some(crate::net::COLLECTION.into()),
+    });
+    let mut out = Vec::with_capacity(samples);
+    // The first few warm up both nodes' caches and connections.
+    for i in 0..samples + 10 {
+        let k = key(&space, i % 50)?;
+        let started = Instant::now();
+        a.put(&k, json!({ "seq": i })).await?;
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(30), feed.recv())
+                .await
+                .map_err(|_| anyhow::anyhow!("no event for write {i} within 30 s"))??;
+            if e.key == k && e.origin != weft_core::node::Origin::Local {
+                break;
+            }
+        }
+        if i >= 10 {
+            out.push(started.elapsed());
+        }
+    }
+    a.close().await?;
+    b.close().await?;
+    Ok(out)
+}
+
+pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
+    let mut weft = event_latencies(scale.latency_samples).await?;
+    let mut ping = ping_rtts(scale.latency_samples).await?;
+    let (w50, w99) = (percentile(&mut weft, 0.5), percentile(&mut weft, 0.99));
+    let (p50, p99) = (percentile(&mut ping, 0.5), percentile(&mut ping, 0.99));
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    Ok(vec![Case {
+        name: "change -> event on a connected peer (p99)".into(),
+        ratio: us(w99) / us(p99).max(1e-3),
+        target: Some(5.0),
+        unit: "p99 latency vs p99 libp2p ping round trip".into(),
+        details: json!({
+            "samples": weft.len(),
+            "weft_p50_us": us(w50), "weft_p99_us": us(w99),
+            "ping_p50_us": us(p50), "ping_p99_us": us(p99),
+        }),
+    }])
+}

@@ -1,0 +1,127 @@
+//! Nodes on loopback for the sync cases: opening, pairing two nodes in one
+//! space, filling a node with documents and waiting for convergence.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde_json::Value;
+use weft_core::net::{NetConfig, NetStats};
+use weft_core::{Config, DocKey, Node, Role, SubscribeFilter, Write};
+
+use crate::baseline::document;
+
+/// The collection every sync case writes.
+pub const COLLECTION: &str = "notes";
+
+pub async fn open(dir: &Path) -> anyhow::Result<Node> {
+    let mut config = Config::with_data_dir(dir);
+    config.network = Some(NetConfig::local());
+    Ok(Node::open(config).await?)
+}
+
+pub fn key(space: &str, i: usize) -> anyhow::Result<DocKey> {
+    Ok(DocKey::new(space, COLLECTION, format!("n{i:07}"))?)
+}
+
+/// `a` creates a space and `b` joins it (membership synced both ways);
+/// returns the space id with both nodes still open and connected.
+pub async fn join(a: &Node, b: &Node, name: &str) -> anyhow::Result<String> {
+    let space = a.space_create(name).await?.to_string();
+    let token = a
+        .space_invite(
+            Some(&space),
+            Role::Writer,
+            Duration::from_secs(3600),
+            Some(b.node_id()),
+        )
+        .await?;
+    b.space_join(&token).await?;
+    wait_for(b, Duration::from_secs(60), async |b: &Node| {
+        Ok(b.space_list()
+            .await?
+            .iter()
+            .any(|s| s.id == space && s.role.is_some()))
+    })
+    .await?;
+    // The join is recorded in the membership document, which `a` must hold
+    // before it accepts `b`'s writes.
+    a.wait_synced(Duration::from_secs(60)).await?;
+    b.wait_synced(Duration::from_secs(60)).await?;
+    Ok(space)
+}
+
+/// Writes documents `from..to` into `space`, 1,000 per transaction.
+pub async fn fill(node: &Node, space: &str, from: usize, to: usize) -> anyhow::Result<()> {
+    let mut first = from;
+    while first < to {
+        let last = (first + 1000).min(to);
+        let writes = (first..last)
+            .map(|i| Ok(Write::Put(key(space, i)?, Value::Object(document(i)))))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        node.batch(writes).await?;
+        first = last;
+    }
+    Ok(())
+}
+
+/// Waits (on change events, or a quiet 100 ms) until `done` holds.
+pub async fn wait_for(
+    node: &Node,
+    limit: Duration,
+    done: impl AsyncFn(&Node) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let mut feed = node.subscribe(SubscribeFilter::default());
+    let deadline = Instant::now() + limit;
+    while !done(node).await? {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "no convergence within {limit:?}; peers: {:?}",
+                node.peers().await?
+            );
+        }
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), feed.recv()).await;
+    }
+    Ok(())
+}
+
+pub async fn count(node: &Node, space: &str) -> anyhow::Result<u64> {
+    let rows = node
+        .sql(&format!(
+            "SELECT count(*) AS n FROM documents WHERE space = '{space}' AND collection = '{COLLECTION}'"
+        ))
+        .await?;
+    Ok(rows[0]["n"].as_u64().unwrap_or(0))
+}
+
+/// Frames and bytes both nodes sent, and reconciliation frames and bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Traffic {
+    pub frames: u64,
+    pub bytes: u64,
+    pub reconcile_frames: u64,
+    pub reconcile_bytes: u64,
+}
+
+impl Traffic {
+    pub async fn of(a: &Node, b: &Node) -> anyhow::Result<Self> {
+        let (na, nb): (NetStats, NetStats) = (a.status().await?.net, b.status().await?.net);
+        let (pa, pb) = (*a.sync_progress().borrow(), *b.sync_progress().borrow());
+        Ok(Self {
+            frames: na.frames_sent + nb.frames_sent,
+            bytes: na.bytes_sent + nb.bytes_sent,
+            reconcile_frames: pa.reconcile_frames + pb.reconcile_frames,
+            reconcile_bytes: pa.reconcile_bytes + pb.reconcile_bytes,
+        })
+    }
+
+    pub fn since(self, before: Self) -> Self {
+        Self {
+            frames: self.frames - before.frames,
+            bytes: self.bytes - before.bytes,
+            reconcile_frames: self.reconcile_frames - before.reconcile_frames,
+            reconcile_bytes: self.reconcile_bytes - before.reconcile_bytes,
+        }
+    }
+}
