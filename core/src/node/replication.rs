@@ -3,7 +3,7 @@
 //! handing it over, carries the engine's effects out to the network, and
 //! stores what peers send as ordinary writes with origin `Remote`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
@@ -34,9 +34,13 @@ fn without(input: Input, failed: &[DocKey]) -> Option<Input> {
         return Some(input);
     }
     match input {
-        Input::StartSync { peer, mut keys } => {
+        Input::StartSync {
+            peer,
+            mut keys,
+            absent,
+        } => {
             keys.retain(|k| !failed.contains(k));
-            (!keys.is_empty()).then_some(Input::StartSync { peer, keys })
+            (!keys.is_empty()).then_some(Input::StartSync { peer, keys, absent })
         }
         // A message or change about a document we cannot load is dropped;
         // other documents of the session go on.
@@ -61,6 +65,9 @@ pub(crate) struct SyncState {
     items: HashMap<String, Vec<Item>>,
     /// Persisted sync states read for the input being handled.
     states: HashMap<(NodeId, DocKey), Vec<u8>>,
+    /// Sync states already looked up for the current burst of events
+    /// (found or not), so each input does not query them again.
+    states_read: HashSet<(NodeId, DocKey)>,
     started: Instant,
     /// `Reconcile` frames and bytes sent so far.
     reconcile_sent: (u64, u64),
@@ -105,6 +112,7 @@ impl SyncState {
             redial: Vec::new(),
             items: HashMap::new(),
             states: HashMap::new(),
+            states_read: HashSet::new(),
             started: Instant::now(),
             reconcile_sent: (0, 0),
             progress,
@@ -195,7 +203,7 @@ impl Actor {
         let now = self.sync.started.elapsed().as_millis() as u64;
         self.sync.engine.advance(now);
         let mut event = Some(first);
-        let mut handled = 0;
+        let mut inputs = Vec::new();
         while let Some(e) = event.take() {
             let input = match e {
                 NetEvent::Connected(peer) => {
@@ -212,13 +220,50 @@ impl Actor {
                     Err(err) => Input::Malformed(peer, err),
                 },
             };
-            self.drive(input).await;
-            handled += 1;
-            if handled < EVENTS_PER_GROUP {
+            inputs.push(input);
+            if inputs.len() < EVENTS_PER_GROUP {
                 event = self.sync.events.as_mut().and_then(|rx| rx.try_recv().ok());
             }
         }
+        self.prefetch_for(&inputs).await;
+        for input in inputs {
+            self.drive(input).await;
+        }
+        // Unused prefetched rows would go stale once the next write lands.
+        self.sync.states_read.clear();
+        self.prefetched.clear();
         self.flush().await;
+    }
+
+    /// Reads the documents and sync states a burst of inputs needs in one
+    /// query each, instead of a store round trip per input (a large sync
+    /// brings hundreds of frames per burst, each about another document).
+    async fn prefetch_for(&mut self, inputs: &[Input]) {
+        let (mut docs, mut states) = (Vec::new(), Vec::new());
+        for input in inputs {
+            let needs = self.sync.engine.needs(input);
+            docs.extend(needs.docs);
+            states.extend(needs.states);
+        }
+        self.prefetch_docs(docs).await;
+        let mut by_peer: HashMap<NodeId, Vec<&DocKey>> = HashMap::new();
+        for (peer, key) in &states {
+            by_peer.entry(*peer).or_default().push(key);
+        }
+        for (peer, keys) in by_peer {
+            match self.store.sync_states(peer, &keys).await {
+                Ok(found) => {
+                    for (key, state) in found {
+                        self.sync.states.insert((peer, key), state);
+                    }
+                    self.sync
+                        .states_read
+                        .extend(keys.into_iter().map(|k| (peer, k.clone())));
+                }
+                // Each input reads its own states again and reports it.
+                Err(e) => tracing::warn!(error = %e, "prefetching sync states failed"),
+            }
+        }
     }
 
     pub(super) async fn tick(&mut self) {
@@ -389,7 +434,9 @@ impl Actor {
         }
         let mut by_peer: HashMap<NodeId, Vec<&DocKey>> = HashMap::new();
         for (peer, key) in &needs.states {
-            by_peer.entry(*peer).or_default().push(key);
+            if !self.sync.states_read.contains(&(*peer, key.clone())) {
+                by_peer.entry(*peer).or_default().push(key);
+            }
         }
         for (peer, keys) in by_peer {
             for (key, state) in self.store.sync_states(peer, &keys).await? {

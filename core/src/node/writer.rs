@@ -91,7 +91,7 @@ pub(crate) struct Actor {
     /// Documents changed by the current group, not yet committed.
     pub(super) dirty: HashMap<DocKey, Cached>,
     /// Stored state of documents the current group will write (`None`: never stored).
-    prefetched: HashMap<DocKey, Option<Loaded>>,
+    pub(super) prefetched: HashMap<DocKey, Option<Loaded>>,
     pub(super) rows: Vec<WriteRow>,
     /// The JSON of each row, for the read cache.
     entries: Vec<Entry>,
@@ -279,14 +279,28 @@ impl Actor {
     /// Loads every document the group writes that is not in memory, with
     /// one query per few hundred documents instead of one per document.
     async fn prefetch(&mut self, group: &[Command]) {
-        let keys: Vec<&DocKey> = group
+        let keys: Vec<DocKey> = group
             .iter()
             .filter_map(|c| match c {
                 Command::Write(ops, _) => Some(ops.iter().map(Write::key)),
                 _ => None,
             })
             .flatten()
-            .filter(|k| !self.dirty.contains_key(*k) && !self.docs.contains(*k))
+            .cloned()
+            .collect();
+        self.prefetch_docs(keys).await;
+    }
+
+    /// Reads the stored documents among `keys` not already in memory, in
+    /// as few queries as possible; each is then taken by [`Self::load`].
+    pub(super) async fn prefetch_docs(&mut self, keys: Vec<DocKey>) {
+        let keys: Vec<&DocKey> = keys
+            .iter()
+            .filter(|k| {
+                !self.dirty.contains_key(*k)
+                    && !self.docs.contains(*k)
+                    && !self.prefetched.contains_key(*k)
+            })
             .collect();
         if keys.is_empty() {
             return;

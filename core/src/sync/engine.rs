@@ -91,6 +91,9 @@ pub enum Input {
         peer: NodeId,
         /// The documents.
         keys: Vec<DocKey>,
+        /// The peer holds no version of any of them (reconciliation found
+        /// none in its list), so the first message carries each whole.
+        absent: bool,
     },
     /// A document changed and the change is stored: push it to peers.
     Changed(DocKey),
@@ -284,7 +287,7 @@ impl Engine {
                     needs.docs.push(k);
                 }
             }
-            Input::StartSync { peer, keys } => {
+            Input::StartSync { peer, keys, .. } => {
                 needs.docs = keys.clone();
                 needs.states = keys
                     .iter()
@@ -352,7 +355,7 @@ impl Engine {
                 self.close(peer, format!("malformed frame: {e}"), &mut out)
             }
             Input::Received(peer, message) => self.receive(replica, peer, message, &mut out),
-            Input::StartSync { peer, keys } => {
+            Input::StartSync { peer, keys, absent } => {
                 // Starting rounds is progress: a large batch of them must
                 // not look like a stall and trigger a retry that restarts
                 // them all again.
@@ -363,6 +366,9 @@ impl Engine {
                     }
                 }
                 for key in keys {
+                    if absent {
+                        self.assume_absent(peer, &key);
+                    }
                     self.generate(replica, peer, &key, true, &mut out);
                 }
             }
@@ -533,16 +539,22 @@ impl Engine {
                         },
                     ));
                 }
-                let keys: Vec<DocKey> = outcome
+                let (absent, present): (Vec<ItemKey>, Vec<ItemKey>) = outcome
                     .start
                     .into_iter()
-                    .filter_map(|k| DocKey::new(space.as_str(), k.collection, k.id).ok())
-                    .collect();
-                for batch in keys.chunks(START_BATCH) {
-                    out.push(Output::Then(Input::StartSync {
-                        peer,
-                        keys: batch.to_vec(),
-                    }));
+                    .partition(|k| outcome.absent.contains(k));
+                for (keys, absent) in [(absent, true), (present, false)] {
+                    let keys: Vec<DocKey> = keys
+                        .into_iter()
+                        .filter_map(|k| DocKey::new(space.as_str(), k.collection, k.id).ok())
+                        .collect();
+                    for batch in keys.chunks(START_BATCH) {
+                        out.push(Output::Then(Input::StartSync {
+                            peer,
+                            keys: batch.to_vec(),
+                            absent,
+                        }));
+                    }
                 }
             }
             Message::Sync { space, key, data } => {
@@ -601,6 +613,27 @@ impl Engine {
                     .and_then(|b| State::decode(&b).ok())
             })
             .unwrap_or_default()
+    }
+
+    /// Records that `peer` holds nothing of `key`, as if it had said so:
+    /// Automerge then sends the whole document (compressed) in its first
+    /// message, instead of a round of heads and bloom filters before the
+    /// changes. Wrong only if the peer got the document meanwhile, and then
+    /// it merely receives changes it has.
+    fn assume_absent(&mut self, peer: NodeId, key: &DocKey) {
+        use automerge::sync::{BloomFilter, Capability, Have};
+        let Some(session) = self.session(peer, key.space()) else {
+            return;
+        };
+        let mut state = State::new();
+        state.their_heads = Some(Vec::new());
+        state.their_need = Some(Vec::new());
+        state.their_have = Some(vec![Have {
+            last_sync: Vec::new(),
+            bloom: BloomFilter::default(),
+        }]);
+        state.their_capabilities = Some(vec![Capability::MessageV1, Capability::MessageV2]);
+        session.states.insert(item_key(key), state);
     }
 
     /// Sends the next sync message for `key` to `peer`, if any. `restart`

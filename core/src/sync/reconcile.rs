@@ -27,6 +27,8 @@
 //! stay under [`MESSAGE_BUDGET`]: what does not fit is answered with one
 //! fingerprint over the rest, which the peer splits again.
 
+use std::collections::BTreeSet;
+
 use automerge::ChangeHash;
 use sha2::{Digest, Sha256};
 
@@ -91,6 +93,9 @@ pub struct Outcome {
     pub reply: Option<Vec<Range>>,
     /// Documents that differ and that this side starts syncing.
     pub start: Vec<ItemKey>,
+    /// Of those, the ones the peer listed nothing for: it holds no version,
+    /// so the first sync message can carry the whole document.
+    pub absent: BTreeSet<ItemKey>,
     /// Ranges now settled: pending work there is done, except `differ`.
     pub settled: Vec<Settled>,
     /// The exchange ended here: this message or our reply closes it.
@@ -332,6 +337,7 @@ fn consume(
             }
             (Some(a), b) if b.is_none_or(|b| a.key < b.key) => {
                 differ.push(a.key.clone());
+                outcome.absent.insert(a.key.clone());
                 i += 1;
             }
             (_, Some(b)) => {

@@ -46,6 +46,8 @@ struct Report {
     largest: usize,
     /// Keys each side starts syncing.
     started: [BTreeSet<ItemKey>; 2],
+    /// Of those, the ones each side was told the peer lacks.
+    absent: [BTreeSet<ItemKey>; 2],
     /// Keys each side is left tracking as differing (pending).
     tracked: [BTreeSet<ItemKey>; 2],
     closed: [bool; 2],
@@ -66,6 +68,13 @@ fn exchange(first: &[Item], second: &[Item]) -> Report {
         assert!(report.messages < 64, "no end in sight");
         let outcome = respond(&sides[turn], None, &message).expect("valid");
         report.started[turn].extend(outcome.start.iter().cloned());
+        report.absent[turn].extend(
+            outcome
+                .start
+                .iter()
+                .filter(|k| outcome.absent.contains(*k))
+                .cloned(),
+        );
         for s in &outcome.settled {
             let tracked = &mut report.tracked[turn];
             tracked.retain(|k| !in_bounds(k, s.lower.as_ref(), s.upper.as_ref()));
@@ -96,6 +105,14 @@ fn check(a: &[Item], b: &[Item]) -> Report {
     for (side, items) in [a, b].into_iter().enumerate() {
         for it in items.iter().filter(|i| expected.contains(&i.key)) {
             assert!(report.started[side].contains(&it.key), "{:?}", it.key);
+        }
+    }
+    // "The peer lacks it" is claimed only of keys the peer really lacks
+    // (the sender then skips straight to the whole document).
+    for (side, (mine, theirs)) in [(a, b), (b, a)].into_iter().enumerate() {
+        for k in &report.absent[side] {
+            assert!(mine.iter().any(|i| i.key == *k), "{k:?} not held");
+            assert!(!theirs.iter().any(|i| i.key == *k), "{k:?} is held by the peer");
         }
     }
     assert_eq!(report.closed, [true, true]);
@@ -148,6 +165,12 @@ fn ten_differences_grow_with_d_not_n() {
         large.bytes,
         small.bytes
     );
+}
+
+#[test]
+fn a_fresh_replica_is_known_to_lack_every_document() {
+    let report = check(&bench_items(500), &[]);
+    assert_eq!(report.absent[0].len(), 500);
 }
 
 #[test]
