@@ -652,8 +652,12 @@ impl Engine {
         let mut state = self.take_state(replica, peer, key);
         if restart {
             // Changes the peer lacks are resent when it names them in
-            // `need`, so only the wait for an answer is forgotten here.
+            // `need`, so only the wait for an answer is forgotten here. A
+            // restarted round always says our heads, even if the state
+            // believes the peer has them: it may be stale, and the peer only
+            // answers (with its own news) what it hears.
             state.in_flight = false;
+            state.have_responded = false;
         }
         let doc = replica.doc(key);
         let message = doc.generate_sync_message(&mut state);

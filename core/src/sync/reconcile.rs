@@ -139,16 +139,10 @@ pub fn respond(
                 // Only if our side is still what the peer matched: a
                 // change since then keeps its pending work.
                 if index.sum(mine.clone()).echo() == *echo {
-                    // We start the differing documents we hold too: a sync
-                    // state may be stale on either side, and only the side
-                    // holding the news knows to send it.
-                    let ours = &index.items()[mine];
-                    outcome.start.extend(
-                        differ
-                            .iter()
-                            .filter(|k| ours.binary_search_by(|i| i.key.cmp(k)).is_ok())
-                            .cloned(),
-                    );
+                    // The peer that found these differences starts them (a
+                    // restarted round always sends its heads, so the side
+                    // holding news learns what to send): starting here too
+                    // would run every exchange twice.
                     outcome.settled.push(Settled {
                         lower: lo.cloned(),
                         upper: hi.cloned(),
