@@ -94,6 +94,10 @@ pub(crate) fn sqlite_err(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreE
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bytes of the database file each read connection maps (address space,
+/// not memory; SQLite maps only what the file has).
+const READ_MMAP_SIZE: i64 = 256 << 20;
+
 /// Opens (creating and migrating if needed) the database in `dir`.
 pub async fn open(dir: &Path) -> Result<(Writer, Reader), StoreError> {
     let path = dir.join(DB_FILE);
@@ -135,6 +139,10 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connecti
     conn.busy_timeout(BUSY_TIMEOUT)?;
     if read_only {
         conn.pragma_update(None, "query_only", "ON")?;
+        // Readers map the file instead of copying each page into their own
+        // 2 MB page cache: a query scanning more than that (20k documents
+        // do) otherwise spends about half its time in pread copies.
+        conn.pragma_update(None, "mmap_size", READ_MMAP_SIZE)?;
     } else {
         // `migrate` already made the file WAL (which persists); saying it
         // again is free. In WAL mode NORMAL never corrupts and loses nothing
