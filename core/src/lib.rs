@@ -9,7 +9,7 @@
 //!
 //! - [`node`]: the facade and the writer actor (group commit, caches, change feed);
 //! - [`doc`]: JSON <-> Automerge (field-level diff, text merge, tombstones);
-//! - [`store`]: SQLite via sqlx, the only module with SQL;
+//! - [`store`]: SQLite via rusqlite (sqlx only runs migrations), the only module with SQL;
 //! - [`auth`]: spaces, signed membership logs and invites (pure, verifiable offline);
 //! - [`sync`]: the sans-IO sync protocol (wire format, reconciliation, engine);
 //! - [`net`]: libp2p transports, discovery and framed `/weft/sync/1` streams (IO only);

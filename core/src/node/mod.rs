@@ -127,7 +127,7 @@ impl Node {
         let identity = Identity::load_or_create(&data_dir)?;
         let node_id = identity.node_id();
         let (mut store_writer, reader) = store::open(&data_dir).await?;
-        let joined = store_writer.joined_spaces().await?;
+        let joined = store_writer.joined_spaces()?;
         let spaces: Vec<String> = joined.iter().map(|(id, _, _)| id.clone()).collect();
         let default = joined
             .iter()
@@ -287,7 +287,7 @@ impl Node {
             Ok(hit) => return Ok(hit.map(|v| Value::clone(&v))),
             Err(epoch) => epoch,
         };
-        let text = self.inner.reader.get(key).await?;
+        let text = self.inner.reader.get(key)?;
         let value: Option<Value> =
             text.map(|t| serde_json::from_str(&t))
                 .transpose()

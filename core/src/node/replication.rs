@@ -394,7 +394,7 @@ impl Actor {
                 }
             }
             Output::SaveStates(peer, states) => {
-                if let Err(e) = self.store.save_sync_states(peer, &states).await {
+                if let Err(e) = self.store.save_sync_states(peer, &states) {
                     tracing::warn!(%peer, error = %e, "saving sync states failed");
                 }
             }
@@ -411,7 +411,7 @@ impl Actor {
         }
         for space in &needs.digests {
             if !self.sync.items.contains_key(space) {
-                let items = self.store.items(space).await?;
+                let items = self.store.items(space)?;
                 self.sync.items.insert(space.clone(), items);
             }
         }
@@ -439,7 +439,7 @@ impl Actor {
             }
         }
         for (peer, keys) in by_peer {
-            for (key, state) in self.store.sync_states(peer, &keys).await? {
+            for (key, state) in self.store.sync_states(peer, &keys)? {
                 self.sync.states.insert((peer, key), state);
             }
         }

@@ -224,9 +224,7 @@ impl Actor {
     }
 
     async fn record_space(&mut self, id: &str, name: &str, default: bool) -> Result<()> {
-        self.store
-            .add_joined_space(id, name, default, now_ms())
-            .await?;
+        self.store.add_joined_space(id, name, default, now_ms())?;
         self.spaces.insert(
             id.to_owned(),
             Joined {

@@ -1,7 +1,7 @@
 //! The writer actor: sole owner of the write connection and of the Automerge
 //! documents in memory. It takes every queued command at once (group commit),
-//! applies them to the documents, and stores the whole group with one
-//! statement, so the sqlx round trip is paid per group, not per write.
+//! applies them to the documents, and stores the whole group in one
+//! transaction, so the commit is paid per group, not per write.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
@@ -175,10 +175,10 @@ impl Actor {
             self.sync.publish();
         }
         self.sync.shutdown().await;
-        if let Err(e) = self.store.checkpoint().await {
+        if let Err(e) = self.store.checkpoint() {
             tracing::warn!(error = %e, "checkpoint on close failed");
         }
-        if let Err(e) = self.store.close().await {
+        if let Err(e) = self.store.close() {
             tracing::warn!(error = %e, "closing the database failed");
         }
         // Release the replica before answering, so the caller may reopen it
@@ -240,11 +240,11 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Command::CreateIndex(field, literal, name, reply) => {
-                let r = self.store.create_index(&field, &literal, &name).await;
+                let r = self.store.create_index(&field, &literal, &name);
                 let _ = reply.send(r.map_err(Error::from));
             }
             Command::IntegrityCheck(reply) => {
-                let _ = reply.send(self.store.integrity_check().await.map_err(Error::from));
+                let _ = reply.send(self.store.integrity_check().map_err(Error::from));
             }
             Command::Peers(reply) => {
                 let _ = reply.send(Ok(self.peer_statuses().await));
@@ -305,7 +305,7 @@ impl Actor {
         if keys.is_empty() {
             return;
         }
-        match self.store.load_many(&keys).await {
+        match self.store.load_many(&keys) {
             Ok(mut found) => {
                 for key in keys {
                     let loaded = found.remove(key);
@@ -325,7 +325,7 @@ impl Actor {
         let stored = match self.prefetched.remove(key) {
             Some(loaded) => loaded,
             None if self.docs.contains(key) => None,
-            None => self.store.load_many(&[key]).await?.remove(key),
+            None => self.store.load_many(&[key])?.remove(key),
         };
         let cached = match self.docs.pop(key) {
             Some(c) => c,
@@ -460,7 +460,7 @@ impl Actor {
         let entries = std::mem::take(&mut self.entries);
         let origins = std::mem::take(&mut self.origins);
         let pending = std::mem::take(&mut self.pending);
-        match self.store.write(&rows).await {
+        match self.store.write(&rows) {
             Ok(()) => {
                 self.park_dirty();
                 self.json

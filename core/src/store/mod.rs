@@ -1,10 +1,15 @@
 //! The `store` layer: the SQLite replica, and the only module with SQL.
 //!
-//! One [`Writer`] connection (owned by the node's writer actor) and a small
-//! pool of read-only connections ([`Reader`]). sqlx pays a cross-thread round
-//! trip per statement, so the writer turns a whole group of writes into one
-//! multi-row `INSERT INTO doc_writes`, whose trigger stores each document row
-//! and chunk (see `migrations/0001_replica.sql`).
+//! Connections, all to the same WAL database:
+//! - a short-lived sqlx connection at [`open`], only to run the migrations in
+//!   `migrations/` (so replicas keep their `_sqlx_migrations` history);
+//! - one rusqlite [`Writer`] connection, owned by the node's writer actor;
+//! - a small pool of read-only rusqlite connections ([`Reader`]).
+//!
+//! Statements run on rusqlite inline, not through sqlx: sqlx runs each
+//! connection on a worker thread and pays a cross-thread round trip
+//! (~40-80 µs) per statement, while a prepared rusqlite statement on the
+//! same SQLite costs a few µs (shared/design/TOOLCHAIN.md).
 
 mod lock;
 mod query;
@@ -15,7 +20,9 @@ mod write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use rusqlite::{Connection, OpenFlags};
+use sqlx::Connection as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 
 pub use lock::{LOCK_FILE, ProcessLock};
 pub(crate) use query::path_literal;
@@ -46,13 +53,21 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
-    /// SQLite failed.
+    /// SQLite failed (on the sqlx connection that runs migrations).
     #[error("database error while {op}: {source}")]
     Sql {
         /// What the store was doing.
         op: &'static str,
         /// The error.
         source: sqlx::Error,
+    },
+    /// SQLite failed (on the rusqlite connections that do everything else).
+    #[error("database error while {op}: {source}")]
+    Sqlite {
+        /// What the store was doing.
+        op: &'static str,
+        /// The error.
+        source: rusqlite::Error,
     },
     /// The schema could not be brought up to date.
     #[error(
@@ -68,38 +83,76 @@ pub enum StoreError {
 }
 
 /// Attaches what the store was doing to a sqlx error.
-pub(crate) fn sql_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+fn sql_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Sql { op, source }
 }
 
-fn options(dir: &Path) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(dir.join(DB_FILE))
-        .journal_mode(SqliteJournalMode::Wal)
-        // In WAL mode NORMAL never corrupts and loses nothing on a process
-        // crash; only an OS crash or power loss may drop the last commits.
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(false)
+/// Attaches what the store was doing to a rusqlite error.
+pub(crate) fn sqlite_err(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + Copy {
+    move |source| StoreError::Sqlite { op, source }
 }
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of the database file each read connection maps (address space,
+/// not memory; SQLite maps only what the file has).
+const READ_MMAP_SIZE: i64 = 256 << 20;
 
 /// Opens (creating and migrating if needed) the database in `dir`.
 pub async fn open(dir: &Path) -> Result<(Writer, Reader), StoreError> {
-    let writer = Writer::connect(options(dir).create_if_missing(true)).await?;
-    let readers = SqlitePoolOptions::new()
-        .max_connections(2)
-        .min_connections(1)
-        .connect_with(options(dir).read_only(true).pragma("query_only", "ON"))
-        .await
-        .map_err(sql_err("opening read connections"))?;
-    Ok((writer, Reader::new(readers)))
+    let path = dir.join(DB_FILE);
+    migrate(&path).await?;
+    let writer = Writer::new(connect(&path, false).map_err(sqlite_err("opening the database"))?);
+    let reader = Reader::new(path)?;
+    Ok((writer, reader))
 }
 
-/// `(?,?,..),(?,?,..)..`: `rows` groups of `columns` parameters, for
-/// multi-row statements.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
-    let group = format!("({})", vec!["?"; columns].join(","));
-    vec![group; rows].join(",")
+/// Creates or upgrades the schema with sqlx's migrator on a connection
+/// closed right after, so replicas created by earlier versions (which
+/// recorded their schema in `_sqlx_migrations`) open unchanged.
+async fn migrate(path: &Path) -> Result<(), StoreError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(false);
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(sql_err("opening the database"))?;
+    sqlx::migrate!("./migrations").run(&mut conn).await?;
+    conn.close().await.map_err(sql_err("opening the database"))
+}
+
+/// A rusqlite connection with the store's settings; `read_only` ones are
+/// opened with SQLITE_OPEN_READONLY and `query_only`.
+pub(crate) fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let access = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    // NO_MUTEX: each connection is used by one thread at a time (rusqlite's
+    // `Connection` is not `Sync`), so SQLite's own locking is not needed.
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if read_only {
+        conn.pragma_update(None, "query_only", "ON")?;
+        // Readers map the file instead of copying each page into their own
+        // 2 MB page cache: a query scanning more than that (20k documents
+        // do) otherwise spends about half its time in pread copies.
+        conn.pragma_update(None, "mmap_size", READ_MMAP_SIZE)?;
+    } else {
+        // `migrate` already made the file WAL (which persists); saying it
+        // again is free. In WAL mode NORMAL never corrupts and loses nothing
+        // on a process crash; only an OS crash or power loss may drop the
+        // last commits.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+    }
+    Ok(conn)
 }
 
 /// Encodes heads as sorted, concatenated 32-byte hashes.

@@ -1,20 +1,19 @@
 //! The single write connection: loading documents for the writer actor and
-//! storing groups of writes in as few statements as possible.
+//! storing each group of writes in one transaction.
+//!
+//! Its methods are synchronous and run inline on the writer actor's task: a
+//! prepared statement costs a few µs, less than handing it to another thread,
+//! and the actor serializes all writes anyway.
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{AssertSqlSafe, Connection, Row};
+use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{StoreError, sql_err};
+use super::{StoreError, sqlite_err};
 use crate::key::DocKey;
 
-/// Keys per multi-key load (3 parameters each).
-const KEYS_PER_STATEMENT: usize = 300;
-
-/// Rows per multi-row statement: 9 parameters each stays far below SQLite's
-/// 32,766-parameter limit.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Prepared statements kept per connection; the writer uses about a dozen.
+const STATEMENT_CACHE: usize = 32;
 
 /// One document write: the new row and the chunk to append.
 #[derive(Debug, Clone)]
@@ -47,126 +46,158 @@ pub struct Loaded {
 /// The write connection. Owned by exactly one task.
 #[derive(Debug)]
 pub struct Writer {
-    conn: SqliteConnection,
+    conn: Connection,
 }
 
 impl Writer {
-    pub(super) async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(sql_err("opening the database"))?;
-        sqlx::migrate!("./migrations").run(&mut conn).await?;
-        Ok(Self { conn })
+    pub(super) fn new(conn: Connection) -> Self {
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Self { conn }
     }
 
-    pub(super) fn conn(&mut self) -> &mut SqliteConnection {
+    pub(super) fn conn(&mut self) -> &mut Connection {
         &mut self.conn
     }
 
-    /// Reads many documents with one statement per few hundred keys (a
-    /// group of writes would otherwise pay one round trip per document).
+    /// Reads many documents, one prepared statement per key (a few µs each
+    /// on rusqlite, so there is nothing to gain from multi-key statements).
     /// Keys never stored are absent from the result.
-    pub async fn load_many(
-        &mut self,
-        keys: &[&DocKey],
-    ) -> Result<HashMap<DocKey, Loaded>, StoreError> {
+    pub fn load_many(&mut self, keys: &[&DocKey]) -> Result<HashMap<DocKey, Loaded>, StoreError> {
+        let err = sqlite_err("loading documents");
         let mut out: HashMap<DocKey, Loaded> = HashMap::with_capacity(keys.len());
-        for part in keys.chunks(KEYS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "SELECT d.space, d.collection, d.id, d.heads, d.chunk_count, c.data \
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT d.heads, d.chunk_count, c.data \
                  FROM docs d JOIN chunks c ON c.doc = d.doc \
-                 WHERE (d.space, d.collection, d.id) IN (VALUES ",
-            );
-            sql.push_str(&super::placeholders(part.len(), 3));
-            sql.push_str(") ORDER BY d.doc, c.seq");
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for key in part {
-                query = query
-                    .bind(key.space())
-                    .bind(key.collection())
-                    .bind(key.id());
+                 WHERE d.space = ?1 AND d.collection = ?2 AND d.id = ?3 ORDER BY c.seq",
+            )
+            .map_err(err)?;
+        for key in keys {
+            let mut rows = stmt
+                .query(params![key.space(), key.collection(), key.id()])
+                .map_err(err)?;
+            let mut loaded: Option<Loaded> = None;
+            while let Some(row) = rows.next().map_err(err)? {
+                let entry = match &mut loaded {
+                    Some(l) => l,
+                    None => loaded.insert(Loaded {
+                        bytes: Vec::new(),
+                        heads: row.get(0).map_err(err)?,
+                        chunk_count: u32::try_from(row.get::<_, i64>(1).map_err(err)?)
+                            .unwrap_or(u32::MAX),
+                    }),
+                };
+                let data = row
+                    .get_ref(2)
+                    .and_then(|v| v.as_blob().map_err(Into::into))
+                    .map_err(err)?;
+                entry.bytes.extend_from_slice(data);
             }
-            let rows = query
-                .fetch_all(&mut self.conn)
-                .await
-                .map_err(sql_err("loading documents"))?;
-            for row in &rows {
-                let key = DocKey::new(
-                    row.get::<String, _>(0),
-                    row.get::<String, _>(1),
-                    row.get::<String, _>(2),
-                )
-                .map_err(|e| StoreError::Damaged(format!("stored key is invalid: {e}")))?;
-                let entry = out.entry(key).or_insert_with(|| Loaded {
-                    bytes: Vec::new(),
-                    heads: row.get(3),
-                    chunk_count: u32::try_from(row.get::<i64, _>(4)).unwrap_or(u32::MAX),
-                });
-                entry.bytes.extend_from_slice(row.get::<&[u8], _>(5));
+            if let Some(l) = loaded {
+                out.insert((*key).clone(), l);
             }
         }
         Ok(out)
     }
 
-    /// Stores all rows atomically, in order.
-    pub async fn write(&mut self, rows: &[WriteRow]) -> Result<(), StoreError> {
-        if rows.len() <= ROWS_PER_STATEMENT {
-            // A single statement is its own transaction.
-            return insert_rows(&mut self.conn, rows).await;
+    /// Stores all rows atomically, in order: per row, an upsert of the
+    /// document row and an append of its chunk (after deleting the older
+    /// chunks when it is a snapshot).
+    pub fn write(&mut self, rows: &[WriteRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
         }
-        let mut tx = self
+        let err = sqlite_err("writing documents");
+        // IMMEDIATE takes the write lock up front instead of upgrading later.
+        let tx = self
             .conn
-            .begin()
-            .await
-            .map_err(sql_err("starting a write"))?;
-        for part in rows.chunks(ROWS_PER_STATEMENT) {
-            insert_rows(&mut tx, part).await?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO docs (space, collection, id, heads, json, deleted, updated_at, chunk_count) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1) \
+                     ON CONFLICT (space, collection, id) DO UPDATE SET \
+                         heads = excluded.heads, json = excluded.json, deleted = excluded.deleted, \
+                         updated_at = excluded.updated_at, \
+                         chunk_count = CASE WHEN ?8 THEN 1 ELSE chunk_count + 1 END \
+                     RETURNING doc",
+                )
+                .map_err(err)?;
+            let mut clear = tx
+                .prepare_cached("DELETE FROM chunks WHERE doc = ?1")
+                .map_err(err)?;
+            // max(seq)+1 rather than chunk_count: one index seek, and it
+            // cannot collide even if the two ever disagreed.
+            let mut append = tx
+                .prepare_cached(
+                    "INSERT INTO chunks (doc, seq, data) \
+                     SELECT ?1, coalesce(max(seq), 0) + 1, ?2 FROM chunks WHERE doc = ?1",
+                )
+                .map_err(err)?;
+            for row in rows {
+                let doc: i64 = upsert
+                    .query_row(
+                        params![
+                            row.key.space(),
+                            row.key.collection(),
+                            row.key.id(),
+                            row.heads,
+                            row.json,
+                            row.json.is_none(),
+                            row.updated_at,
+                            row.snapshot,
+                        ],
+                        |r| r.get(0),
+                    )
+                    .map_err(err)?;
+                if row.snapshot {
+                    clear.execute([doc]).map_err(err)?;
+                }
+                append.execute(params![doc, row.chunk]).map_err(err)?;
+            }
         }
-        tx.commit().await.map_err(sql_err("committing writes"))
+        tx.commit().map_err(sqlite_err("committing writes"))
     }
 
     /// Creates an expression index on a JSON field path (already validated
     /// and rendered as a SQL string literal by the query module).
-    pub async fn create_index(
+    pub fn create_index(
         &mut self,
         field: &str,
         path_literal: &str,
         name: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self
+        let err = sqlite_err("creating an index");
+        let tx = self
             .conn
-            .begin()
-            .await
-            .map_err(sql_err("creating an index"))?;
-        let ddl = format!(
-            "CREATE INDEX IF NOT EXISTS \"{name}\" ON docs (space, collection, json_extract(json, {path_literal}), id)"
-        );
-        sqlx::query(AssertSqlSafe(ddl))
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("creating an index"))?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         // Fresh statistics let the planner prefer the new index over the
         // (space, collection, id) key when the filter is selective.
-        sqlx::query("ANALYZE docs")
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("creating an index"))?;
-        sqlx::query("INSERT OR IGNORE INTO json_indexes (field, name) VALUES (?, ?)")
-            .bind(field)
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("creating an index"))?;
-        tx.commit().await.map_err(sql_err("creating an index"))
+        tx.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS \"{name}\" ON docs (space, collection, json_extract(json, {path_literal}), id); \
+             ANALYZE docs;"
+        ))
+        .map_err(err)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO json_indexes (field, name) VALUES (?1, ?2)",
+            params![field, name],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
     }
 
     /// Runs SQLite's own consistency check; `Ok` when it reports "ok".
-    pub async fn integrity_check(&mut self) -> Result<(), StoreError> {
-        let rows = sqlx::query("PRAGMA integrity_check")
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(sql_err("checking integrity"))?;
-        let report: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+    pub fn integrity_check(&mut self) -> Result<(), StoreError> {
+        let err = sqlite_err("checking integrity");
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check").map_err(err)?;
+        let report = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(Iterator::collect::<rusqlite::Result<Vec<String>>>)
+            .map_err(err)?;
         if report == ["ok"] {
             Ok(())
         } else {
@@ -175,47 +206,18 @@ impl Writer {
     }
 
     /// Checkpoints the WAL into the main file (used on shutdown).
-    pub async fn checkpoint(&mut self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut self.conn)
-            .await
-            .map_err(sql_err("checkpointing"))?;
-        Ok(())
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        // The pragma returns a row (busy, log, checkpointed), so not `execute`.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(sqlite_err("checkpointing"))
     }
 
     /// Closes the connection cleanly.
-    pub async fn close(self) -> Result<(), StoreError> {
-        self.conn
-            .close()
-            .await
-            .map_err(sql_err("closing the database"))
+    pub fn close(self) -> Result<(), StoreError> {
+        self.conn.close().map_err(|(_, e)| StoreError::Sqlite {
+            op: "closing the database",
+            source: e,
+        })
     }
-}
-
-async fn insert_rows(conn: &mut SqliteConnection, rows: &[WriteRow]) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut sql = String::from(
-        "INSERT INTO doc_writes (space, collection, id, heads, json, deleted, updated_at, chunk, snapshot) VALUES ",
-    );
-    sql.push_str(&super::placeholders(rows.len(), 9));
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for row in rows {
-        query = query
-            .bind(row.key.space())
-            .bind(row.key.collection())
-            .bind(row.key.id())
-            .bind(&row.heads)
-            .bind(row.json.as_deref())
-            .bind(row.json.is_none())
-            .bind(row.updated_at)
-            .bind(&row.chunk)
-            .bind(row.snapshot);
-    }
-    query
-        .execute(conn)
-        .await
-        .map_err(sql_err("writing documents"))?;
-    Ok(())
 }
