@@ -225,7 +225,7 @@ impl Actor {
                 event = self.sync.events.as_mut().and_then(|rx| rx.try_recv().ok());
             }
         }
-        self.prefetch_for(&inputs).await;
+        self.prefetch_for(&inputs);
         for input in inputs {
             self.drive(input).await;
         }
@@ -238,20 +238,20 @@ impl Actor {
     /// Reads the documents and sync states a burst of inputs needs in one
     /// query each, instead of a store round trip per input (a large sync
     /// brings hundreds of frames per burst, each about another document).
-    async fn prefetch_for(&mut self, inputs: &[Input]) {
+    fn prefetch_for(&mut self, inputs: &[Input]) {
         let (mut docs, mut states) = (Vec::new(), Vec::new());
         for input in inputs {
             let needs = self.sync.engine.needs(input);
             docs.extend(needs.docs);
             states.extend(needs.states);
         }
-        self.prefetch_docs(docs).await;
+        self.prefetch_docs(docs);
         let mut by_peer: HashMap<NodeId, Vec<&DocKey>> = HashMap::new();
         for (peer, key) in &states {
             by_peer.entry(*peer).or_default().push(key);
         }
         for (peer, keys) in by_peer {
-            match self.store.sync_states(peer, &keys).await {
+            match self.store.sync_states(peer, &keys) {
                 Ok(found) => {
                     for (key, state) in found {
                         self.sync.states.insert((peer, key), state);

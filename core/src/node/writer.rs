@@ -201,7 +201,7 @@ impl Actor {
                 Err(_) => break,
             }
         }
-        self.prefetch(&group).await;
+        self.prefetch(&group);
         for cmd in group {
             match cmd {
                 Command::Write(ops, reply) => self.write(ops, reply).await,
@@ -278,7 +278,7 @@ impl Actor {
 
     /// Loads every document the group writes that is not in memory, with
     /// one query per few hundred documents instead of one per document.
-    async fn prefetch(&mut self, group: &[Command]) {
+    fn prefetch(&mut self, group: &[Command]) {
         let keys: Vec<DocKey> = group
             .iter()
             .filter_map(|c| match c {
@@ -288,12 +288,12 @@ impl Actor {
             .flatten()
             .cloned()
             .collect();
-        self.prefetch_docs(keys).await;
+        self.prefetch_docs(keys);
     }
 
     /// Reads the stored documents among `keys` not already in memory, in
     /// as few queries as possible; each is then taken by [`Self::load`].
-    pub(super) async fn prefetch_docs(&mut self, keys: Vec<DocKey>) {
+    pub(super) fn prefetch_docs(&mut self, keys: Vec<DocKey>) {
         let keys: Vec<&DocKey> = keys
             .iter()
             .filter(|k| {

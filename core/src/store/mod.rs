@@ -96,7 +96,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes of the database file each read connection maps (address space,
 /// not memory; SQLite maps only what the file has).
-const READ_MMAP_SIZE: i64 = 256 << 20;
+pub const READ_MMAP_SIZE: i64 = 256 << 20;
 
 /// Opens (creating and migrating if needed) the database in `dir`.
 pub async fn open(dir: &Path) -> Result<(Writer, Reader), StoreError> {

@@ -39,6 +39,8 @@ pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Documents started per follow-up input, so memory and queued messages stay
 /// bounded however many documents differ.
 pub const START_BATCH: usize = 256;
+/// Documents started and not yet answered, per session.
+pub const START_WINDOW: usize = 2 * START_BATCH;
 
 /// What the engine reads and changes: the node's documents.
 pub trait Replica {
@@ -140,6 +142,27 @@ struct Session {
     retries: u32,
     /// The peer's role in the space.
     role: Option<Role>,
+    /// Documents to start, in batches, waiting for room in the window.
+    backlog: std::collections::VecDeque<(Vec<DocKey>, bool)>,
+    /// Documents started whose answer has not come yet (approximately: any
+    /// sync message from the peer counts as one answer).
+    outstanding: usize,
+}
+
+impl Session {
+    /// Starts queued batches while fewer than [`START_WINDOW`] documents
+    /// await an answer. A round started but unanswered keeps its document
+    /// loaded on both sides; the window keeps that within the runtime's
+    /// document cache, so answers do not reload what was just sent.
+    fn release(&mut self, peer: NodeId, out: &mut Vec<Output>) {
+        while self.outstanding < START_WINDOW {
+            let Some((keys, absent)) = self.backlog.pop_front() else {
+                break;
+            };
+            self.outstanding += keys.len();
+            out.push(Output::Then(Input::StartSync { peer, keys, absent }));
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -409,6 +432,9 @@ impl Engine {
                     if let Some(s) = self.session(peer, &space) {
                         s.last_progress = now;
                         s.retries += 1;
+                        // Answers may have been lost: let the backlog go on.
+                        s.outstanding = 0;
+                        s.release(peer, &mut out);
                     }
                     reconcile(&mut out, peer, &space, replica.items(&space));
                 }
@@ -549,13 +575,10 @@ impl Engine {
                         .filter_map(|k| DocKey::new(space.as_str(), k.collection, k.id).ok())
                         .collect();
                     for batch in keys.chunks(START_BATCH) {
-                        out.push(Output::Then(Input::StartSync {
-                            peer,
-                            keys: batch.to_vec(),
-                            absent,
-                        }));
+                        session.backlog.push_back((batch.to_vec(), absent));
                     }
                 }
+                session.release(peer, out);
             }
             Message::Sync { space, key, data } => {
                 if !p.hello {
@@ -596,6 +619,8 @@ impl Engine {
                 let session = self.session(peer, &space).expect("checked above");
                 session.last_progress = now;
                 session.retries = 0;
+                session.outstanding = session.outstanding.saturating_sub(1);
+                session.release(peer, out);
                 session.states.insert(key, state);
                 self.generate(replica, peer, &doc_key, false, out);
             }

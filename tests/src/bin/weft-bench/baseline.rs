@@ -15,9 +15,11 @@ pub struct RawDb {
 impl RawDb {
     pub fn open(path: &std::path::Path) -> anyhow::Result<Self> {
         let conn = Connection::open(path)?;
-        // Weft's settings: WAL, synchronous=NORMAL.
+        // Weft's settings: WAL, synchronous=NORMAL, and the memory-mapped
+        // reads its read connections use.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "mmap_size", weft_core::store::READ_MMAP_SIZE)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS docs (
                  doc INTEGER PRIMARY KEY,
@@ -113,7 +115,6 @@ pub fn document(i: usize) -> Map<String, Value> {
     }
 }
 
-
 /// In-memory Automerge sync of each of `docs` to an empty peer, to
 /// completion, as two Weft nodes would run it but without IO or storage.
 /// Returns the time and the bytes of the sync messages.
@@ -142,7 +143,10 @@ pub fn automerge_sync(docs: &mut [Document]) -> anyhow::Result<(std::time::Durat
                 break;
             }
         }
-        anyhow::ensure!(peer.heads() == doc.heads(), "in-memory sync did not converge");
+        anyhow::ensure!(
+            peer.heads() == doc.heads(),
+            "in-memory sync did not converge"
+        );
     }
     Ok((started.elapsed(), bytes))
 }

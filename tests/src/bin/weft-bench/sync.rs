@@ -319,7 +319,10 @@ fn memory_case(rows: &[(usize, u64, u64)]) -> anyhow::Result<Case> {
         _ => anyhow::bail!("no memory measured"),
     };
     Ok(Case {
-        name: format!("memory after open + query, {} vs {} documents", last.0, first.0),
+        name: format!(
+            "memory after open + query, {} vs {} documents",
+            last.0, first.0
+        ),
         ratio: last.1 as f64 / first.1.max(1) as f64,
         target: Some(1.5),
         unit: "resident set (VmRSS) at the largest n over the smallest".into(),
