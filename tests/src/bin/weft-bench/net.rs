@@ -86,6 +86,45 @@ pub async fn wait_for(
     Ok(())
 }
 
+/// Waits until `node` holds `n` documents of the bench collection,
+/// counting change events rather than querying on each (a count per event
+/// would cost the node more than the sync being measured). `feed` must be
+/// subscribed before the sync starts.
+pub async fn wait_count(
+    node: &Node,
+    feed: &mut weft_core::Subscription,
+    space: &str,
+    n: usize,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        if seen.len() >= n && count(node, space).await? as usize >= n {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        anyhow::ensure!(
+            !left.is_zero(),
+            "no convergence within {limit:?}: {} of {n} documents",
+            count(node, space).await?
+        );
+        match tokio::time::timeout(left.min(Duration::from_secs(1)), feed.recv()).await {
+            Ok(Ok(e)) => {
+                if e.key.space() == space && e.key.collection() == COLLECTION {
+                    seen.insert(e.key.id().to_owned());
+                }
+            }
+            // Missed events (lagged) or a quiet second: ask the store.
+            Ok(Err(_)) | Err(_) => {
+                if count(node, space).await? as usize >= n {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
 pub async fn count(node: &Node, space: &str) -> anyhow::Result<u64> {
     let rows = node
         .sql(&format!(

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use weft_core::Node;
 
 use crate::baseline::{automerge_docs, automerge_sync};
-use crate::net::{COLLECTION, Traffic, count, fill, join, key, open, wait_for};
+use crate::net::{COLLECTION, Traffic, count, fill, join, key, open, wait_count, wait_for};
 use crate::{Case, Scale};
 
 /// A fresh peer joined to `a`'s space, then closed: an empty replica that
@@ -78,12 +78,10 @@ struct Initial {
 async fn initial_sync(a: &Node, space: &str, dir: TempDir, n: usize) -> anyhow::Result<Initial> {
     let b = open(dir.path()).await?;
     let before = Traffic::of(a, &b).await?;
+    let mut feed = b.subscribe(weft_core::SubscribeFilter::default());
     let started = Instant::now();
     b.connect(&a.listen_addrs().await[0]).await?;
-    wait_for(&b, Duration::from_secs(3600), async |b: &Node| {
-        Ok(count(b, space).await? as usize >= n)
-    })
-    .await?;
+    wait_count(&b, &mut feed, space, n, Duration::from_secs(3600)).await?;
     let weft = started.elapsed();
     let traffic = Traffic::of(a, &b).await?.since(before);
     b.close().await?;
@@ -166,7 +164,7 @@ async fn reconnect(
 
 /// Resident memory of a separate process that opens the replica at `dir`
 /// and runs a query, in KiB (see `memory_child`).
-fn memory(dir: &Path, space: &str) -> anyhow::Result<(u64, u64)> {
+fn memory(dir: &Path, space: &str) -> anyhow::Result<Value> {
     let out = std::process::Command::new(std::env::current_exe()?)
         .arg("--memory-child")
         .arg(dir)
@@ -177,11 +175,7 @@ fn memory(dir: &Path, space: &str) -> anyhow::Result<(u64, u64)> {
         "memory probe failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout)?;
-    Ok((
-        v["rss_kib"].as_u64().unwrap_or(0),
-        v["peak_kib"].as_u64().unwrap_or(0),
-    ))
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// The probe itself: open with networking, query, report `/proc` figures.
@@ -196,7 +190,6 @@ pub async fn memory_child(dir: &Path, space: &str) -> anyhow::Result<()> {
         )
         .await?;
     anyhow::ensure!(!rows.is_empty(), "the query found nothing");
-    let total = count(&node, space).await?;
     let status = std::fs::read_to_string("/proc/self/status")?;
     let field = |name: &str| -> u64 {
         status
@@ -207,7 +200,12 @@ pub async fn memory_child(dir: &Path, space: &str) -> anyhow::Result<()> {
     };
     println!(
         "{}",
-        json!({ "documents": total, "rss_kib": field("VmRSS:"), "peak_kib": field("VmHWM:") })
+        json!({
+            "rss_kib": field("VmRSS:"),
+            "peak_kib": field("VmHWM:"),
+            "anon_kib": field("RssAnon:"),
+            "file_kib": field("RssFile:"),
+        })
     );
     node.close().await?;
     Ok(())
@@ -248,9 +246,10 @@ pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
             let peer = peers.pop().ok_or_else(|| anyhow::anyhow!("no peer left"))?;
             reconnects.push(reconnect(&a, &s, peer, n, scale.changed).await?);
             a.close().await?;
-            let (rss, peak) = memory(&dir.path().join("a"), &s)?;
-            eprintln!("  memory n={n}: {rss} KiB resident, {peak} KiB peak");
-            memories.push((n, rss, peak));
+            let mut m = memory(&dir.path().join("a"), &s)?;
+            eprintln!("  memory n={n}: {m}");
+            m["n"] = json!(n);
+            memories.push(m);
             a = open(&dir.path().join("a")).await?;
         }
     }
@@ -313,23 +312,20 @@ fn reconnect_case(rows: &[Reconnect], d: usize) -> anyhow::Result<Case> {
     })
 }
 
-fn memory_case(rows: &[(usize, u64, u64)]) -> anyhow::Result<Case> {
+fn memory_case(rows: &[Value]) -> anyhow::Result<Case> {
     let (first, last) = match (rows.first(), rows.last()) {
         (Some(f), Some(l)) => (f, l),
         _ => anyhow::bail!("no memory measured"),
     };
+    let rss = |v: &Value| v["rss_kib"].as_f64().unwrap_or(0.0);
     Ok(Case {
         name: format!(
             "memory after open + query, {} vs {} documents",
-            last.0, first.0
+            last["n"], first["n"]
         ),
-        ratio: last.1 as f64 / first.1.max(1) as f64,
+        ratio: rss(last) / rss(first).max(1.0),
         target: Some(1.5),
         unit: "resident set (VmRSS) at the largest n over the smallest".into(),
-        details: json!({
-            "series": rows.iter().map(|(n, rss, peak)| json!({
-                "n": n, "rss_kib": rss, "peak_kib": peak,
-            })).collect::<Vec<_>>(),
-        }),
+        details: json!({ "series": rows }),
     })
 }
