@@ -68,6 +68,8 @@ pub(crate) struct SyncState {
     /// Sync states already looked up for the current burst of events
     /// (found or not), so each input does not query them again.
     states_read: HashSet<(NodeId, DocKey)>,
+    /// The burst being handled (kept for its capacity).
+    inputs: Vec<Input>,
     started: Instant,
     /// `Reconcile` frames and bytes sent so far.
     reconcile_sent: (u64, u64),
@@ -113,6 +115,7 @@ impl SyncState {
             items: HashMap::new(),
             states: HashMap::new(),
             states_read: HashSet::new(),
+            inputs: Vec::with_capacity(EVENTS_PER_GROUP),
             started: Instant::now(),
             reconcile_sent: (0, 0),
             progress,
@@ -203,7 +206,9 @@ impl Actor {
         let now = self.sync.started.elapsed().as_millis() as u64;
         self.sync.engine.advance(now);
         let mut event = Some(first);
-        let mut inputs = Vec::new();
+        // Reused across bursts (an `Input` is large; growing a fresh vector
+        // each burst showed in profiles).
+        let mut inputs = std::mem::take(&mut self.sync.inputs);
         while let Some(e) = event.take() {
             let input = match e {
                 NetEvent::Connected(peer) => {
@@ -226,9 +231,10 @@ impl Actor {
             }
         }
         self.prefetch_for(&inputs);
-        for input in inputs {
+        for input in inputs.drain(..) {
             self.drive(input).await;
         }
+        self.sync.inputs = inputs;
         // Unused prefetched rows would go stale once the next write lands.
         self.sync.states_read.clear();
         self.prefetched.clear();
@@ -279,11 +285,12 @@ impl Actor {
             let mut changed = std::mem::take(&mut self.changed);
             if changed.is_empty() || self.sync.net.is_none() {
                 changed.clear();
+                self.changed = changed;
                 return;
             }
             changed.sort();
             changed.dedup();
-            for key in changed {
+            for key in changed.drain(..) {
                 if key.collection() == SYSTEM_COLLECTION && key.id() == MEMBERS_ID {
                     self.drive(Input::MembershipChanged(key.space().to_owned()))
                         .await;
@@ -291,6 +298,10 @@ impl Actor {
                 self.drive(Input::Changed(key)).await;
             }
             self.flush().await;
+            // Keep the capacity unless new changes arrived meanwhile.
+            if self.changed.is_empty() {
+                self.changed = changed;
+            }
         }
     }
 
@@ -425,6 +436,8 @@ impl Actor {
                 self.load(&members_key(space)?).await?;
             }
         }
+        // One query for all of them (a follow-up starts up to 256).
+        self.prefetch_docs(needs.docs.clone());
         let mut failed = Vec::new();
         for key in &needs.docs {
             if let Err(e) = self.load(key).await {

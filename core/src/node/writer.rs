@@ -456,19 +456,21 @@ impl Actor {
             self.park_dirty();
             return;
         }
-        let rows = std::mem::take(&mut self.rows);
-        let entries = std::mem::take(&mut self.entries);
-        let origins = std::mem::take(&mut self.origins);
+        // The buffers go back afterwards, emptied: growing them afresh for
+        // every group made reallocation a large part of a big sync.
+        let mut rows = std::mem::take(&mut self.rows);
+        let mut entries = std::mem::take(&mut self.entries);
+        let mut origins = std::mem::take(&mut self.origins);
         let pending = std::mem::take(&mut self.pending);
         match self.store.write(&rows) {
             Ok(()) => {
                 self.park_dirty();
                 self.json
-                    .commit(rows.iter().map(|r| r.key.clone()).zip(entries));
+                    .commit(rows.iter().map(|r| r.key.clone()).zip(entries.drain(..)));
                 for p in pending {
                     let _ = p.reply.send(Ok(p.heads));
                 }
-                for (r, origin) in rows.into_iter().zip(origins) {
+                for (r, origin) in rows.drain(..).zip(origins.drain(..)) {
                     self.changed.push(r.key.clone());
                     let event = ChangeEvent {
                         heads: hex_heads(&r.heads),
@@ -494,6 +496,10 @@ impl Actor {
                 }
             }
         }
+        rows.clear();
+        entries.clear();
+        origins.clear();
+        (self.rows, self.entries, self.origins) = (rows, entries, origins);
     }
 
     /// Moves committed documents back into the bounded cache.
