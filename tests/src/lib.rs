@@ -1,6 +1,8 @@
 //! Helpers for the multi-process tests: running the real `weft` binary as a
 //! CLI and as daemons, each on its own temporary data dir and loopback ports.
 
+pub mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -8,42 +8,20 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::json;
-use weft_core::net::{NetConfig, NetStats};
-use weft_core::{Config, DocKey, Node, Role, SubscribeFilter, Write};
+use weft_core::net::NetStats;
+use weft_core::{DocKey, Node, Write};
+use weft_tests::bench::{join, open, wait_for};
 
-async fn open(dir: &std::path::Path) -> anyhow::Result<Node> {
-    let mut config = Config::with_data_dir(dir);
-    config.network = Some(NetConfig::local());
-    Ok(Node::open(config).await?)
-}
-
-/// Waits (on change events) until `done` holds, for at most ten minutes.
-async fn wait_for(
-    node: &Node,
-    done: impl AsyncFn(&Node) -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let mut feed = node.subscribe(SubscribeFilter::default());
-    let deadline = Instant::now()
-        + Duration::from_secs(
-            std::env::var("WEFT_BENCH_DEADLINE")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(600),
-        );
-    while !done(node).await? {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            bail!(
-                "sync did not finish within the deadline; peers: {:?}",
-                node.peers().await?
-            );
-        }
-        // A change event or a quiet second: either way, look again.
-        let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), feed.recv()).await;
-    }
-    Ok(())
+/// How long a phase may take: `WEFT_BENCH_DEADLINE` seconds, default 600.
+fn deadline() -> Duration {
+    Duration::from_secs(
+        std::env::var("WEFT_BENCH_DEADLINE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600),
+    )
 }
 
 async fn count(node: &Node) -> anyhow::Result<u64> {
@@ -77,23 +55,7 @@ async fn main() -> anyhow::Result<()> {
     let a = open(da.path()).await?;
     let b = open(db.path()).await?;
     // b joins a space a creates (membership syncs first), then a fills it.
-    let space = a.space_create("bench").await?.to_string();
-    let token = a
-        .space_invite(
-            Some(&space),
-            Role::Writer,
-            Duration::from_secs(3600),
-            Some(b.node_id()),
-        )
-        .await?;
-    b.space_join(&token).await?;
-    wait_for(&b, async |b: &Node| {
-        Ok(b.space_list()
-            .await?
-            .iter()
-            .any(|s| s.id == space && s.role.is_some()))
-    })
-    .await?;
+    let space = join(&a, &b, "bench").await?;
     b.close().await?;
     drop(b);
     for first in (0..n).step_by(1000) {
@@ -115,7 +77,10 @@ async fn main() -> anyhow::Result<()> {
     let r0 = reconcile(&a, &b, (0, 0));
     let start = Instant::now();
     b.connect(&a.listen_addrs().await[0]).await?;
-    wait_for(&b, async |b: &Node| Ok(count(b).await? as usize >= n)).await?;
+    wait_for(&b, deadline(), async |b: &Node| {
+        Ok(count(b).await? as usize >= n)
+    })
+    .await?;
     let initial = start.elapsed();
     let (a1, b1) = (a.status().await?.net, b.status().await?.net);
     let (fa, ba) = delta(a1, a0);
@@ -143,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     b.connect(&a.listen_addrs().await[0]).await?;
     let last = DocKey::new(&space, "notes", format!("n{:07}", (d - 1) * (n / d.max(1))))?;
-    wait_for(&b, async |b: &Node| {
+    wait_for(&b, deadline(), async |b: &Node| {
         Ok(b.get(&last).await?.is_some_and(|doc| doc["done"] == true)
             && b.status().await?.pending == 0)
     })

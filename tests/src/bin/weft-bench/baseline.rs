@@ -4,8 +4,9 @@
 
 use automerge::ActorId;
 use rusqlite::{Connection, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use weft_core::doc::Document;
+use weft_tests::bench::document;
 
 /// A raw SQLite database shaped like Weft's tables, without Weft.
 pub struct RawDb {
@@ -95,24 +96,6 @@ pub fn automerge_put(json: &Map<String, Value>) -> anyhow::Result<Change> {
         json: serde_json::to_string(json)?,
         chunk,
     })
-}
-
-/// A document like the ones people keep: a title, a 200-character body, a
-/// tag shared by 1% of documents, a number and a flag.
-pub fn document(i: usize) -> Map<String, Value> {
-    let body: String = (0..200)
-        .map(|k| char::from(b'a' + ((i * 7 + k) % 26) as u8))
-        .collect();
-    match json!({
-        "title": format!("note {i}"),
-        "body": body,
-        "tag": format!("t{}", i % 100),
-        "n": i,
-        "done": i.is_multiple_of(2),
-    }) {
-        Value::Object(m) => m,
-        _ => unreachable!("a literal object"),
-    }
 }
 
 /// In-memory Automerge sync of each of `docs` to an empty peer, to

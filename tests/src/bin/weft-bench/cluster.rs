@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weft_core::{Node, Role};
+use weft_core::Node;
 
-use crate::net::{COLLECTION, count, key, open, wait_for};
 use crate::{Case, Scale};
+use weft_tests::bench::{COLLECTION, add_member, count, key, open, wait_for};
 
 /// Documents every node edits during the partition.
 const SHARED: usize = 50;
@@ -49,15 +49,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
     }
     let space = nodes[0].space_create("cluster").await?.to_string();
     for n in &nodes[1..] {
-        let token = nodes[0]
-            .space_invite(
-                Some(&space),
-                Role::Writer,
-                Duration::from_secs(3600),
-                Some(n.node_id()),
-            )
-            .await?;
-        n.space_join(&token).await?;
+        add_member(&nodes[0], n, &space).await?;
     }
     eprintln!("  4 nodes joined");
     // A full mesh, so healing does not wait on discovery.

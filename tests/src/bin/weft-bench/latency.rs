@@ -10,8 +10,8 @@ use libp2p::{Multiaddr, Swarm, SwarmBuilder, noise, ping, tcp, yamux};
 use serde_json::json;
 use weft_core::SubscribeFilter;
 
-use crate::net::{join, key, open};
 use crate::{Case, Scale};
+use weft_tests::bench::{join, key, open};
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
@@ -71,7 +71,7 @@ async fn event_latencies(samples: usize) -> anyhow::Result<Vec<Duration>> {
     let space = join(&a, &b, "latency").await?;
     let mut feed = b.subscribe(SubscribeFilter {
         space: Some(space.clone()),
-        collection: Some(crate::net::COLLECTION.into()),
+        collection: Some(weft_tests::bench::COLLECTION.into()),
     });
     let mut out = Vec::with_capacity(samples);
     // The first few warm up both nodes' caches and connections.

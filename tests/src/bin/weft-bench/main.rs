@@ -9,7 +9,6 @@
 mod baseline;
 mod cluster;
 mod latency;
-mod net;
 mod plot;
 mod storage;
 mod sync;

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use weft_core::{Config, Node, Query, Write};
 
-use crate::baseline::{RawDb, automerge_put, document};
+use crate::baseline::{RawDb, automerge_put};
 use crate::{Case, Scale, median, micros};
+use weft_tests::bench::document;
 
 pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
     let dir = tempfile::tempdir()?;

@@ -11,8 +11,10 @@ use tempfile::TempDir;
 use weft_core::Node;
 
 use crate::baseline::{automerge_docs, automerge_sync};
-use crate::net::{COLLECTION, Traffic, count, fill, join, key, open, wait_count, wait_for};
 use crate::{Case, Scale};
+use weft_tests::bench::{
+    COLLECTION, Traffic, add_member, count, fill, join, key, open, wait_count, wait_for,
+};
 
 /// A fresh peer joined to `a`'s space, then closed: an empty replica that
 /// already holds the membership, as after `weft space join`.
@@ -21,15 +23,7 @@ async fn fresh_peer(a: &Node, space: &mut Option<String>) -> anyhow::Result<Temp
     let b = open(dir.path()).await?;
     match space {
         Some(s) => {
-            let token = a
-                .space_invite(
-                    Some(s),
-                    weft_core::Role::Writer,
-                    Duration::from_secs(3600),
-                    Some(b.node_id()),
-                )
-                .await?;
-            b.space_join(&token).await?;
+            add_member(a, &b, s).await?;
             b.wait_synced(Duration::from_secs(60)).await?;
             a.wait_synced(Duration::from_secs(60)).await?;
         }
@@ -132,7 +126,7 @@ async fn reconnect(
     wait_for(&b, Duration::from_secs(600), async |b: &Node| {
         Ok(b.get(&last)
             .await?
-            .is_some_and(|doc| doc["stamp"] == Value::from(stamp.as_str()))
+            .is_some_and(|doc| doc["stamp"] == stamp.as_str())
             && b.status().await?.pending == 0)
     })
     .await?;
@@ -144,7 +138,7 @@ async fn reconnect(
     for &i in &changed {
         let doc = b.get(&key(space, i)?).await?;
         anyhow::ensure!(
-            doc.is_some_and(|d| d["stamp"] == Value::from(stamp.as_str())),
+            doc.is_some_and(|d| d["stamp"] == stamp.as_str()),
             "change to document {i} did not arrive"
         );
     }

@@ -1,15 +1,32 @@
-//! Nodes on loopback for the sync cases: opening, pairing two nodes in one
-//! space, filling a node with documents and waiting for convergence.
+//! Shared by the benchmark binaries (`weft-bench`, `weft-syncbench`): nodes
+//! on loopback, pairing two nodes in one space, filling a node with
+//! documents and waiting for convergence.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use weft_core::net::{NetConfig, NetStats};
 use weft_core::{Config, DocKey, Node, Role, SubscribeFilter, Write};
 
-use crate::baseline::document;
+/// A document like the ones people keep: a title, a 200-character body, a
+/// tag shared by 1% of documents, a number and a flag.
+pub fn document(i: usize) -> Map<String, Value> {
+    let body: String = (0..200)
+        .map(|k| char::from(b'a' + ((i * 7 + k) % 26) as u8))
+        .collect();
+    match json!({
+        "title": format!("note {i}"),
+        "body": body,
+        "tag": format!("t{}", i % 100),
+        "n": i,
+        "done": i.is_multiple_of(2),
+    }) {
+        Value::Object(m) => m,
+        _ => unreachable!("a literal object"),
+    }
+}
 
 /// The collection every sync case writes.
 pub const COLLECTION: &str = "notes";
@@ -24,19 +41,25 @@ pub fn key(space: &str, i: usize) -> anyhow::Result<DocKey> {
     Ok(DocKey::new(space, COLLECTION, format!("n{i:07}"))?)
 }
 
-/// `a` creates a space and `b` joins it (membership synced both ways);
-/// returns the space id with both nodes still open and connected.
-pub async fn join(a: &Node, b: &Node, name: &str) -> anyhow::Result<String> {
-    let space = a.space_create(name).await?.to_string();
+/// `a` invites `b` into `space` as a writer and `b` joins (dialling `a`).
+pub async fn add_member(a: &Node, b: &Node, space: &str) -> anyhow::Result<()> {
     let token = a
         .space_invite(
-            Some(&space),
+            Some(space),
             Role::Writer,
             Duration::from_secs(3600),
             Some(b.node_id()),
         )
         .await?;
     b.space_join(&token).await?;
+    Ok(())
+}
+
+/// `a` creates a space and `b` joins it (membership synced both ways);
+/// returns the space id with both nodes still open and connected.
+pub async fn join(a: &Node, b: &Node, name: &str) -> anyhow::Result<String> {
+    let space = a.space_create(name).await?.to_string();
+    add_member(a, b, &space).await?;
     wait_for(b, Duration::from_secs(60), async |b: &Node| {
         Ok(b.space_list()
             .await?
