@@ -85,6 +85,15 @@ impl Replica for SimReplica {
             .entry(key.clone())
             .or_insert_with(|| Document::new(actor))
     }
+    fn saved(&mut self, key: &DocKey) -> Option<Vec<u8>> {
+        self.check_declared(&format!("the stored bytes of {key}"), |n| {
+            n.saved.contains(key)
+        });
+        self.docs
+            .get_mut(key)
+            .filter(|d| !d.is_empty())
+            .map(|d| d.save())
+    }
     fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>> {
         self.states.get(&(peer, key.clone())).cloned()
     }
@@ -644,6 +653,45 @@ fn invalid_reconcile_ends_the_session() {
             .is_some_and(|r| r.contains("invalid reconcile message")),
         "{:?}",
         sim.closes
+    );
+}
+
+/// A `Doc` frame that is not an Automerge document ends the session and
+/// stores nothing.
+#[test]
+fn garbage_document_ends_the_session() {
+    use weft_core::sync::wire::Message;
+    let mut sim = Sim::new(2);
+    sim.faulty = false;
+    sim.step_until(5_000);
+    let peer = sim.nodes[1].id;
+    let forged = DocKey::new(SPACE, "c", "forged").unwrap();
+    sim.input(
+        0,
+        Input::Received(
+            peer,
+            Message::Doc {
+                space: SPACE.into(),
+                key: ItemKey {
+                    collection: "c".into(),
+                    id: "forged".into(),
+                },
+                data: b"not an automerge document".to_vec(),
+            },
+        ),
+    );
+    assert!(
+        sim.closes.last().is_some_and(|r| r.contains("forged")),
+        "{:?}",
+        sim.closes
+    );
+    assert!(
+        sim.nodes[0]
+            .replica
+            .docs
+            .get(&forged)
+            .is_none_or(|d| d.is_empty()),
+        "nothing of the forged document was kept"
     );
 }
 

@@ -65,6 +65,8 @@ pub(crate) struct SyncState {
     items: HashMap<String, Vec<Item>>,
     /// Persisted sync states read for the input being handled.
     states: HashMap<(NodeId, DocKey), Vec<u8>>,
+    /// Stored bytes of documents read for the input being handled.
+    saved: HashMap<DocKey, Vec<u8>>,
     /// Sync states already looked up for the current burst of events
     /// (found or not), so each input does not query them again.
     states_read: HashSet<(NodeId, DocKey)>,
@@ -114,6 +116,7 @@ impl SyncState {
             redial: Vec::new(),
             items: HashMap::new(),
             states: HashMap::new(),
+            saved: HashMap::new(),
             states_read: HashSet::new(),
             inputs: Vec::with_capacity(EVENTS_PER_GROUP),
             started: Instant::now(),
@@ -155,6 +158,7 @@ struct View<'a> {
     dirty: &'a mut HashMap<DocKey, Cached>,
     items: &'a HashMap<String, Vec<Item>>,
     states: &'a mut HashMap<(NodeId, DocKey), Vec<u8>>,
+    saved: &'a mut HashMap<DocKey, Vec<u8>>,
     actor: &'a automerge::ActorId,
     spaces: &'a BTreeMap<String, Joined>,
     me: NodeId,
@@ -172,6 +176,10 @@ impl Replica for View<'_> {
             .entry(key.clone())
             .or_insert_with(|| Cached::empty(actor))
             .doc
+    }
+
+    fn saved(&mut self, key: &DocKey) -> Option<Vec<u8>> {
+        self.saved.remove(key)
     }
 
     fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>> {
@@ -334,6 +342,7 @@ impl Actor {
                     dirty: &mut self.dirty,
                     items: &self.sync.items,
                     states: &mut self.sync.states,
+                    saved: &mut self.sync.saved,
                     actor: &self.actor,
                     spaces: &self.spaces,
                     me,
@@ -436,6 +445,7 @@ impl Actor {
                 self.load(&members_key(space)?).await?;
             }
         }
+        self.read_saved(&needs.saved);
         // One query for all of them (a follow-up starts up to 256).
         self.prefetch_docs(needs.docs.clone());
         let mut failed = Vec::new();
@@ -457,6 +467,40 @@ impl Actor {
             }
         }
         Ok(failed)
+    }
+
+    /// Stored bytes of `keys` for sending whole: from memory where a
+    /// document is loaded (it may be ahead of the store), else straight from
+    /// the store, without loading it into Automerge.
+    fn read_saved(&mut self, keys: &[DocKey]) {
+        self.sync.saved.clear();
+        let mut from_store = Vec::new();
+        for key in keys {
+            let in_memory = match self.dirty.get_mut(key) {
+                Some(c) => Some(&mut c.doc),
+                None => self.docs.peek_mut(key).map(|c| &mut c.doc),
+            };
+            match in_memory {
+                Some(doc) => {
+                    let bytes = doc.save();
+                    self.sync.saved.insert(key.clone(), bytes);
+                }
+                None => from_store.push(key),
+            }
+        }
+        if from_store.is_empty() {
+            return;
+        }
+        match self.store.load_many(&from_store) {
+            Ok(found) => {
+                for (key, loaded) in found {
+                    self.sync.saved.insert(key, loaded.bytes);
+                }
+            }
+            // The engine falls back to an Automerge round, which loads (and
+            // reports) each document itself.
+            Err(e) => tracing::warn!(error = %e, "reading documents to send failed"),
+        }
     }
 
     /// Known peers with their sync progress.

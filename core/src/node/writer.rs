@@ -87,7 +87,7 @@ pub(crate) struct Actor {
     pub(super) store: Writer,
     rx: mpsc::Receiver<Command>,
     /// Clean documents (everything stored), least recently used dropped.
-    docs: LruCache<DocKey, Cached>,
+    pub(super) docs: LruCache<DocKey, Cached>,
     /// Documents changed by the current group, not yet committed.
     pub(super) dirty: HashMap<DocKey, Cached>,
     /// Stored state of documents the current group will write (`None`: never stored).

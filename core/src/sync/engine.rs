@@ -22,7 +22,9 @@ use automerge::sync::State;
 use super::reconcile::{Index, initiate, respond};
 
 mod admission;
+mod docs;
 use super::wire::{Item, ItemKey, Message, WireError, proof_bytes};
+pub use docs::DOC_ACK_EVERY;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
 use crate::auth::Role;
@@ -48,6 +50,9 @@ pub trait Replica {
     fn items(&mut self, space: &str) -> Vec<Item>;
     /// The document, empty if it does not exist yet (listed in [`Needs::docs`]).
     fn doc(&mut self, key: &DocKey) -> &mut Document;
+    /// The document's stored bytes (concatenated Automerge chunks), without
+    /// loading it; `None` if it is not stored (listed in [`Needs::saved`]).
+    fn saved(&mut self, key: &DocKey) -> Option<Vec<u8>>;
     /// A persisted sync state with `peer` (listed in [`Needs::states`]).
     fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>>;
     /// A node's role in a space by its membership log (listed in
@@ -68,6 +73,8 @@ pub struct Needs {
     pub digests: Vec<String>,
     /// Documents read or changed.
     pub docs: Vec<DocKey>,
+    /// Documents whose stored bytes are read (not loaded).
+    pub saved: Vec<DocKey>,
     /// Persisted sync states read.
     pub states: Vec<(NodeId, DocKey)>,
     /// Spaces whose membership is read or extended.
@@ -145,8 +152,10 @@ struct Session {
     /// Documents to start, in batches, waiting for room in the window.
     backlog: std::collections::VecDeque<(Vec<DocKey>, bool)>,
     /// Documents started whose answer has not come yet (approximately: any
-    /// sync message from the peer counts as one answer).
+    /// sync message from the peer counts as one answer, a `DocAck` as many).
     outstanding: usize,
+    /// `Doc` messages handled since our last `DocAck`.
+    docs_received: u32,
 }
 
 impl Session {
@@ -310,6 +319,15 @@ impl Engine {
                     needs.docs.push(k);
                 }
             }
+            Input::StartSync {
+                keys, absent: true, ..
+            } => needs.saved = keys.clone(),
+            Input::Received(_, Message::Doc { space, key, .. }) => {
+                if let Ok(k) = DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
+                {
+                    needs.docs.push(k);
+                }
+            }
             Input::StartSync { peer, keys, .. } => {
                 needs.docs = keys.clone();
                 needs.states = keys
@@ -334,7 +352,9 @@ impl Engine {
                     .into_iter()
                     .collect();
             }
-            Input::Disconnected(_) | Input::Malformed(..) => {}
+            Input::Disconnected(_)
+            | Input::Malformed(..)
+            | Input::Received(_, Message::DocAck { .. }) => {}
         }
         needs
     }
@@ -388,11 +408,12 @@ impl Engine {
                         s.last_progress = now;
                     }
                 }
-                for key in keys {
-                    if absent {
-                        self.assume_absent(peer, &key);
+                if absent {
+                    self.send_docs(replica, peer, keys, &mut out);
+                } else {
+                    for key in keys {
+                        self.generate(replica, peer, &key, true, &mut out);
                     }
-                    self.generate(replica, peer, &key, true, &mut out);
                 }
             }
             Input::Changed(key) => {
@@ -580,6 +601,13 @@ impl Engine {
                 }
                 session.release(peer, out);
             }
+            Message::Doc { space, key, data } => {
+                if !p.hello {
+                    return self.close(peer, "document before hello".into(), out);
+                }
+                self.receive_doc(replica, peer, space, key, data, out);
+            }
+            Message::DocAck { space, count } => self.receive_doc_ack(peer, &space, count, out),
             Message::Sync { space, key, data } => {
                 if !p.hello {
                     return self.close(peer, "sync before hello".into(), out);
@@ -638,27 +666,6 @@ impl Engine {
                     .and_then(|b| State::decode(&b).ok())
             })
             .unwrap_or_default()
-    }
-
-    /// Records that `peer` holds nothing of `key`, as if it had said so:
-    /// Automerge then sends the whole document (compressed) in its first
-    /// message, instead of a round of heads and bloom filters before the
-    /// changes. Wrong only if the peer got the document meanwhile, and then
-    /// it merely receives changes it has.
-    fn assume_absent(&mut self, peer: NodeId, key: &DocKey) {
-        use automerge::sync::{BloomFilter, Capability, Have};
-        let Some(session) = self.session(peer, key.space()) else {
-            return;
-        };
-        let mut state = State::new();
-        state.their_heads = Some(Vec::new());
-        state.their_need = Some(Vec::new());
-        state.their_have = Some(vec![Have {
-            last_sync: Vec::new(),
-            bloom: BloomFilter::default(),
-        }]);
-        state.their_capabilities = Some(vec![Capability::MessageV1, Capability::MessageV2]);
-        session.states.insert(item_key(key), state);
     }
 
     /// Sends the next sync message for `key` to `peer`, if any. `restart`

@@ -4,8 +4,9 @@
 //! a [`WireError`], which ends the peer's session.
 //!
 //! Version 2 replaced whole item lists in `Reconcile` with range-based set
-//! reconciliation (fingerprints, `Done`, compact ranges); version-1 peers
-//! are refused with [`WireError::Version`].
+//! reconciliation (fingerprints, `Done`, compact ranges); version 3 added
+//! `Doc` and `DocAck` (whole documents for a peer that has none). Peers of
+//! other versions are refused with [`WireError::Version`].
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ use crate::identity::NodeId;
 pub mod ranges;
 
 /// The only frame version this build speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest frame body accepted (the transport enforces the same bound).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 
@@ -144,6 +145,26 @@ pub enum Message {
         /// `automerge::sync::Message::encode()` bytes.
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
+    },
+    /// A whole document, as stored (Automerge chunks), for a peer that
+    /// reconciliation found holds no version of it. Never answered one by
+    /// one: see [`Message::DocAck`].
+    Doc {
+        /// The space.
+        space: String,
+        /// The document.
+        key: ItemKey,
+        /// Concatenated Automerge chunks (`Automerge::load_incremental` input).
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// `count` more `Doc` messages of the space were handled: the sender
+    /// may start more (flow control, not delivery tracking).
+    DocAck {
+        /// The space.
+        space: String,
+        /// Documents handled since the last acknowledgement.
+        count: u32,
     },
 }
 
