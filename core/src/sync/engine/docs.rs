@@ -91,7 +91,7 @@ impl Engine {
             ));
         }
         // A reader's changes are never applied: only writers write.
-        if !session.role.is_some_and(|r| r >= Role::Writer) {
+        if session.role.is_none_or(|r| r < Role::Writer) {
             tracing::warn!(%peer, key = %doc_key, "refused a document from a reader");
             return;
         }
