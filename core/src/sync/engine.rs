@@ -9,8 +9,9 @@
 //! Per peer: both sides send `Hello`; each space both offer opens a session;
 //! one side (the lower node id, or whichever side's first message the peer
 //! ignored for want of a session) starts a range-based reconciliation
-//! exchange (`reconcile`), and whichever side learns that a document
-//! differs starts an Automerge sync round for it. Afterwards every committed
+//! exchange (`reconcile`), and the side that learns that a document differs
+//! starts it: one whole `Doc` frame if the peer holds none of it
+//! ([`docs`]), else an Automerge sync round. Afterwards every committed
 //! change (local or from another peer) is pushed to each session of its
 //! space. A session that stops making progress starts a new exchange on
 //! `Tick`, which heals lost messages.
