@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde_json::json;
 use weft_core::net::NetStats;
 use weft_core::{DocKey, Node, Write};
-use weft_tests::bench::{join, open, wait_for};
+use weft_tests::bench::{join, open, wait_count, wait_for};
 
 /// How long a phase may take: `WEFT_BENCH_DEADLINE` seconds, default 600.
 fn deadline() -> Duration {
@@ -22,11 +22,6 @@ fn deadline() -> Duration {
             .and_then(|v| v.parse().ok())
             .unwrap_or(600),
     )
-}
-
-async fn count(node: &Node) -> anyhow::Result<u64> {
-    let rows = node.sql("SELECT count(*) AS n FROM documents").await?;
-    Ok(rows[0]["n"].as_u64().unwrap_or(0))
 }
 
 /// `Reconcile` frames and bytes sent by both nodes since `before`.
@@ -75,12 +70,12 @@ async fn main() -> anyhow::Result<()> {
     let b = open(db.path()).await?;
     let (a0, b0) = (a.status().await?.net, b.status().await?.net);
     let r0 = reconcile(&a, &b, (0, 0));
+    // Counting events, not rows after each: a count per event costs the
+    // node more than the sync being measured.
+    let mut feed = b.subscribe(weft_core::SubscribeFilter::default());
     let start = Instant::now();
     b.connect(&a.listen_addrs().await[0]).await?;
-    wait_for(&b, deadline(), async |b: &Node| {
-        Ok(count(b).await? as usize >= n)
-    })
-    .await?;
+    wait_count(&b, &mut feed, &space, n, deadline()).await?;
     let initial = start.elapsed();
     let (a1, b1) = (a.status().await?.net, b.status().await?.net);
     let (fa, ba) = delta(a1, a0);
