@@ -24,9 +24,11 @@ use super::reconcile::{Index, initiate, respond};
 
 mod admission;
 mod docs;
+mod rounds;
 use super::wire::{Item, ItemKey, Message, WireError, proof_bytes};
 pub use docs::DOC_ACK_EVERY;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use rounds::saved_states;
 
 use crate::auth::Role;
 use crate::doc::Document;
@@ -613,109 +615,8 @@ impl Engine {
                 if !p.hello {
                     return self.close(peer, "sync before hello".into(), out);
                 }
-                if !p.sessions.contains_key(&space) {
-                    tracing::debug!(%peer, space, "ignoring sync for a space without a session");
-                    return;
-                }
-                let doc_key =
-                    match DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str()) {
-                        Ok(k) => k,
-                        Err(e) => {
-                            return self.close(peer, format!("sync for an invalid key: {e}"), out);
-                        }
-                    };
-                let now = self.now;
-                let mut state = self.take_state(replica, peer, &doc_key);
-                // A reader's changes are never applied: only writers write.
-                let writer = p_role(&self.peers, peer, &space).is_some_and(|r| r >= Role::Writer);
-                let received = replica
-                    .doc(&doc_key)
-                    .receive_sync_message(&mut state, &data, writer);
-                if received.refused_changes > 0 {
-                    tracing::warn!(%peer, key = %doc_key, changes = received.refused_changes, "refused changes from a reader");
-                }
-                if received.changed {
-                    // Whatever Automerge accepted is valid and gets stored,
-                    // even if it refused the rest of the message.
-                    out.push(Output::Applied {
-                        peer,
-                        key: doc_key.clone(),
-                    });
-                }
-                if let Some(e) = received.error {
-                    return self.close(peer, format!("sync message for {doc_key}: {e}"), out);
-                }
-                let session = self.session(peer, &space).expect("checked above");
-                session.last_progress = now;
-                session.retries = 0;
-                session.outstanding = session.outstanding.saturating_sub(1);
-                session.release(peer, out);
-                session.states.insert(key, state);
-                self.generate(replica, peer, &doc_key, false, out);
+                self.receive_sync(replica, peer, space, key, data, out);
             }
-        }
-    }
-
-    /// The in-memory sync state with `peer`, else the persisted one, else new.
-    fn take_state(&mut self, replica: &mut impl Replica, peer: NodeId, key: &DocKey) -> State {
-        let item = item_key(key);
-        self.session(peer, key.space())
-            .and_then(|s| s.states.remove(&item))
-            .or_else(|| {
-                replica
-                    .sync_state(peer, key)
-                    .and_then(|b| State::decode(&b).ok())
-            })
-            .unwrap_or_default()
-    }
-
-    /// Sends the next sync message for `key` to `peer`, if any. `restart`
-    /// forgets an unanswered message (it may have been lost).
-    fn generate(
-        &mut self,
-        replica: &mut impl Replica,
-        peer: NodeId,
-        key: &DocKey,
-        restart: bool,
-        out: &mut Vec<Output>,
-    ) {
-        if self.session(peer, key.space()).is_none() {
-            return;
-        }
-        let mut state = self.take_state(replica, peer, key);
-        if restart {
-            // Changes the peer lacks are resent when it names them in
-            // `need`, so only the wait for an answer is forgotten here. A
-            // restarted round always says our heads, even if the state
-            // believes the peer has them: it may be stale, and the peer only
-            // answers (with its own news) what it hears.
-            state.in_flight = false;
-            state.have_responded = false;
-        }
-        let doc = replica.doc(key);
-        let message = doc.generate_sync_message(&mut state);
-        let in_sync = state.their_heads.as_ref().is_some_and(|theirs| {
-            let mine = doc.heads();
-            theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h))
-        });
-        let item = item_key(key);
-        let session = self.session(peer, key.space()).expect("checked above");
-        session.states.insert(item.clone(), state);
-        // Pending until the peer has told us it holds exactly our heads.
-        if in_sync {
-            session.pending.remove(&item);
-        } else {
-            session.pending.insert(item.clone());
-        }
-        if let Some(data) = message {
-            out.push(Output::Send(
-                peer,
-                Message::Sync {
-                    space: key.space().to_owned(),
-                    key: item,
-                    data,
-                },
-            ));
         }
     }
 }
@@ -723,19 +624,6 @@ impl Engine {
 /// The role a session records for `peer` in `space`.
 fn p_role(peers: &BTreeMap<NodeId, Peer>, peer: NodeId, space: &str) -> Option<Role> {
     peers.get(&peer)?.sessions.get(space)?.role
-}
-
-fn saved_states(p: &Peer) -> Vec<(DocKey, Vec<u8>)> {
-    p.sessions
-        .iter()
-        .flat_map(|(space, s)| {
-            s.states.iter().filter_map(move |(k, state)| {
-                DocKey::new(space.as_str(), k.collection.as_str(), k.id.as_str())
-                    .ok()
-                    .map(|key| (key, state.encode()))
-            })
-        })
-        .collect()
 }
 
 /// Begins a reconciliation exchange over the whole space.

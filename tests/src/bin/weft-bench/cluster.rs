@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weft_core::Node;
+use weft_core::{Node, SubscribeFilter};
 
 use crate::{Case, Scale};
 use weft_tests::bench::{COLLECTION, add_member, count, key, open, wait_for};
@@ -111,6 +111,11 @@ pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
         })
         .await?;
     }
+    // Counts match; what may still differ are merges of shared documents.
+    let mut feeds: Vec<_> = nodes
+        .iter()
+        .map(|n| n.subscribe(SubscribeFilter::default()))
+        .collect();
     let reference = loop {
         let first = digest(&nodes[0], &space).await?;
         let mut same = true;
@@ -124,7 +129,9 @@ pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
             started.elapsed() < Duration::from_secs(600),
             "replicas still differ after 600 s"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Look again after the next change anywhere (or a quiet second).
+        let next = futures::future::select_all(feeds.iter_mut().map(|f| Box::pin(f.recv())));
+        let _ = tokio::time::timeout(Duration::from_secs(1), next).await;
     };
     let converged = started.elapsed();
     let shared: Value = nodes[0]
