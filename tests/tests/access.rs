@@ -108,7 +108,6 @@ impl Raw {
             peer,
             wire::encode(&Message::Hello {
                 node: me,
-                spaces: claims,
                 challenge: [1; 32],
             }),
         );
@@ -127,6 +126,9 @@ impl Raw {
         let signed = if bad_proof { [0; 32] } else { challenge };
         let signature = key.sign(&wire::proof_bytes(&signed, me, peer)).to_bytes();
         net.send(peer, wire::encode(&Message::Proof { signature }));
+        // Claims go in an offer after the proof (wire version 4); the first
+        // offer, even empty, completes the handshake.
+        net.send(peer, wire::encode(&Message::Offer { spaces: claims }));
         Raw {
             key,
             net,

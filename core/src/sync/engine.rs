@@ -6,8 +6,10 @@
 //! before each input the runtime makes available what [`Engine::needs`] lists
 //! (documents loaded, digests read), so the engine itself never waits.
 //!
-//! Per peer: both sides send `Hello`; each space both offer opens a session;
-//! one side (the lower node id, or whichever side's first message the peer
+//! Per peer: both sides send `Hello` (a challenge, nothing about spaces) and
+//! sign the peer's in a `Proof`; once a proof verifies, each side `Offer`s
+//! the spaces the peer is a member of, and each claim the log accepts opens
+//! a session ([`admission`]); one side (the lower node id, or whichever side's first message the peer
 //! ignored for want of a session) starts a range-based reconciliation
 //! exchange (`reconcile`), and the side that learns that a document differs
 //! starts it: one whole `Doc` frame if the peer holds none of it
@@ -16,18 +18,27 @@
 //! space. A session that stops making progress starts a new exchange on
 //! `Tick`, which heals lost messages.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use automerge::sync::State;
 
 use super::reconcile::{Index, initiate, respond};
 
 mod admission;
+mod budget;
 mod docs;
+mod needs;
 mod rounds;
 use super::wire::{Item, ItemKey, Message, WireError, proof_bytes};
-pub use docs::DOC_ACK_EVERY;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+pub use admission::{MAX_CLAIMS, MAX_PROOF_ENTRIES, MAX_REFUSALS};
+pub use budget::{
+    CLAIM_BURST, CLAIM_PER_SEC, IGNORED_BURST, IGNORED_PER_SEC, RECONCILE_BURST,
+    RECONCILE_PER_SEC,
+};
+use budget::{Budgets, Kind};
+pub use docs::{DOC_ACK_EVERY, MAX_BACKLOG};
+use ed25519_dalek::{Signer as _, SigningKey};
+pub use rounds::MAX_STATES;
 use rounds::saved_states;
 
 use crate::auth::Role;
@@ -141,6 +152,7 @@ pub enum Output {
 
 #[derive(Debug, Default)]
 struct Session {
+    /// Sync states of documents this node holds (at most [`MAX_STATES`]).
     states: BTreeMap<ItemKey, State>,
     /// Documents this side still has something to exchange about.
     pending: BTreeSet<ItemKey>,
@@ -153,28 +165,26 @@ struct Session {
     /// The peer's role in the space.
     role: Option<Role>,
     /// Documents to start, in batches, waiting for room in the window.
-    backlog: std::collections::VecDeque<(Vec<DocKey>, bool)>,
+    backlog: VecDeque<(Vec<DocKey>, bool)>,
+    /// The documents in `backlog`.
+    queued: BTreeSet<ItemKey>,
+    /// Documents started by an Automerge round whose answer has not come:
+    /// with `queued`, what is in flight (once each, [`MAX_BACKLOG`] at most).
+    started: BTreeSet<ItemKey>,
+    /// Documents sent whole this session: never sent whole again in it (a
+    /// peer still lacking one gets an Automerge round, which it must answer).
+    sent_whole: BTreeSet<ItemKey>,
+    /// Differing documents did not fit in the backlog: reconcile again as
+    /// soon as it drains.
+    overflow: bool,
     /// Documents started whose answer has not come yet (approximately: any
     /// sync message from the peer counts as one answer, a `DocAck` as many).
     outstanding: usize,
+    /// `Doc` frames sent and not yet acknowledged: a `DocAck` counting more
+    /// is a protocol violation.
+    unacked: u64,
     /// `Doc` messages handled since our last `DocAck`.
     docs_received: u32,
-}
-
-impl Session {
-    /// Starts queued batches while fewer than [`START_WINDOW`] documents
-    /// await an answer. A round started but unanswered keeps its document
-    /// loaded on both sides; the window keeps that within the runtime's
-    /// document cache, so answers do not reload what was just sent.
-    fn release(&mut self, peer: NodeId, out: &mut Vec<Output>) {
-        while self.outstanding < START_WINDOW {
-            let Some((keys, absent)) = self.backlog.pop_front() else {
-                break;
-            };
-            self.outstanding += keys.len();
-            out.push(Output::Then(Input::StartSync { peer, keys, absent }));
-        }
-    }
 }
 
 #[derive(Debug, Default)]
@@ -182,24 +192,27 @@ struct Peer {
     hello: bool,
     /// The peer signed our challenge: it holds its node key.
     proven: bool,
+    /// The peer's first offer arrived: the handshake is complete and
+    /// session frames may follow.
+    ready: bool,
     /// What we asked the peer to sign.
     challenge: [u8; 32],
     connected_at: u64,
-    /// Spaces the peer offers (hello and later offers), with its proofs.
+    /// Spaces the peer offers, with its proofs.
     claims: BTreeMap<String, Vec<Vec<u8>>>,
     /// Spaces whose current claim failed against the current log: not
     /// evaluated again until the claim or the log changes.
     refused: BTreeSet<String>,
     /// Distinct claims refused so far; too many end the connection.
     refusals: u32,
-    /// We began offering a space, or our proof changed, after our hello
-    /// went out but before theirs arrived: offers must wait for our proof,
-    /// so they follow it.
-    resend_claims: bool,
+    /// Spaces we named to the peer, with the proof we sent: a space is
+    /// named only to its members, and again only when our proof changed.
+    offered: BTreeMap<String, Vec<Vec<u8>>>,
     /// Spaces (of ours) whose `Reconcile` arrived before their session
     /// opened: the exchange it began is lost, so we begin one on opening.
     early: BTreeSet<String>,
     sessions: BTreeMap<String, Session>,
+    budgets: Budgets,
 }
 
 /// All sessions of one node.
@@ -267,120 +280,24 @@ impl Engine {
     /// Whether no session has outstanding work.
     pub fn is_idle(&self) -> bool {
         self.peers.values().all(|p| {
-            p.proven
+            p.ready
                 && p.sessions
                     .values()
                     .all(|s| s.reconciled && s.pending.is_empty())
         })
     }
 
-    /// What `input` will read; make it available, then call [`Self::handle`].
-    pub fn needs(&self, input: &Input) -> Needs {
-        let mut needs = Needs::default();
-        match input {
-            Input::Received(peer, Message::Hello { spaces, .. } | Message::Offer { spaces }) => {
-                let resend = matches!(input, Input::Received(_, Message::Hello { .. }))
-                    && self.peers.get(peer).is_some_and(|p| p.resend_claims);
-                let ours: Vec<String> = if resend {
-                    self.spaces.iter().cloned().collect()
-                } else {
-                    spaces
-                        .iter()
-                        .map(|c| c.space.clone())
-                        .filter(|s| self.spaces.contains(s))
-                        .collect()
-                };
-                needs.digests = ours.clone();
-                needs.memberships = ours;
-            }
-            Input::Received(peer, Message::Proof { .. }) => {
-                if let Some(p) = self.peers.get(peer) {
-                    let ours: Vec<String> = p
-                        .claims
-                        .keys()
-                        .filter(|s| self.spaces.contains(*s))
-                        .cloned()
-                        .collect();
-                    needs.digests = ours.clone();
-                    needs.memberships = ours;
-                }
-            }
-            Input::Connected(..) => needs.memberships = self.spaces.iter().cloned().collect(),
-            Input::Offer(space) | Input::MembershipChanged(space) => {
-                needs.memberships.push(space.clone());
-                needs.digests.push(space.clone());
-            }
-            Input::Received(_, Message::Reconcile { space, .. }) => {
-                needs.digests.push(space.clone())
-            }
-            Input::Received(peer, Message::Sync { space, key, .. }) => {
-                if let Ok(k) = DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
-                {
-                    if !self.has_state(*peer, &k) {
-                        needs.states.push((*peer, k.clone()));
-                    }
-                    needs.docs.push(k);
-                }
-            }
-            Input::StartSync {
-                keys, absent: true, ..
-            } => needs.saved = keys.clone(),
-            Input::Received(_, Message::Doc { space, key, .. }) => {
-                if let Ok(k) = DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
-                {
-                    needs.docs.push(k);
-                }
-            }
-            Input::StartSync { peer, keys, .. } => {
-                needs.docs = keys.clone();
-                needs.states = keys
-                    .iter()
-                    .filter(|k| !self.has_state(*peer, k))
-                    .map(|k| (*peer, k.clone()))
-                    .collect();
-            }
-            Input::Changed(key) => {
-                needs.docs.push(key.clone());
-                for (peer, p) in &self.peers {
-                    if p.sessions.contains_key(key.space()) && !self.has_state(*peer, key) {
-                        needs.states.push((*peer, key.clone()));
-                    }
-                }
-            }
-            Input::Tick(now) => {
-                needs.digests = self
-                    .stalled(*now)
-                    .map(|(_, space)| space)
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-            }
-            Input::Disconnected(_)
-            | Input::Malformed(..)
-            | Input::Received(_, Message::DocAck { .. }) => {}
-        }
-        needs
-    }
-
-    /// Whether a session already holds the sync state for `key` in memory
-    /// (then no persisted state needs loading).
-    fn has_state(&self, peer: NodeId, key: &DocKey) -> bool {
-        self.peers
-            .get(&peer)
-            .and_then(|p| p.sessions.get(key.space()))
-            .is_some_and(|s| s.states.contains_key(&item_key(key)))
-    }
-
-    /// Sessions idle too long with work outstanding.
-    fn stalled(&self, now: u64) -> impl Iterator<Item = (NodeId, String)> + '_ {
+    /// Sessions to reconcile again on a tick, and whether that is a refill
+    /// (`true`: the backlog drained after overflowing, nothing was lost)
+    /// rather than a retry of a session idle too long with work outstanding.
+    fn stalled(&self, now: u64) -> impl Iterator<Item = (NodeId, String, bool)> + '_ {
         self.peers.iter().flat_map(move |(peer, p)| {
-            p.sessions
-                .iter()
-                .filter(move |(_, s)| {
-                    (!s.reconciled || !s.pending.is_empty())
-                        && now.saturating_sub(s.last_progress) >= RETRY_AFTER_MS << s.retries.min(4)
-                })
-                .map(move |(space, _)| (*peer, space.clone()))
+            p.sessions.iter().filter_map(move |(space, s)| {
+                let refill = s.overflow && s.backlog.is_empty();
+                let retry = (!s.reconciled || !s.pending.is_empty())
+                    && now.saturating_sub(s.last_progress) >= RETRY_AFTER_MS << s.retries.min(4);
+                (refill || retry).then(|| (*peer, space.clone(), refill))
+            })
         })
     }
 
@@ -388,7 +305,7 @@ impl Engine {
     pub fn handle(&mut self, replica: &mut impl Replica, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Connected(peer, challenge) => self.connected(replica, peer, challenge, &mut out),
+            Input::Connected(peer, challenge) => self.connected(peer, challenge, &mut out),
             Input::Disconnected(peer) => {
                 if let Some(p) = self.peers.remove(&peer) {
                     let states = saved_states(&p);
@@ -432,39 +349,42 @@ impl Engine {
             }
             Input::Offer(space) => self.offer(replica, space, &mut out),
             Input::MembershipChanged(space) => self.membership_changed(replica, &space, &mut out),
-            Input::Tick(now) => {
-                self.advance(now);
-                // A handshake that never completed (a lost hello) is retried
-                // by reconnecting.
-                let silent: Vec<NodeId> = self
-                    .peers
-                    .iter()
-                    .filter(|(_, p)| {
-                        !p.proven && now.saturating_sub(p.connected_at) >= HANDSHAKE_TIMEOUT_MS
-                    })
-                    .map(|(id, _)| *id)
-                    .collect();
-                for peer in silent {
-                    self.close(
-                        peer,
-                        "the handshake did not complete; reconnecting".into(),
-                        &mut out,
-                    );
-                }
-                let stalled: Vec<_> = self.stalled(now).collect();
-                for (peer, space) in stalled {
-                    if let Some(s) = self.session(peer, &space) {
-                        s.last_progress = now;
-                        s.retries += 1;
-                        // Answers may have been lost: let the backlog go on.
-                        s.outstanding = 0;
-                        s.release(peer, &mut out);
-                    }
-                    reconcile(&mut out, peer, &space, replica.items(&space));
-                }
-            }
+            Input::Tick(now) => self.tick(replica, now, &mut out),
         }
         out
+    }
+
+    fn tick(&mut self, replica: &mut impl Replica, now: u64, out: &mut Vec<Output>) {
+        self.advance(now);
+        // A handshake that never completed (a lost hello, proof or first
+        // offer) is retried by reconnecting.
+        let silent: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.ready && now.saturating_sub(p.connected_at) >= HANDSHAKE_TIMEOUT_MS)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in silent {
+            self.close(
+                peer,
+                "the handshake did not complete; reconnecting".into(),
+                out,
+            );
+        }
+        let stalled: Vec<_> = self.stalled(now).collect();
+        for (peer, space, refill) in stalled {
+            if let Some(s) = self.session(peer, &space) {
+                s.last_progress = now;
+                if refill {
+                    s.overflow = false;
+                } else {
+                    s.retries += 1;
+                    s.lost();
+                }
+                s.release(peer, out);
+            }
+            reconcile(out, peer, &space, replica.items(&space));
+        }
     }
 
     fn session(&mut self, peer: NodeId, space: &str) -> Option<&mut Session> {
@@ -481,6 +401,27 @@ impl Engine {
         out.push(Output::Close(peer, reason));
     }
 
+    /// Spends `cost` of a peer's budget; a peer that has spent it is
+    /// disconnected (see [`budget`]). Returns whether it may go on.
+    fn spend(&mut self, peer: NodeId, kind: Kind, cost: u64, out: &mut Vec<Output>) -> bool {
+        let now = self.now;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        if p.budgets.take(kind, cost, now) {
+            return true;
+        }
+        self.close(peer, format!("{} budget spent", kind.name()), out);
+        false
+    }
+
+    /// A session frame for a space without a session: ignored, within the
+    /// peer's budget for such frames.
+    fn ignore(&mut self, peer: NodeId, space: &str, what: &str, out: &mut Vec<Output>) {
+        tracing::debug!(%peer, space, what, "ignoring a frame for a space without a session");
+        self.spend(peer, Kind::Ignored, 1, out);
+    }
+
     fn receive(
         &mut self,
         replica: &mut impl Replica,
@@ -494,12 +435,17 @@ impl Engine {
                 "frame from a peer without a connection".into(),
             ));
         };
+        // Session frames only after the handshake: before it, a peer has no
+        // session and knows none of our spaces.
+        let session_frame = !matches!(
+            message,
+            Message::Hello { .. } | Message::Proof { .. } | Message::Offer { .. }
+        );
+        if session_frame && !p.ready {
+            return self.close(peer, "session frame before the handshake completed".into(), out);
+        }
         match message {
-            Message::Hello {
-                node,
-                spaces,
-                challenge,
-            } => {
+            Message::Hello { node, challenge } => {
                 if node != peer {
                     return self.close(peer, format!("hello claims to be {node}"), out);
                 }
@@ -512,37 +458,28 @@ impl Engine {
                     .sign(&proof_bytes(&challenge, self.me, peer))
                     .to_bytes();
                 out.push(Output::Send(peer, Message::Proof { signature }));
-                if std::mem::take(&mut p.resend_claims) {
-                    let ours: Vec<String> = self.spaces.iter().cloned().collect();
-                    out.push(Output::Send(
-                        peer,
-                        Message::Offer {
-                            spaces: admission::claims(replica, ours),
-                        },
-                    ));
-                }
-                self.claimed(replica, peer, spaces, out);
             }
             Message::Proof { signature } => {
                 if !p.hello || p.proven {
                     return self.close(peer, "proof out of order".into(), out);
                 }
-                let signed = proof_bytes(&p.challenge, peer, self.me);
-                let valid = VerifyingKey::from_bytes(peer.as_bytes()).is_ok_and(|k| {
-                    k.verify_strict(&signed, &Signature::from_bytes(&signature))
-                        .is_ok()
-                });
+                let valid = self.peers.get(&peer).is_some_and(|p| self.proof_verifies(peer, p, &signature));
                 if !valid {
                     return self.close(peer, "its proof of identity does not verify".into(), out);
                 }
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
                 p.proven = true;
-                let spaces: Vec<String> = p.claims.keys().cloned().collect();
-                self.admit_all(replica, peer, spaces, out);
+                // Our first offer, even empty, completes the handshake.
+                let spaces: Vec<String> = self.spaces.iter().cloned().collect();
+                self.reveal(replica, peer, spaces, true, out);
             }
             Message::Offer { spaces } => {
                 if !p.proven {
                     return self.close(peer, "offer before the handshake completed".into(), out);
                 }
+                p.ready = true;
                 self.claimed(replica, peer, spaces, out);
             }
             Message::Reconcile {
@@ -550,74 +487,93 @@ impl Engine {
                 lower,
                 ranges,
             } => {
-                if !p.hello {
-                    return self.close(peer, "reconcile before hello".into(), out);
-                }
-                let now = self.now;
-                let Some(session) = p.sessions.get_mut(&space) else {
+                if !p.sessions.contains_key(&space) {
                     // Not admitted (yet): nothing of the space goes either way.
                     if self.spaces.contains(&space) {
                         p.early.insert(space.clone());
                     }
-                    tracing::debug!(%peer, space, "ignoring reconcile for a space without a session");
+                    return self.ignore(peer, &space, "reconcile", out);
+                }
+                if !self.spend(peer, Kind::Reconcile, 1, out) {
                     return;
-                };
-                session.last_progress = now;
-                let index = Index::new(replica.items(&space));
-                let outcome = match respond(&index, lower.as_ref(), &ranges) {
-                    Ok(outcome) => outcome,
-                    Err(e) => return self.close(peer, e.to_string(), out),
-                };
-                for settled in &outcome.settled {
-                    settle(
-                        &mut session.pending,
-                        settled.lower.as_ref(),
-                        settled.upper.as_ref(),
-                        &settled.differ,
-                    );
                 }
-                if outcome.closed {
-                    session.reconciled = true;
-                }
-                if let Some(ranges) = outcome.reply {
-                    out.push(Output::Send(
-                        peer,
-                        Message::Reconcile {
-                            space: space.clone(),
-                            lower,
-                            ranges,
-                        },
-                    ));
-                }
-                let (absent, present): (Vec<ItemKey>, Vec<ItemKey>) = outcome
-                    .start
-                    .into_iter()
-                    .partition(|k| outcome.absent.contains(k));
-                for (keys, absent) in [(absent, true), (present, false)] {
-                    let keys: Vec<DocKey> = keys
-                        .into_iter()
-                        .filter_map(|k| DocKey::new(space.as_str(), k.collection, k.id).ok())
-                        .collect();
-                    for batch in keys.chunks(START_BATCH) {
-                        session.backlog.push_back((batch.to_vec(), absent));
-                    }
-                }
-                session.release(peer, out);
+                self.receive_reconcile(replica, peer, space, lower, ranges, out);
             }
             Message::Doc { space, key, data } => {
-                if !p.hello {
-                    return self.close(peer, "document before hello".into(), out);
+                if !p.sessions.contains_key(&space) {
+                    return self.ignore(peer, &space, "document", out);
                 }
-                self.receive_doc(replica, peer, space, key, data, out);
+                self.receive_doc(replica, peer, space.clone(), key, data, out);
+                self.trim_states(peer, &space, out);
             }
-            Message::DocAck { space, count } => self.receive_doc_ack(peer, &space, count, out),
-            Message::Sync { space, key, data } => {
-                if !p.hello {
-                    return self.close(peer, "sync before hello".into(), out);
+            Message::DocAck { space, count } => {
+                if !p.sessions.contains_key(&space) {
+                    return self.ignore(peer, &space, "document acknowledgement", out);
                 }
+                self.receive_doc_ack(peer, &space, count, out);
+            }
+            Message::Sync { space, key, data } => {
+                let Some(session) = p.sessions.get_mut(&space) else {
+                    return self.ignore(peer, &space, "sync", out);
+                };
+                // The peer's answer to a round we started.
+                session.started.remove(&key);
                 self.receive_sync(replica, peer, space, key, data, out);
             }
         }
+    }
+
+    /// One step of a reconciliation exchange in an open session.
+    fn receive_reconcile(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        space: String,
+        lower: Option<ItemKey>,
+        ranges: Vec<super::wire::Range>,
+        out: &mut Vec<Output>,
+    ) {
+        let now = self.now;
+        let index = Index::new(replica.items(&space));
+        let outcome = match respond(&index, lower.as_ref(), &ranges) {
+            Ok(outcome) => outcome,
+            Err(e) => return self.close(peer, e.to_string(), out),
+        };
+        let Some(session) = self.session(peer, &space) else {
+            return;
+        };
+        session.last_progress = now;
+        for settled in &outcome.settled {
+            settle(
+                &mut session.pending,
+                settled.lower.as_ref(),
+                settled.upper.as_ref(),
+                &settled.differ,
+            );
+        }
+        if outcome.closed {
+            session.reconciled = true;
+        }
+        if let Some(ranges) = outcome.reply {
+            out.push(Output::Send(
+                peer,
+                Message::Reconcile {
+                    space: space.clone(),
+                    lower,
+                    ranges,
+                },
+            ));
+        }
+        let start = outcome
+            .start
+            .into_iter()
+            .map(|k| {
+                let absent = outcome.absent.contains(&k);
+                (k, absent)
+            })
+            .collect();
+        session.enqueue(&space, start);
+        session.release(peer, out);
     }
 }
 

@@ -5,8 +5,12 @@
 //!
 //! Version 2 replaced whole item lists in `Reconcile` with range-based set
 //! reconciliation (fingerprints, `Done`, compact ranges); version 3 added
-//! `Doc` and `DocAck` (whole documents for a peer that has none). Peers of
-//! other versions are refused with [`WireError::Version`].
+//! `Doc` and `DocAck` (whole documents for a peer that has none); version 4
+//! took the membership claims out of `Hello`: a node names its spaces only
+//! in an `Offer`, sent once the peer's `Proof` verified, and only spaces the
+//! peer is a member of (the first `Offer`, possibly empty, completes the
+//! handshake). Peers of other versions are refused with
+//! [`WireError::Version`].
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +19,7 @@ use crate::identity::NodeId;
 pub mod ranges;
 
 /// The only frame version this build speaks.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Largest frame body accepted (the transport enforces the same bound).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 
@@ -99,13 +103,11 @@ pub fn proof_bytes(challenge: &[u8; 32], signer: NodeId, verifier: NodeId) -> Ve
 /// Everything peers say to each other.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// First message each way: who I am, which spaces I claim membership
-    /// of, and a challenge for the peer to sign.
+    /// First message each way: who I am and a challenge for the peer to
+    /// sign. Nothing about spaces: the peer has proven nothing yet.
     Hello {
         /// The sender's node id (must match the transport's peer id).
         node: NodeId,
-        /// Spaces the sender is willing to sync, with its membership proof.
-        spaces: Vec<Claim>,
         /// Random bytes the peer signs in its [`Message::Proof`].
         #[serde(with = "serde_bytes")]
         challenge: [u8; 32],
@@ -117,10 +119,12 @@ pub enum Message {
         #[serde(with = "serde_bytes")]
         signature: [u8; 64],
     },
-    /// Spaces the sender started offering after its hello (joined or
-    /// created since).
+    /// Spaces the sender claims membership of, sent only after the peer's
+    /// proof verified: first the spaces the peer is a member of by the
+    /// sender's log (possibly none; this first offer completes the
+    /// handshake), later spaces joined, admitted or re-proven since.
     Offer {
-        /// The new spaces, with membership proofs.
+        /// The spaces, with membership proofs.
         spaces: Vec<Claim>,
     },
     /// One step of range-based reconciliation of a space: consecutive
@@ -231,10 +235,6 @@ mod tests {
         vec![
             Message::Hello {
                 node: NodeId::from_bytes([7; 32]),
-                spaces: vec![Claim {
-                    space: "team".into(),
-                    proof: vec![serde_bytes::ByteBuf::from(vec![1, 2, 3])],
-                }],
                 challenge: [9; 32],
             },
             Message::Proof { signature: [4; 64] },
@@ -253,6 +253,12 @@ mod tests {
                 space: "personal".into(),
                 key,
                 data: vec![0x42, 0, 255],
+            },
+            Message::Offer {
+                spaces: vec![Claim {
+                    space: "team".into(),
+                    proof: vec![serde_bytes::ByteBuf::from(vec![1, 2, 3])],
+                }],
             },
         ]
     }

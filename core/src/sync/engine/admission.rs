@@ -1,59 +1,59 @@
 //! Who gets a session: the handshake and membership checks.
 //!
-//! Both sides send `Hello` with a random challenge and their membership
-//! claims, and answer the peer's hello with a `Proof` (the challenge signed
-//! with their node key). Once the peer's proof verifies, a session opens for
-//! each space both claim *and* in which the peer is a member by our
-//! membership log, extended with the peer's proof entries (how a new member
-//! presents its `Join`). A non-member gets no session, so nothing of the
-//! space: not its documents, not even their ids. When a log changes,
-//! sessions of peers no longer members end.
+//! Both sides send `Hello` with a random challenge and nothing else, and
+//! answer the peer's hello with a `Proof` (the challenge signed with their
+//! node key). Once the peer's proof verifies, each side sends an `Offer`
+//! (possibly empty; the first one completes the handshake) claiming the
+//! spaces in which the peer is a member by its own log, so a space's id goes
+//! only to its members. A claim opens a session if the peer is a member by
+//! our log extended with the claim's entries (how a new member presents its
+//! `Join`: the joiner claims first, trusting its inviter, and the inviter
+//! names the space back once the join admitted it). A non-member gets no
+//! session, so nothing of the space: not its documents, not even their ids.
+//! When a log changes, sessions of peers no longer members end.
 
-use super::{Engine, Output, Peer, Replica, Session, reconcile};
+use super::budget::Kind;
+use super::{Budgets, Engine, Output, Peer, Replica, Session, reconcile};
 
-/// Most spaces one hello or offer may claim.
-const MAX_CLAIMS: usize = 256;
+/// Most spaces one offer may claim (and a peer may claim in all).
+pub const MAX_CLAIMS: usize = 256;
 /// Most membership entries one claim may carry.
-const MAX_PROOF_ENTRIES: usize = 16;
+pub const MAX_PROOF_ENTRIES: usize = 16;
 /// Distinct refused claims a peer may present before it is cut off: each
 /// costs a log evaluation.
-const MAX_REFUSALS: u32 = 64;
+pub const MAX_REFUSALS: u32 = 64;
 use crate::identity::NodeId;
 use crate::sync::wire::{Claim, Message};
 
 impl Engine {
-    pub(super) fn connected(
-        &mut self,
-        replica: &mut impl Replica,
-        peer: NodeId,
-        challenge: [u8; 32],
-        out: &mut Vec<Output>,
-    ) {
+    pub(super) fn connected(&mut self, peer: NodeId, challenge: [u8; 32], out: &mut Vec<Output>) {
         let now = self.now;
-        self.peers.insert(
-            peer,
-            Peer {
-                connected_at: now,
-                challenge,
-                ..Peer::default()
-            },
-        );
-        let spaces: Vec<String> = self.spaces.iter().cloned().collect();
-        let claims = claims(replica, spaces);
+        let fresh = Peer {
+            connected_at: now,
+            challenge,
+            budgets: Budgets::new(now),
+            ..Peer::default()
+        };
+        if let Some(old) = self.peers.insert(peer, fresh) {
+            let states = super::saved_states(&old);
+            if !states.is_empty() {
+                out.push(Output::SaveStates(peer, states));
+            }
+        }
         out.push(Output::Send(
             peer,
             Message::Hello {
                 node: self.me,
-                spaces: claims,
                 challenge,
             },
         ));
     }
 
-    /// Records a peer's claims and, once it has proven its identity, admits
-    /// it. Claims are bounded per peer, so a peer cannot make us store or
-    /// verify without limit; claims for spaces we do not offer are kept (we
-    /// may join them while connected) but cost no verification.
+    /// Records a proven peer's claims and admits it where they hold. Claims
+    /// are bounded per peer, so a peer cannot make us store or verify
+    /// without limit; claims for spaces we do not offer are kept (we may
+    /// join them while connected) but cost no verification, and a claim
+    /// repeated unchanged is not evaluated again.
     pub(super) fn claimed(
         &mut self,
         replica: &mut impl Replica,
@@ -63,6 +63,13 @@ impl Engine {
     ) {
         if claims.len() > MAX_CLAIMS {
             return self.close(peer, "too many membership claims".into(), out);
+        }
+        let Some(p) = self.peers.get(&peer) else {
+            return;
+        };
+        let cost = self.evaluated(p, &claims).len() as u64;
+        if !self.spend(peer, Kind::Claim, cost, out) {
+            return;
         }
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
@@ -89,6 +96,47 @@ impl Engine {
         }
         if p.proven {
             self.admit_all(replica, peer, spaces, out);
+        }
+    }
+
+    /// Names to a proven peer those of `spaces` it is a member of (by our
+    /// log, or admitted to a session), with our proof, unless it already
+    /// has that very claim from us. `always` sends the offer even empty
+    /// (the first one, which completes the handshake).
+    pub(super) fn reveal(
+        &mut self,
+        replica: &mut impl Replica,
+        peer: NodeId,
+        spaces: Vec<String>,
+        always: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let mut claims = Vec::new();
+        for space in spaces {
+            let Some(p) = self.peers.get(&peer) else {
+                return;
+            };
+            if !p.proven || !self.spaces.contains(&space) {
+                continue;
+            }
+            let member = p.sessions.contains_key(&space) || replica.role(&space, peer).is_some();
+            if !member {
+                continue;
+            }
+            let proof = replica.proof(&space);
+            if p.offered.get(&space) == Some(&proof) {
+                continue;
+            }
+            claims.push(Claim {
+                proof: proof.iter().cloned().map(serde_bytes::ByteBuf::from).collect(),
+                space: space.clone(),
+            });
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.offered.insert(space, proof);
+            }
+        }
+        if always || !claims.is_empty() {
+            out.push(Output::Send(peer, Message::Offer { spaces: claims }));
         }
     }
 
@@ -161,14 +209,19 @@ impl Engine {
                 ..Session::default()
             },
         );
+        let begin = self.me < peer || p.early.remove(space);
+        // A member we had not named the space to (a joiner whose join just
+        // admitted it) hears of it now, before the exchange begins.
+        self.reveal(replica, peer, vec![space.to_owned()], false, out);
         // One side begins, so an exchange does not run twice; the other
         // begins too if the peer's first message came before its session.
-        if self.me < peer || p.early.remove(space) {
+        if begin {
             reconcile(out, peer, space, replica.items(space));
         }
     }
 
-    /// Starts offering a space.
+    /// Starts offering a space: to proven peers that are members of it (or
+    /// claimed it before we held it), a session where their claim holds.
     pub(super) fn offer(
         &mut self,
         replica: &mut impl Replica,
@@ -178,26 +231,17 @@ impl Engine {
         if !self.spaces.insert(space.clone()) {
             return;
         }
-        let claim = claims(replica, vec![space.clone()]);
-        // A peer whose hello has not arrived cannot take an offer before our
-        // proof; it gets one right after.
-        for p in self.peers.values_mut().filter(|p| !p.hello) {
-            p.resend_claims = true;
-        }
+        // Peers whose proof has not verified yet hear of it in our first
+        // offer, which reads the log then.
         let peers: Vec<NodeId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.hello)
+            .filter(|(_, p)| p.proven)
             .map(|(id, _)| *id)
             .collect();
         for peer in peers {
-            out.push(Output::Send(
-                peer,
-                Message::Offer {
-                    spaces: claim.clone(),
-                },
-            ));
             self.admit(replica, peer, &space, out);
+            self.reveal(replica, peer, vec![space.clone()], false, out);
         }
     }
 
@@ -214,12 +258,17 @@ impl Engine {
             p.refused.remove(space);
         }
         for peer in peers {
-            let in_session = self.peers[&peer].sessions.contains_key(space);
+            let Some(in_session) = self.peers.get(&peer).map(|p| p.sessions.contains_key(space))
+            else {
+                continue;
+            };
             match replica.role(space, peer) {
                 None if in_session => {
                     tracing::info!(%peer, space, "peer is no longer a member; ending its session");
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.sessions.remove(space);
+                        // Named again should it become a member again.
+                        p.offered.remove(space);
                     }
                 }
                 Some(role) if in_session => {
@@ -231,28 +280,10 @@ impl Engine {
                 // entries arrived): try the stored claim again.
                 Some(_) | None => self.admit(replica, peer, space, out),
             }
-            // Our own proof may have changed (say, our join just arrived in
-            // the log, or we re-joined): let the peer look again.
-            if self.peers[&peer].hello {
-                let claim = claims(replica, vec![space.to_owned()]);
-                out.push(Output::Send(peer, Message::Offer { spaces: claim }));
-            } else if let Some(p) = self.peers.get_mut(&peer) {
-                p.resend_claims = true;
-            }
+            // A new member hears of the space, and our own proof may have
+            // changed (our join just arrived in the log, or we re-joined):
+            // let members look again.
+            self.reveal(replica, peer, vec![space.to_owned()], false, out);
         }
     }
-}
-
-pub(super) fn claims(replica: &mut impl Replica, spaces: Vec<String>) -> Vec<Claim> {
-    spaces
-        .into_iter()
-        .map(|space| Claim {
-            proof: replica
-                .proof(&space)
-                .into_iter()
-                .map(serde_bytes::ByteBuf::from)
-                .collect(),
-            space,
-        })
-        .collect()
 }

@@ -1,5 +1,13 @@
 //! Automerge sync rounds, one per (peer, document): receiving a peer's sync
 //! message, generating ours, and the sync states kept between them.
+//!
+//! A state is kept only for a document this node holds: one a peer names
+//! that does not exist here gets its answer from a fresh state, and nothing
+//! stays behind (nor is stored when the peer leaves). In memory a session
+//! keeps at most [`MAX_STATES`]; past that, the states of settled documents
+//! go to the store first (they are read back when needed again).
+
+use std::collections::BTreeSet;
 
 use automerge::sync::State;
 
@@ -7,6 +15,12 @@ use super::{Engine, Output, Peer, Replica, Role, item_key, p_role};
 use crate::identity::NodeId;
 use crate::key::DocKey;
 use crate::sync::wire::{ItemKey, Message};
+
+/// Sync states held in memory per (peer, space): about as many documents as
+/// a few start windows, so an initial sync keeps its rounds in memory while
+/// a session naming every document of a large space cannot hold a state
+/// (with its sent-change set) for each.
+pub const MAX_STATES: usize = 4_096;
 
 impl Engine {
     /// A peer's sync message for one document: apply what it may write,
@@ -107,9 +121,17 @@ impl Engine {
             let mine = doc.heads();
             theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h))
         });
+        // A document this node does not hold keeps no state: the next
+        // message about it starts from a fresh one, which costs at most a
+        // repeated heads exchange.
+        let held = !doc.is_empty();
         let item = item_key(key);
-        let session = self.session(peer, key.space()).expect("checked above");
-        session.states.insert(item.clone(), state);
+        let Some(session) = self.session(peer, key.space()) else {
+            return;
+        };
+        if held {
+            session.states.insert(item.clone(), state);
+        }
         // Pending until the peer has told us it holds exactly our heads.
         if in_sync {
             session.pending.remove(&item);
@@ -126,6 +148,48 @@ impl Engine {
                 },
             ));
         }
+        self.trim_states(peer, key.space(), out);
+    }
+
+    /// Keeps a session's in-memory states within [`MAX_STATES`]: past it,
+    /// down to three quarters, settled documents' states first, all of
+    /// them handed to the store.
+    pub(super) fn trim_states(&mut self, peer: NodeId, space: &str, out: &mut Vec<Output>) {
+        let Some(session) = self.session(peer, space) else {
+            return;
+        };
+        if session.states.len() <= MAX_STATES {
+            return;
+        }
+        let excess = session.states.len() - MAX_STATES * 3 / 4;
+        let busy = |k: &ItemKey| session.pending.contains(k) || session.started.contains(k);
+        let mut evict: BTreeSet<ItemKey> = session
+            .states
+            .keys()
+            .filter(|k| !busy(k))
+            .take(excess)
+            .cloned()
+            .collect();
+        if evict.len() < excess {
+            let more: Vec<ItemKey> = session
+                .states
+                .keys()
+                .filter(|k| !evict.contains(*k))
+                .take(excess - evict.len())
+                .cloned()
+                .collect();
+            evict.extend(more);
+        }
+        let saved: Vec<(DocKey, Vec<u8>)> = evict
+            .into_iter()
+            .filter_map(|k| {
+                let state = session.states.remove(&k)?;
+                let key = DocKey::new(space, k.collection.as_str(), k.id.as_str()).ok()?;
+                Some((key, state.encode()))
+            })
+            .collect();
+        tracing::debug!(%peer, space, states = saved.len(), "storing sync states past the in-memory cap");
+        out.push(Output::SaveStates(peer, saved));
     }
 }
 
