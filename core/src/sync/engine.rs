@@ -29,6 +29,8 @@ mod budget;
 mod docs;
 mod needs;
 mod rounds;
+#[cfg(test)]
+mod tests;
 use super::wire::{Item, ItemKey, Message, WireError, proof_bytes};
 pub use admission::{MAX_CLAIMS, MAX_PROOF_ENTRIES, MAX_REFUSALS};
 pub use budget::{
