@@ -151,6 +151,8 @@ struct Sim {
     closes: Vec<String>,
     /// Bytes of `Reconcile` frames sent, over all nodes.
     reconcile_bytes: usize,
+    /// `Reconcile` frames received, by (receiver, sender).
+    reconcile_frames: BTreeMap<(usize, usize), u64>,
 }
 
 fn pair(a: usize, b: usize) -> (usize, usize) {
@@ -165,6 +167,12 @@ impl Sim {
     /// A simulation whose nodes start out holding the same `shared`
     /// documents (as after an earlier sync), besides what they write.
     fn with_documents(seed: u64, shared: usize) -> Self {
+        Self::with_documents_on(seed, shared, usize::MAX)
+    }
+
+    /// Like `with_documents`, but only the first `holders` nodes hold them
+    /// (the others start as fresh replicas).
+    fn with_documents_on(seed: u64, shared: usize, holders: usize) -> Self {
         let mut rng = Rng(seed);
         let n = 2 + rng.below(3) as usize;
         let mut nodes: Vec<SimNode> = (0..n)
@@ -188,7 +196,7 @@ impl Sim {
             let mut doc = Document::new(actor_for(nodes[0].id, [0; 8]));
             doc.put(&fields, 0).unwrap();
             let bytes = doc.save();
-            for node in &mut nodes {
+            for node in nodes.iter_mut().take(holders) {
                 let actor = node.replica.actor.clone().unwrap();
                 let copy = Document::load(&bytes, actor).unwrap();
                 node.replica.docs.insert(key.clone(), copy);
@@ -207,6 +215,7 @@ impl Sim {
             written: BTreeMap::new(),
             closes: Vec::new(),
             reconcile_bytes: 0,
+            reconcile_frames: BTreeMap::new(),
         };
         for a in 0..n {
             for b in a + 1..n {
@@ -340,6 +349,9 @@ impl Sim {
                     return; // sent on a connection that is gone
                 }
                 let from_id = self.nodes[from].id;
+                if frame.len() > 1 && matches!(wire::decode(&frame), Ok(wire::Message::Reconcile { .. })) {
+                    *self.reconcile_frames.entry((to, from)).or_default() += 1;
+                }
                 let input = match wire::decode(&frame) {
                     Ok(m) => Input::Received(from_id, m),
                     Err(e) => Input::Malformed(from_id, e),
@@ -452,7 +464,11 @@ impl Sim {
             let next = self.now + self.rng.below(300);
             self.step_until(next);
         }
-        // Phase 2: heal, stop faults, and let the protocol finish.
+        self.finish()
+    }
+
+    /// Phase 2: heal, stop faults, and let the protocol finish.
+    fn finish(&mut self) -> Result<(), String> {
         self.faulty = false;
         self.heal();
         for _ in 0..200 {
@@ -704,4 +720,81 @@ fn deterministic_same_seed_same_outcome() {
     assert_eq!(a.now, b.now);
     assert_eq!(a.closes, b.closes);
     assert_eq!(a.written, b.written);
+}
+
+/// An honest initial sync of 10,000 documents to fresh replicas (thousands
+/// of `Reconcile`, `Doc`, `DocAck` and `Sync` frames) spends none of the
+/// per-peer budgets dry, while a flood of exchanges does.
+#[test]
+fn budgets_hold_for_an_honest_initial_sync_and_trip_for_a_flood() {
+    use weft_core::sync::engine::{RECONCILE_BURST, RECONCILE_PER_SEC};
+    use weft_core::sync::wire::Message;
+    let docs = 10_000;
+    // Seeds with two, three and four nodes (one holds the documents).
+    for seed in [3, 4, 5] {
+        let mut sim = Sim::with_documents_on(seed, docs, 1);
+        sim.faulty = false;
+        sim.finish()
+            .unwrap_or_else(|e| panic!("seed {seed}: initial sync of {docs} documents: {e}"));
+        assert!(
+            sim.closes.iter().all(|r| !r.contains("budget")),
+            "seed {seed}: honest traffic spent a budget: {:?}",
+            sim.closes
+        );
+        let most = sim.reconcile_frames.values().copied().max().unwrap_or(0);
+        eprintln!(
+            "seed {seed}: {} nodes, {docs} documents: at most {most} Reconcile frames from one peer in {} ms (budget {RECONCILE_BURST} + {RECONCILE_PER_SEC}/s)",
+            sim.nodes.len(),
+            sim.now
+        );
+        assert!(most < RECONCILE_BURST / 4, "seed {seed}: {most} Reconcile frames");
+    }
+
+    // A peer beginning exchange after exchange is cut off.
+    let mut sim = Sim::new(3);
+    sim.faulty = false;
+    sim.step_until(5_000);
+    let flooder = sim.nodes[1].id;
+    let flood = Message::Reconcile {
+        space: SPACE.into(),
+        lower: None,
+        ranges: weft_core::sync::reconcile::initiate(&weft_core::sync::reconcile::Index::new(
+            vec![],
+        )),
+    };
+    let before = sim.closes.len();
+    for _ in 0..2 * RECONCILE_BURST {
+        sim.input(0, Input::Received(flooder, flood.clone()));
+        if sim.closes.len() > before {
+            break;
+        }
+    }
+    assert!(
+        sim.closes[before..]
+            .iter()
+            .any(|r| r.contains("reconciliation budget")),
+        "{:?}",
+        &sim.closes[before..]
+    );
+}
+
+/// More differing documents than one session's backlog holds: the rest
+/// wait for the next exchange, which begins as soon as the backlog drains,
+/// and the fresh replica ends up with all of them.
+#[test]
+fn an_initial_sync_larger_than_the_backlog_converges() {
+    use weft_core::sync::engine::MAX_BACKLOG;
+    let docs = MAX_BACKLOG + MAX_BACKLOG / 4;
+    let mut sim = Sim::with_documents_on(3, docs, 1);
+    sim.faulty = false;
+    sim.finish()
+        .unwrap_or_else(|e| panic!("initial sync of {docs} documents: {e}"));
+    let held = sim.nodes[1]
+        .replica
+        .docs
+        .values()
+        .filter(|d| !d.is_empty())
+        .count();
+    assert_eq!(held, docs);
+    eprintln!("{docs} documents synced in {} ms of simulated time", sim.now);
 }
