@@ -349,7 +349,9 @@ impl Sim {
                     return; // sent on a connection that is gone
                 }
                 let from_id = self.nodes[from].id;
-                if frame.len() > 1 && matches!(wire::decode(&frame), Ok(wire::Message::Reconcile { .. })) {
+                if frame.len() > 1
+                    && matches!(wire::decode(&frame), Ok(wire::Message::Reconcile { .. }))
+                {
                     *self.reconcile_frames.entry((to, from)).or_default() += 1;
                 }
                 let input = match wire::decode(&frame) {
@@ -529,9 +531,14 @@ impl Sim {
             let other = summary(&mut self.nodes[i]);
             if other.keys().ne(first.keys()) {
                 return Err(format!(
-                    "node {i} holds {:?}, node 0 holds {:?}",
+                    "node {i} holds {:?}, node 0 holds {:?}; closes {:?}; peers {:?}",
                     other.keys(),
-                    first.keys()
+                    first.keys(),
+                    self.closes,
+                    self.nodes
+                        .iter()
+                        .map(|n| n.engine.debug_peers())
+                        .collect::<Vec<_>>()
                 ));
             }
             for (key, (json, _)) in &other {
@@ -747,7 +754,10 @@ fn budgets_hold_for_an_honest_initial_sync_and_trip_for_a_flood() {
             sim.nodes.len(),
             sim.now
         );
-        assert!(most < RECONCILE_BURST / 4, "seed {seed}: {most} Reconcile frames");
+        assert!(
+            most < RECONCILE_BURST / 4,
+            "seed {seed}: {most} Reconcile frames"
+        );
     }
 
     // A peer beginning exchange after exchange is cut off.
@@ -796,5 +806,8 @@ fn an_initial_sync_larger_than_the_backlog_converges() {
         .filter(|d| !d.is_empty())
         .count();
     assert_eq!(held, docs);
-    eprintln!("{docs} documents synced in {} ms of simulated time", sim.now);
+    eprintln!(
+        "{docs} documents synced in {} ms of simulated time",
+        sim.now
+    );
 }

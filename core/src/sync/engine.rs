@@ -31,13 +31,12 @@ mod needs;
 mod rounds;
 #[cfg(test)]
 mod tests;
-use super::wire::{Item, ItemKey, Message, WireError, proof_bytes};
+use super::wire::{Item, ItemKey, Message, RangePayload, WireError, proof_bytes};
 pub use admission::{MAX_CLAIMS, MAX_PROOF_ENTRIES, MAX_REFUSALS};
-pub use budget::{
-    CLAIM_BURST, CLAIM_PER_SEC, IGNORED_BURST, IGNORED_PER_SEC, RECONCILE_BURST,
-    RECONCILE_PER_SEC,
-};
 use budget::{Budgets, Kind};
+pub use budget::{
+    CLAIM_BURST, CLAIM_PER_SEC, IGNORED_BURST, IGNORED_PER_SEC, RECONCILE_BURST, RECONCILE_PER_SEC,
+};
 pub use docs::{DOC_ACK_EVERY, MAX_BACKLOG};
 use ed25519_dalek::{Signer as _, SigningKey};
 pub use rounds::MAX_STATES;
@@ -51,8 +50,9 @@ use crate::key::DocKey;
 /// A session idle this long with work outstanding re-reconciles; each
 /// further retry waits twice as long, up to 16 times this.
 pub const RETRY_AFTER_MS: u64 = 3_000;
-/// A handshake (hello and proof both ways) not done in this long ends the
-/// connection; generous, since a busy node may take a while to get to it.
+/// A handshake (hello and proof both ways, and the peer's first offer) not
+/// done in this long ends the connection; generous, since a busy node may
+/// take a while to get to it.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Documents started per follow-up input, so memory and queued messages stay
 /// bounded however many documents differ.
@@ -444,7 +444,11 @@ impl Engine {
             Message::Hello { .. } | Message::Proof { .. } | Message::Offer { .. }
         );
         if session_frame && !p.ready {
-            return self.close(peer, "session frame before the handshake completed".into(), out);
+            return self.close(
+                peer,
+                "session frame before the handshake completed".into(),
+                out,
+            );
         }
         match message {
             Message::Hello { node, challenge } => {
@@ -465,7 +469,10 @@ impl Engine {
                 if !p.hello || p.proven {
                     return self.close(peer, "proof out of order".into(), out);
                 }
-                let valid = self.peers.get(&peer).is_some_and(|p| self.proof_verifies(peer, p, &signature));
+                let valid = self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|p| self.proof_verifies(peer, p, &signature));
                 if !valid {
                     return self.close(peer, "its proof of identity does not verify".into(), out);
                 }
@@ -541,6 +548,19 @@ impl Engine {
             Ok(outcome) => outcome,
             Err(e) => return self.close(peer, e.to_string(), out),
         };
+        // A `Done` whose echo no longer matches (we changed since we sent
+        // that side) settles nothing: the documents it names were not
+        // recorded here, so this side must reconcile again, even if the
+        // exchange ends with this message.
+        let mut lo = lower.as_ref();
+        let mut stale = false;
+        for range in &ranges {
+            let hi = range.upper.as_ref();
+            if let RangePayload::Done { echo, .. } = &range.payload {
+                stale |= index.sum(index.span(lo, hi)).echo() != *echo;
+            }
+            lo = hi;
+        }
         let Some(session) = self.session(peer, &space) else {
             return;
         };
@@ -555,6 +575,9 @@ impl Engine {
         }
         if outcome.closed {
             session.reconciled = true;
+        }
+        if stale {
+            session.reconciled = false;
         }
         if let Some(ranges) = outcome.reply {
             out.push(Output::Send(

@@ -128,7 +128,11 @@ impl Engine {
                 continue;
             }
             claims.push(Claim {
-                proof: proof.iter().cloned().map(serde_bytes::ByteBuf::from).collect(),
+                proof: proof
+                    .iter()
+                    .cloned()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect(),
                 space: space.clone(),
             });
             if let Some(p) = self.peers.get_mut(&peer) {
@@ -258,7 +262,10 @@ impl Engine {
             p.refused.remove(space);
         }
         for peer in peers {
-            let Some(in_session) = self.peers.get(&peer).map(|p| p.sessions.contains_key(space))
+            let Some(in_session) = self
+                .peers
+                .get(&peer)
+                .map(|p| p.sessions.contains_key(space))
             else {
                 continue;
             };

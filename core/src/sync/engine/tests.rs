@@ -177,7 +177,10 @@ fn proven(me: &mut Side, peer: &Side) -> Vec<Output> {
         },
     ));
     // A hello is answered with a proof and nothing about spaces.
-    assert!(matches!(sent(&answer)[..], [Message::Proof { .. }]), "{answer:?}");
+    assert!(
+        matches!(sent(&answer)[..], [Message::Proof { .. }]),
+        "{answer:?}"
+    );
     let proof = peer.signed(&CHALLENGE, me.id);
     let needs = me.engine.needs(&Input::Received(peer.id, proof.clone()));
     assert_eq!(needs.memberships.len(), me.engine.spaces.len());
@@ -187,7 +190,10 @@ fn proven(me: &mut Side, peer: &Side) -> Vec<Output> {
 fn claim(space: &str, proof: &[&[u8]]) -> Claim {
     Claim {
         space: space.into(),
-        proof: proof.iter().map(|e| serde_bytes::ByteBuf::from(e.to_vec())).collect(),
+        proof: proof
+            .iter()
+            .map(|e| serde_bytes::ByteBuf::from(e.to_vec()))
+            .collect(),
     }
 }
 
@@ -259,7 +265,10 @@ fn handshake_frames_out_of_order_close() {
         challenge: [6; 32],
     };
     let early: Vec<(Vec<Message>, &str)> = vec![
-        (vec![peer.signed(&CHALLENGE, side(1, &[]).id)], "proof out of order"),
+        (
+            vec![peer.signed(&CHALLENGE, side(1, &[]).id)],
+            "proof out of order",
+        ),
         (vec![Message::Offer { spaces: vec![] }], "offer before"),
         (
             vec![hello.clone(), Message::Offer { spaces: vec![] }],
@@ -526,7 +535,9 @@ fn in_memory_sync_states_are_capped() {
     let mut me = side(1, &[TEAM]);
     let peer = side(2, &[]);
     let n = MAX_STATES + 100;
-    let keys: Vec<DocKey> = (0..n).map(|i| me.replica.write(TEAM, &format!("{i:05}"))).collect();
+    let keys: Vec<DocKey> = (0..n)
+        .map(|i| me.replica.write(TEAM, &format!("{i:05}")))
+        .collect();
     in_session(&mut me, &peer);
     let mut saved = 0;
     for key in keys {
@@ -601,7 +612,10 @@ fn ignored_and_claim_floods_close() {
     assert!(closed(&me.input(offer(0..first))).is_none());
     assert_eq!(me.replica.evaluations, first);
     let more = offer(first..first + 20);
-    assert!(me.engine.needs(&more).memberships.is_empty(), "needs past the budget");
+    assert!(
+        me.engine.needs(&more).memberships.is_empty(),
+        "needs past the budget"
+    );
     let outs = me.input(more);
     assert!(
         closed(&outs).is_some_and(|r| r.contains("claim budget")),
