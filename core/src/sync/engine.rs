@@ -9,14 +9,20 @@
 //! Per peer: both sides send `Hello` (a challenge, nothing about spaces) and
 //! sign the peer's in a `Proof`; once a proof verifies, each side `Offer`s
 //! the spaces the peer is a member of, and each claim the log accepts opens
-//! a session ([`admission`]); one side (the lower node id, or whichever side's first message the peer
-//! ignored for want of a session) starts a range-based reconciliation
-//! exchange (`reconcile`), and the side that learns that a document differs
-//! starts it: one whole `Doc` frame if the peer holds none of it
-//! ([`docs`]), else an Automerge sync round. Afterwards every committed
-//! change (local or from another peer) is pushed to each session of its
-//! space. A session that stops making progress starts a new exchange on
-//! `Tick`, which heals lost messages.
+//! a session ([`admission`]); one side (the lower node id, or whichever
+//! side's first message the peer ignored for want of a session) starts a
+//! range-based reconciliation exchange (`reconcile`), and the side that
+//! learns that a document differs starts it: one whole `Doc` frame if the
+//! peer holds none of it ([`docs`]), else an Automerge sync round. Afterwards
+//! every committed change (local or from another peer) is pushed to each
+//! session of its space. A session that stops making progress starts a new
+//! exchange on `Tick`, which heals lost messages.
+//!
+//! What a peer can make this node do is bounded: frames that will be
+//! ignored need nothing read ([`needs`]), expensive ones spend per-peer
+//! budgets ([`budget`]), the send side queues each document once and at
+//! most [`MAX_BACKLOG`] ([`docs`]), and sync states are kept only for
+//! documents held here, [`MAX_STATES`] per session in memory ([`rounds`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

@@ -623,3 +623,54 @@ fn ignored_and_claim_floods_close() {
     );
     assert_eq!(me.replica.evaluations, first, "evaluated past the budget");
 }
+
+#[test]
+fn a_retry_releases_one_window_and_never_a_document_twice() {
+    let mut me = side(1, &[TEAM]);
+    let reader = side(2, &[]);
+    let n = 3 * START_WINDOW;
+    for i in 0..n {
+        me.replica.write(TEAM, &format!("d{i:04}"));
+    }
+    in_session(&mut me, &reader);
+    let nothing = Message::Reconcile {
+        space: TEAM.into(),
+        lower: None,
+        ranges: vec![Range {
+            upper: None,
+            payload: RangePayload::Fingerprint {
+                fp: [0; FP_LEN],
+                count: 0,
+            },
+        }],
+    };
+    let mut whole = std::collections::BTreeSet::new();
+    let mut count = |outs: &[Output]| {
+        for m in sent(outs) {
+            if let Message::Doc { key, .. } = m {
+                assert!(whole.insert(key.id.clone()), "{} sent twice", key.id);
+            }
+        }
+        whole.len()
+    };
+    // The reader never acknowledges: one window goes.
+    let outs = me.input(Input::Received(reader.id, nothing.clone()));
+    assert_eq!(count(&outs), START_WINDOW);
+    // A retry lets one more window go, not the whole space again.
+    let outs = me.input(Input::Tick(RETRY_AFTER_MS));
+    assert_eq!(count(&outs), 2 * START_WINDOW);
+    // The reader asking again: what went whole is queued for Automerge
+    // rounds (which it must answer), the rest stays queued once.
+    let outs = me.input(Input::Received(reader.id, nothing));
+    assert_eq!(count(&outs), 2 * START_WINDOW);
+    let session = &me.engine.peers[&reader.id].sessions[TEAM];
+    assert_eq!(session.queued.len(), n);
+    assert_eq!(session.sent_whole.len(), 2 * START_WINDOW);
+    // The next retry waits twice as long, then again releases one window.
+    let outs = me.input(Input::Tick(2 * RETRY_AFTER_MS));
+    assert_eq!(count(&outs), 2 * START_WINDOW);
+    let outs = me.input(Input::Tick(3 * RETRY_AFTER_MS));
+    assert_eq!(count(&outs), n);
+    let session = &me.engine.peers[&reader.id].sessions[TEAM];
+    assert_eq!(session.queued.len(), 2 * START_WINDOW);
+}
