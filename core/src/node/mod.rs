@@ -327,11 +327,24 @@ impl Node {
         self.inner.reader.query(query, space).await
     }
 
-    /// Runs one read-only SQL statement (SELECT, WITH, VALUES or EXPLAIN).
-    /// The `documents` view has one row per live document: `space`,
-    /// `collection`, `id`, `json`, `updated_at`.
+    /// Runs one read-only SQL statement (SELECT, WITH, VALUES or EXPLAIN of
+    /// one). The `documents` view has one row per live document: `space`,
+    /// `collection`, `id`, `json`, `updated_at`. Pragmas, `ATTACH` and
+    /// writes fail with [`Error::Sql`]; a statement running longer than
+    /// [`store::SQL_TIMEOUT`] fails with [`Error::Timeout`]; dropping the
+    /// future stops the statement.
     pub async fn sql(&self, statement: &str) -> Result<Vec<Map<String, Value>>> {
-        self.inner.reader.sql(statement).await
+        self.inner.reader.sql(statement, store::SQL_TIMEOUT).await
+    }
+
+    /// [`Node::sql`] with a shorter deadline (longer ones are cut to
+    /// [`store::SQL_TIMEOUT`]).
+    pub async fn sql_with_timeout(
+        &self,
+        statement: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Map<String, Value>>> {
+        self.inner.reader.sql(statement, timeout).await
     }
 
     /// Indexes a JSON field (dotted path) so queries filtering or sorting on
@@ -577,13 +590,16 @@ impl Node {
     }
 
     /// Stores everything pending, checkpoints and releases the replica so
-    /// another process may open it. Other clones stop working.
+    /// another process may open it. Other clones stop working; running
+    /// [`Node::sql`] statements are interrupted, not waited for.
     pub async fn close(&self) -> Result<()> {
+        // Readers first: the checkpoint waits for open read transactions,
+        // and a runaway statement would hold one until its deadline.
+        self.inner.reader.close().await;
         let (tx, rx) = oneshot::channel();
         if self.inner.writer.send(Command::Close(tx)).await.is_ok() {
             let _ = rx.await;
         }
-        self.inner.reader.close().await;
         Ok(())
     }
 }
