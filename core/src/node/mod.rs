@@ -64,6 +64,9 @@ struct Inner {
     /// Whether the node was opened with networking (so it can be resumed).
     networked: bool,
     progress: watch::Receiver<SyncProgress>,
+    /// Makes commits of document writes fail (tests of recovery only).
+    #[cfg(any(test, feature = "fault-injection"))]
+    commit_faults: store::CommitFaults,
 }
 
 /// A peer and how far sync with it has come.
@@ -127,7 +130,15 @@ impl Node {
         let identity = Identity::load_or_create(&data_dir)?;
         let node_id = identity.node_id();
         let (mut store_writer, reader) = store::open(&data_dir).await?;
+        store_writer.set_sync_state_max_age(config.sync_state_max_age);
+        match store_writer.prune_sync_states(writer::now_ms()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dropped = n, "pruned stale sync states"),
+            Err(e) => tracing::warn!(error = %e, "pruning sync states failed"),
+        }
         let joined = store_writer.joined_spaces()?;
+        #[cfg(any(test, feature = "fault-injection"))]
+        let commit_faults = store_writer.commit_faults();
         let spaces: Vec<String> = joined.iter().map(|(id, _, _)| id.clone()).collect();
         let default = joined
             .iter()
@@ -197,6 +208,8 @@ impl Node {
                 net: net_rx,
                 networked: config.network.is_some(),
                 progress,
+                #[cfg(any(test, feature = "fault-injection"))]
+                commit_faults,
             }),
         })
     }
@@ -587,6 +600,14 @@ impl Node {
         let (state, result) = rx.await.map_err(|_| Error::Closed)?;
         *sync = *state;
         result
+    }
+
+    /// Makes the next commits of document writes (local or remote) fail as
+    /// on a full disk: for tests that the node recovers. Only with the
+    /// `fault-injection` feature.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn commit_faults(&self) -> store::CommitFaults {
+        self.inner.commit_faults.clone()
     }
 
     /// Stores everything pending, checkpoints and releases the replica so

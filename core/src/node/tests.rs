@@ -692,3 +692,19 @@ fn a_squatted_log_field_does_not_block_the_entry() {
     log.add_log_entries(&[(hash, entry.clone())], 2).unwrap();
     assert_eq!(log.log_entries(), vec![entry]);
 }
+
+#[tokio::test]
+async fn an_injected_commit_failure_fails_one_write_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let key = node.key("notes", "f").unwrap();
+    node.commit_faults().fail_next(1);
+    match node.put(&key, json!({"v": 1})).await {
+        Err(Error::Store(store::StoreError::WriteFailed(m))) => assert!(m.contains("full"), "{m}"),
+        other => panic!("expected a failed commit, got {other:?}"),
+    }
+    assert_eq!(node.get(&key).await.unwrap(), None);
+    node.put(&key, json!({"v": 2})).await.unwrap();
+    assert_eq!(node.get(&key).await.unwrap(), Some(json!({"v": 2})));
+    node.close().await.unwrap();
+}

@@ -35,6 +35,9 @@ pub use sql::{
     MAX_SQL_CONCURRENT, MAX_SQL_RESULT_BYTES, MAX_SQL_ROWS, MAX_SQL_STATEMENT_BYTES,
     MAX_SQL_VALUE_BYTES, SQL_TIMEOUT,
 };
+pub use sync_state::{MAX_SYNC_STATES_PER_SPACE, SYNC_STATE_MAX_AGE};
+#[cfg(any(test, feature = "fault-injection"))]
+pub use write::CommitFaults;
 pub use write::{Loaded, WriteRow, Writer};
 
 /// Database file name inside the data dir.
@@ -160,6 +163,13 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connecti
         conn.pragma_update(None, "foreign_keys", "OFF")?;
     }
     Ok(conn)
+}
+
+/// Unix milliseconds now (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Encodes heads as sorted, concatenated 32-byte hashes.
