@@ -263,7 +263,7 @@ mod tests {
     }
 
     fn key(space: &str, id: usize) -> DocKey {
-        DocKey::new(space, "notes", &format!("d{id:05}")).unwrap()
+        DocKey::new(space, "notes", format!("d{id:05}")).unwrap()
     }
 
     /// Stores documents `0..n` of `space`.
