@@ -21,6 +21,9 @@ pub struct Config {
     /// A document's incremental chunks are folded into one snapshot once
     /// there are this many.
     pub compact_after_chunks: u32,
+    /// Sync states with a peer not seen for this long are dropped (at open
+    /// and whenever states are saved); it then syncs from scratch.
+    pub sync_state_max_age: std::time::Duration,
     /// Networking; `None` keeps the replica offline. The library default is
     /// offline so that embedding it (and its tests) opens no sockets; front
     /// ends such as the daemon turn it on.
@@ -34,6 +37,7 @@ impl Default for Config {
             doc_cache_size: 512,
             json_cache_size: 16_384,
             compact_after_chunks: 32,
+            sync_state_max_age: crate::store::SYNC_STATE_MAX_AGE,
             network: None,
         }
     }

@@ -64,6 +64,9 @@ struct Inner {
     /// Whether the node was opened with networking (so it can be resumed).
     networked: bool,
     progress: watch::Receiver<SyncProgress>,
+    /// Makes commits of document writes fail (tests of recovery only).
+    #[cfg(any(test, feature = "fault-injection"))]
+    commit_faults: store::CommitFaults,
 }
 
 /// A peer and how far sync with it has come.
@@ -127,7 +130,15 @@ impl Node {
         let identity = Identity::load_or_create(&data_dir)?;
         let node_id = identity.node_id();
         let (mut store_writer, reader) = store::open(&data_dir).await?;
+        store_writer.set_sync_state_max_age(config.sync_state_max_age);
+        match store_writer.prune_sync_states(writer::now_ms()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dropped = n, "pruned stale sync states"),
+            Err(e) => tracing::warn!(error = %e, "pruning sync states failed"),
+        }
         let joined = store_writer.joined_spaces()?;
+        #[cfg(any(test, feature = "fault-injection"))]
+        let commit_faults = store_writer.commit_faults();
         let spaces: Vec<String> = joined.iter().map(|(id, _, _)| id.clone()).collect();
         let default = joined
             .iter()
@@ -197,6 +208,8 @@ impl Node {
                 net: net_rx,
                 networked: config.network.is_some(),
                 progress,
+                #[cfg(any(test, feature = "fault-injection"))]
+                commit_faults,
             }),
         })
     }
@@ -327,11 +340,24 @@ impl Node {
         self.inner.reader.query(query, space).await
     }
 
-    /// Runs one read-only SQL statement (SELECT, WITH, VALUES or EXPLAIN).
-    /// The `documents` view has one row per live document: `space`,
-    /// `collection`, `id`, `json`, `updated_at`.
+    /// Runs one read-only SQL statement (SELECT, WITH, VALUES or EXPLAIN of
+    /// one). The `documents` view has one row per live document: `space`,
+    /// `collection`, `id`, `json`, `updated_at`. Pragmas, `ATTACH` and
+    /// writes fail with [`Error::Sql`]; a statement running longer than
+    /// [`store::SQL_TIMEOUT`] fails with [`Error::Timeout`]; dropping the
+    /// future stops the statement.
     pub async fn sql(&self, statement: &str) -> Result<Vec<Map<String, Value>>> {
-        self.inner.reader.sql(statement).await
+        self.inner.reader.sql(statement, store::SQL_TIMEOUT).await
+    }
+
+    /// [`Node::sql`] with a shorter deadline (longer ones are cut to
+    /// [`store::SQL_TIMEOUT`]).
+    pub async fn sql_with_timeout(
+        &self,
+        statement: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Map<String, Value>>> {
+        self.inner.reader.sql(statement, timeout).await
     }
 
     /// Indexes a JSON field (dotted path) so queries filtering or sorting on
@@ -576,14 +602,25 @@ impl Node {
         result
     }
 
+    /// Makes the next commits of document writes (local or remote) fail as
+    /// on a full disk: for tests that the node recovers. Only with the
+    /// `fault-injection` feature.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn commit_faults(&self) -> store::CommitFaults {
+        self.inner.commit_faults.clone()
+    }
+
     /// Stores everything pending, checkpoints and releases the replica so
-    /// another process may open it. Other clones stop working.
+    /// another process may open it. Other clones stop working; running
+    /// [`Node::sql`] statements are interrupted, not waited for.
     pub async fn close(&self) -> Result<()> {
+        // Readers first: the checkpoint waits for open read transactions,
+        // and a runaway statement would hold one until its deadline.
+        self.inner.reader.close().await;
         let (tx, rx) = oneshot::channel();
         if self.inner.writer.send(Command::Close(tx)).await.is_ok() {
             let _ = rx.await;
         }
-        self.inner.reader.close().await;
         Ok(())
     }
 }

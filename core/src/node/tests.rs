@@ -91,6 +91,71 @@ async fn runaway_sql_stops_at_the_row_cap_and_new_dirs_are_private() {
 }
 
 #[tokio::test]
+async fn sql_refuses_pragmas_under_explain_and_writes_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let key = node.key("notes", "a").unwrap();
+    node.put(&key, json!({"v": 1})).await.unwrap();
+    for statement in [
+        "EXPLAIN PRAGMA query_only=0",
+        "EXPLAIN PRAGMA hard_heap_limit=300000",
+        "EXPLAIN INSERT INTO docs (space) VALUES ('x')",
+        "EXPLAIN ATTACH ':memory:' AS x",
+    ] {
+        match node.sql(statement).await {
+            Err(Error::Sql(m)) => assert!(m.contains("not allowed"), "{statement}: {m}"),
+            other => panic!("{statement}: expected a refusal, got {other:?}"),
+        }
+    }
+    // The heap limit is unset, so writes still succeed; the read pool that
+    // `get` and `query` use was never reached.
+    node.put(&key, json!({"v": 2})).await.unwrap();
+    let stored = node.inner.reader.get(&key).unwrap().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored).unwrap(),
+        json!({"v": 2})
+    );
+    assert!(matches!(
+        node.sql("WITH x AS (SELECT 1) DELETE FROM docs").await,
+        Err(Error::Sql(_))
+    ));
+    assert_eq!(node.query(&Query::new("notes")).await.unwrap().len(), 1);
+    node.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn runaway_sql_times_out_and_close_does_not_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let endless =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    let short = std::time::Duration::from_millis(100);
+    assert!(matches!(
+        node.sql_with_timeout(endless, short).await,
+        Err(Error::Timeout(t)) if t == short
+    ));
+    let running = tokio::spawn({
+        let node = node.clone();
+        async move { node.sql(endless).await }
+    });
+    let mut executing = node.inner.reader.sql_executing();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        executing.wait_for(|n| *n == 1),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // Far less than the statement's 10 s deadline.
+    tokio::time::timeout(std::time::Duration::from_secs(5), node.close())
+        .await
+        .expect("close waited for the runaway statement")
+        .unwrap();
+    assert!(matches!(running.await.unwrap(), Err(Error::Closed)));
+    open(dir.path()).await.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn second_open_is_refused_with_the_holders_pid() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path()).await;
@@ -626,4 +691,20 @@ fn a_squatted_log_field_does_not_block_the_entry() {
     assert!(log.log_entries().is_empty());
     log.add_log_entries(&[(hash, entry.clone())], 2).unwrap();
     assert_eq!(log.log_entries(), vec![entry]);
+}
+
+#[tokio::test]
+async fn an_injected_commit_failure_fails_one_write_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let key = node.key("notes", "f").unwrap();
+    node.commit_faults().fail_next(1);
+    match node.put(&key, json!({"v": 1})).await {
+        Err(Error::Store(store::StoreError::WriteFailed(m))) => assert!(m.contains("full"), "{m}"),
+        other => panic!("expected a failed commit, got {other:?}"),
+    }
+    assert_eq!(node.get(&key).await.unwrap(), None);
+    node.put(&key, json!({"v": 2})).await.unwrap();
+    assert_eq!(node.get(&key).await.unwrap(), Some(json!({"v": 2})));
+    node.close().await.unwrap();
 }

@@ -4,7 +4,9 @@
 //! - a short-lived sqlx connection at [`open`], only to run the migrations in
 //!   `migrations/` (so replicas keep their `_sqlx_migrations` history);
 //! - one rusqlite [`Writer`] connection, owned by the node's writer actor;
-//! - a small pool of read-only rusqlite connections ([`Reader`]).
+//! - a small pool of read-only rusqlite connections ([`Reader`]);
+//! - a few more for caller-written `sql()` statements, guarded by an
+//!   authorizer and a deadline (module `sql`).
 //!
 //! Statements run on rusqlite inline, not through sqlx: sqlx runs each
 //! connection on a worker thread and pays a cross-thread round trip
@@ -14,6 +16,7 @@
 mod lock;
 mod query;
 mod read;
+mod sql;
 mod sync_state;
 mod write;
 
@@ -27,7 +30,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 pub use lock::{LOCK_FILE, ProcessLock};
 pub(crate) use query::path_literal;
 pub use query::{Filter, FilterOp, Order, Query, QueryRow};
-pub use read::{MAX_SQL_ROWS, Reader};
+pub use read::Reader;
+pub use sql::{
+    MAX_SQL_CONCURRENT, MAX_SQL_RESULT_BYTES, MAX_SQL_ROWS, MAX_SQL_STATEMENT_BYTES,
+    MAX_SQL_VALUE_BYTES, SQL_TIMEOUT,
+};
+pub use sync_state::{MAX_SYNC_STATES_PER_SPACE, SYNC_STATE_MAX_AGE};
+#[cfg(any(test, feature = "fault-injection"))]
+pub use write::CommitFaults;
 pub use write::{Loaded, WriteRow, Writer};
 
 /// Database file name inside the data dir.
@@ -153,6 +163,13 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connecti
         conn.pragma_update(None, "foreign_keys", "OFF")?;
     }
     Ok(conn)
+}
+
+/// Unix milliseconds now (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Encodes heads as sorted, concatenated 32-byte hashes.

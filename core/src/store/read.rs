@@ -1,10 +1,10 @@
-//! Read-only connections: point reads, structured queries and the read-only
-//! SQL entry point. These never block the writer (WAL readers run
-//! concurrently with it).
+//! Read-only connections: point reads and structured queries, plus the
+//! handle to the `sql()` connections (module `sql`). These never block the
+//! writer (WAL readers run concurrently with it).
 //!
 //! Point reads run inline on the calling task: a prepared primary-key lookup
-//! takes a few µs, less than any hand-off to another thread. Queries and
-//! `sql()` may scan many rows (milliseconds or more), so they run on tokio's
+//! takes a few µs, less than any hand-off to another thread. Queries may
+//! scan many rows (milliseconds or more), so they run on tokio's
 //! blocking pool, where they cannot stall other tasks on a runtime thread;
 //! the hand-off is paid once per statement (weft-bench's 2 ms query measured
 //! the same inline and on the blocking pool, within noise).
@@ -13,11 +13,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::Duration;
+
 use rusqlite::Connection;
-use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
+use tokio::sync::watch;
 
 use super::query::{Param, Query, QueryRow, compile};
+use super::sql::SqlPool;
 use super::{StoreError, connect, sqlite_err};
 use crate::error::Error;
 use crate::key::DocKey;
@@ -30,6 +33,7 @@ const MAX_IDLE: usize = 4;
 #[derive(Clone, Debug)]
 pub struct Reader {
     pool: Arc<Pool>,
+    sql: Arc<SqlPool>,
 }
 
 #[derive(Debug)]
@@ -52,6 +56,7 @@ impl Reader {
     pub(super) fn new(path: PathBuf) -> Result<Self, StoreError> {
         let first = connect(&path, true).map_err(sqlite_err("opening read connections"))?;
         Ok(Self {
+            sql: Arc::new(SqlPool::new(path.clone())),
             pool: Arc::new(Pool {
                 path,
                 idle: Mutex::new(vec![first]),
@@ -60,9 +65,11 @@ impl Reader {
         })
     }
 
-    /// Closes every idle read connection; later reads fail with
+    /// Closes every idle read connection and interrupts running `sql()`
+    /// statements (without waiting for them); later reads fail with
     /// [`Error::Closed`].
     pub async fn close(&self) {
+        self.sql.close();
         self.pool.closed.store(true, Ordering::SeqCst);
         let idle = std::mem::take(&mut *self.pool.idle());
         drop(idle);
@@ -156,108 +163,19 @@ impl Reader {
         .await
     }
 
-    /// Runs a read-only statement; each row becomes a JSON object keyed by
-    /// column name.
-    pub async fn sql(&self, statement: &str) -> Result<Vec<Map<String, Value>>, Error> {
-        check_read_only(statement)?;
-        let statement = statement.to_owned();
-        self.blocking(move |conn| {
-            // Not cached: ad-hoc statements would evict the hot ones.
-            let mut stmt = conn
-                .prepare(&statement)
-                .map_err(|e| Error::Sql(sql_message(&e)))?;
-            let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
-            let mut rows = stmt.query([]).map_err(|e| Error::Sql(sql_message(&e)))?;
-            let mut out = Vec::new();
-            // Rows are stepped one at a time and capped, so a runaway
-            // statement (a recursive CTE without end) stops at the cap
-            // instead of exhausting memory.
-            while let Some(row) = rows.next().map_err(|e| Error::Sql(sql_message(&e)))? {
-                if out.len() == MAX_SQL_ROWS {
-                    return Err(Error::Sql(format!(
-                        "the statement returns more than {MAX_SQL_ROWS} rows; add a LIMIT or aggregate"
-                    )));
-                }
-                out.push(row_to_json(row, &names)?);
-            }
-            Ok(out)
-        })
-        .await
+    /// Runs one read-only statement on a `sql()` connection (see the `sql`
+    /// module), stopped after `timeout` (at most [`super::SQL_TIMEOUT`]).
+    pub async fn sql(
+        &self,
+        statement: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Map<String, Value>>, Error> {
+        self.sql.run(statement, timeout).await
     }
-}
 
-/// Most rows one `sql()` call returns.
-pub const MAX_SQL_ROWS: usize = 100_000;
-
-/// First keyword must start a query. The connection itself is read-only
-/// (opened with SQLITE_OPEN_READONLY and `query_only`), so this check only
-/// gives a clearer message than SQLite's "attempt to write a readonly database".
-fn check_read_only(statement: &str) -> Result<(), Error> {
-    let word = statement
-        .trim_start()
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    match word.as_str() {
-        "SELECT" | "WITH" | "VALUES" | "EXPLAIN" => Ok(()),
-        "" => Err(Error::Sql("empty statement".into())),
-        other => Err(Error::Sql(format!(
-            "{other} is not allowed: sql() is read-only and runs SELECT, WITH, VALUES or EXPLAIN; \
-             change documents with put, patch or delete"
-        ))),
-    }
-}
-
-fn sql_message(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Maps each column by the type of its value (SQLite columns are dynamically
-/// typed): integers and reals to numbers, text to strings, blobs to arrays
-/// of bytes.
-fn row_to_json(row: &rusqlite::Row<'_>, names: &[String]) -> Result<Map<String, Value>, Error> {
-    let mut out = Map::new();
-    for (i, name) in names.iter().enumerate() {
-        let value = match row.get_ref(i).map_err(|e| Error::Sql(e.to_string()))? {
-            ValueRef::Null => Value::Null,
-            ValueRef::Integer(n) => Value::from(n),
-            ValueRef::Real(f) => Value::from(f),
-            ValueRef::Text(t) => Value::from(
-                std::str::from_utf8(t).map_err(|e| Error::Sql(format!("column {name}: {e}")))?,
-            ),
-            ValueRef::Blob(b) => Value::from(b.to_vec()),
-        };
-        out.insert(name.clone(), value);
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_queries_pass_the_keyword_check() {
-        for ok in [
-            "SELECT 1",
-            "  with x as (select 1) select * from x",
-            "VALUES (1)",
-            "explain select 1",
-        ] {
-            assert!(check_read_only(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "DELETE FROM docs",
-            "PRAGMA query_only=0",
-            "ATTACH 'x' AS y",
-            "",
-            "  ;",
-        ] {
-            assert!(check_read_only(bad).is_err(), "{bad}");
-        }
+    /// How many `sql()` statements are executing now, updated as they start
+    /// and end.
+    pub fn sql_executing(&self) -> watch::Receiver<usize> {
+        self.sql.executing()
     }
 }

@@ -6,6 +6,7 @@
 //! and the actor serializes all writes anyway.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -32,6 +33,35 @@ pub struct WriteRow {
     pub snapshot: bool,
 }
 
+/// Makes commits of document writes fail on purpose, to test recovery from
+/// a full disk: each [`CommitFaults::fail_next`] makes that many upcoming
+/// [`Writer::write`] calls roll back and return a "disk is full" error.
+#[cfg(any(test, feature = "fault-injection"))]
+#[derive(Clone, Debug, Default)]
+pub struct CommitFaults(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+#[cfg(any(test, feature = "fault-injection"))]
+impl CommitFaults {
+    /// Fails the next `n` commits of document writes (in addition to any
+    /// already pending).
+    pub fn fail_next(&self, n: u32) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Commits still to fail.
+    pub fn pending(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether this commit fails (consuming one).
+    fn take(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
 /// A document as stored: its chunks concatenated in order.
 #[derive(Debug)]
 pub struct Loaded {
@@ -47,12 +77,25 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct Writer {
     conn: Connection,
+    /// Commits of [`Writer::write`] still to fail (tests only).
+    #[cfg(any(test, feature = "fault-injection"))]
+    faults: CommitFaults,
+    /// Sync states kept per (peer, space).
+    pub(super) sync_state_cap: usize,
+    /// How long states with a peer not seen are kept.
+    pub(super) sync_state_max_age: Duration,
 }
 
 impl Writer {
     pub(super) fn new(conn: Connection) -> Self {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Self { conn }
+        Self {
+            conn,
+            #[cfg(any(test, feature = "fault-injection"))]
+            faults: CommitFaults::default(),
+            sync_state_cap: super::MAX_SYNC_STATES_PER_SPACE,
+            sync_state_max_age: super::SYNC_STATE_MAX_AGE,
+        }
     }
 
     pub(super) fn conn(&mut self) -> &mut Connection {
@@ -159,7 +202,25 @@ impl Writer {
                 append.execute(params![doc, row.chunk]).map_err(err)?;
             }
         }
+        #[cfg(any(test, feature = "fault-injection"))]
+        if self.faults.take() {
+            // Dropping the transaction rolls it back, as a failed commit does.
+            drop(tx);
+            return Err(StoreError::Sqlite {
+                op: "committing writes",
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                    Some("database or disk is full (injected)".into()),
+                ),
+            });
+        }
         tx.commit().map_err(sqlite_err("committing writes"))
+    }
+
+    /// A handle that makes the next commits of [`Writer::write`] fail.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn commit_faults(&self) -> CommitFaults {
+        self.faults.clone()
     }
 
     /// Creates an expression index on a JSON field path (already validated
@@ -219,5 +280,49 @@ impl Writer {
             op: "closing the database",
             source: e,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str) -> WriteRow {
+        WriteRow {
+            key: DocKey::new("s", "notes", id).unwrap(),
+            heads: vec![0; 32],
+            json: Some("{}".into()),
+            updated_at: 1,
+            chunk: vec![1],
+            snapshot: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_injected_commit_failure_stores_nothing_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _reader) = super::super::open(dir.path()).await.unwrap();
+        let faults = w.commit_faults();
+        faults.fail_next(1);
+        match w.write(&[row("a"), row("b")]) {
+            Err(StoreError::Sqlite { op, source }) => {
+                assert_eq!(op, "committing writes");
+                assert_eq!(
+                    source.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DiskFull)
+                );
+            }
+            other => panic!("expected a failed commit, got {other:?}"),
+        }
+        assert_eq!(faults.pending(), 0);
+        let keys = [row("a").key, row("b").key];
+        assert!(
+            w.load_many(&keys.iter().collect::<Vec<_>>())
+                .unwrap()
+                .is_empty()
+        );
+        // The next commit goes through.
+        w.write(&[row("a")]).unwrap();
+        assert_eq!(w.load_many(&[&keys[0]]).unwrap().len(), 1);
     }
 }
