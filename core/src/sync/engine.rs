@@ -137,6 +137,8 @@ pub enum Output {
     },
     /// Persist these sync states with `peer` (sent when a peer leaves).
     SaveStates(NodeId, Vec<(DocKey, Vec<u8>)>),
+    /// The peer proved its identity: the network may read its frames in full.
+    Proven(NodeId),
 }
 
 #[derive(Debug, Default)]
@@ -536,6 +538,7 @@ impl Engine {
                     return self.close(peer, "its proof of identity does not verify".into(), out);
                 }
                 p.proven = true;
+                out.push(Output::Proven(peer));
                 let spaces: Vec<String> = p.claims.keys().cloned().collect();
                 self.admit_all(replica, peer, spaces, out);
             }
