@@ -7,7 +7,8 @@
 //! session grants the next only when the previous one reached the app and
 //! the peer may send more: before [`super::Net::proven`] at most
 //! [`PRE_AUTH_FRAMES`] frames of [`PRE_AUTH_FRAME_MAX`] bytes, and never while
-//! more than [`super::SEND_HIGH_WATER`] bytes wait to be written to the peer.
+//! more than [`super::SEND_HIGH_WATER`] bytes wait to be written to the peer
+//! (a read granted just before counts: at most one frame more).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

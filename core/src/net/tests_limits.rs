@@ -197,3 +197,47 @@ async fn a_peer_that_never_reads_is_cut_at_the_queue_cap() {
     victim.shutdown().await;
     peer.shutdown().await;
 }
+
+/// While our replies to a peer pile up past the high-water mark, its frames
+/// are not read; once it reads again, they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_congested_peer_is_not_read_until_it_catches_up() {
+    let ((victim, mut v_rx), (peer, mut p_rx)) = pair().await;
+    let (iv, ip) = (victim.local_id(), peer.local_id());
+    victim.proven(ip);
+    // The peer reads two small frames (its pre-auth allowance), then stops.
+    victim.send(ip, b"one".to_vec());
+    victim.send(ip, b"two".to_vec());
+    frames_from(&mut p_rx, iv, 2).await;
+    let chunk = vec![3u8; 1 << 20];
+    let mut chunks = 0;
+    while victim.queued(ip) <= SEND_HIGH_WATER {
+        victim.send(ip, chunk.clone());
+        chunks += 1;
+    }
+    assert!(victim.queued(ip) <= SEND_QUEUE_MAX);
+
+    peer.send(iv, b"first".to_vec());
+    peer.send(iv, b"second".to_vec());
+    // A read granted before the congestion began may complete; none after it.
+    let mut got = Vec::new();
+    let _ = timeout(QUIET, async {
+        while let Some(event) = v_rx.recv().await {
+            if let NetEvent::Frame(p, body) = event
+                && p == ip
+            {
+                got.push(body);
+            }
+        }
+    })
+    .await;
+    assert!(got.len() <= 1, "{} frames read while congested", got.len());
+
+    // The peer reads again: the queue drains, and its frames are read.
+    peer.proven(iv);
+    assert_eq!(frames_from(&mut p_rx, iv, chunks).await.len(), chunks);
+    got.extend(frames_from(&mut v_rx, ip, 2 - got.len()).await);
+    assert_eq!(got, vec![b"first".to_vec(), b"second".to_vec()]);
+    victim.shutdown().await;
+    peer.shutdown().await;
+}
