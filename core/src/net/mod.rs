@@ -261,6 +261,11 @@ impl Net {
             tracing::debug!(%peer, "dropping frame: peer not connected");
             return;
         };
+        if link.state.overflowed() {
+            // Already ending; the frame goes with the session.
+            tracing::debug!(%peer, "dropping frame: session ending on a full send queue");
+            return;
+        }
         if !link.state.charge(bytes) {
             tracing::warn!(
                 %peer,
