@@ -102,6 +102,8 @@ impl Raw {
             .connect(to.listen_addrs().await[0].parse().unwrap())
             .await
             .unwrap();
+        // This end plays the attacker, not the victim: read all the node sends.
+        net.proven(peer);
         let key = SigningKey::from_bytes(&secret);
         let me = NodeId::from_bytes(key.verifying_key().to_bytes());
         net.send(

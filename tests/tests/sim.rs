@@ -301,6 +301,8 @@ impl Sim {
                     Output::Then(next) => work.push(next),
                     // The runtime stores the document, then pushes the change.
                     Output::Applied { key, .. } => work.push(Input::Changed(key)),
+                    // The simulated network has no pre-handshake limits to lift.
+                    Output::Proven(_) => {}
                     Output::SaveStates(peer, states) => {
                         let node = &mut self.nodes[at];
                         for (key, bytes) in states {

@@ -11,11 +11,13 @@ pub const HEADER_LEN: usize = 4;
 /// Why a stream stopped yielding frames.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    /// The header announced more than [`MAX_FRAME`] bytes.
-    #[error("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit")]
+    /// The header announced more than the reader allowed (at most [`MAX_FRAME`]).
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
     TooLarge {
         /// The announced body length.
         len: u64,
+        /// The limit in force when it arrived.
+        max: usize,
     },
     /// The stream ended inside a header or body.
     #[error("stream ended mid-frame ({got} of {expected} bytes)")]
@@ -45,8 +47,13 @@ pub fn header(len: usize) -> Option<[u8; HEADER_LEN]> {
     u32::try_from(len).ok().map(u32::to_be_bytes)
 }
 
-/// Reads one frame body. `Ok(None)` is a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
+/// Reads one frame body of at most `max` bytes (capped at [`MAX_FRAME`]).
+/// `Ok(None)` is a clean end of stream between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, FrameError> {
+    let max = max.min(MAX_FRAME);
     let mut head = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -64,8 +71,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8
         got += n;
     }
     let len = u32::from_be_bytes(head);
-    if len as usize > MAX_FRAME {
-        return Err(FrameError::TooLarge { len: len.into() });
+    if len as usize > max {
+        return Err(FrameError::TooLarge {
+            len: len.into(),
+            max,
+        });
     }
     // Grow as bytes arrive rather than trusting the header with an allocation.
     let mut body = Vec::with_capacity((len as usize).min(64 * 1024));
@@ -113,7 +123,7 @@ mod tests {
         let mut frames = Vec::new();
         block_on(async {
             loop {
-                match read_frame(&mut r).await {
+                match read_frame(&mut r, MAX_FRAME).await {
                     Ok(Some(f)) => frames.push(f),
                     Ok(None) => return (frames, None),
                     Err(e) => return (frames, Some(e)),
@@ -143,9 +153,33 @@ mod tests {
         bytes.extend_from_slice(b"whatever");
         let (got, err) = decode_all(&bytes);
         assert!(got.is_empty());
-        assert!(matches!(err, Some(FrameError::TooLarge { len }) if len == MAX_FRAME as u64 + 1));
+        assert!(
+            matches!(err, Some(FrameError::TooLarge { len, .. }) if len == MAX_FRAME as u64 + 1)
+        );
         let (_, err) = decode_all(&[0xff; 4]);
         assert!(matches!(err, Some(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_smaller_limit_applies() {
+        let bytes = encode(&[vec![1u8; 100], vec![2u8; 101]]);
+        let mut r = Cursor::new(&bytes[..]);
+        block_on(async {
+            assert_eq!(read_frame(&mut r, 100).await.unwrap(), Some(vec![1u8; 100]));
+            let err = read_frame(&mut r, 100).await.unwrap_err();
+            assert!(
+                matches!(err, FrameError::TooLarge { len: 101, max: 100 }),
+                "{err}"
+            );
+            assert!(err.is_violation());
+        });
+        // A limit above MAX_FRAME is clamped to it.
+        let mut r = Cursor::new(((MAX_FRAME + 1) as u32).to_be_bytes().to_vec());
+        let err = block_on(read_frame(&mut r, usize::MAX)).unwrap_err();
+        assert!(
+            matches!(err, FrameError::TooLarge { max: MAX_FRAME, .. }),
+            "{err}"
+        );
     }
 
     #[test]

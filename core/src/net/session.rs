@@ -1,7 +1,14 @@
 //! One task per connected peer: opens the outbound sync stream, writes queued
-//! frames in order, reads the peer's inbound streams, and is the only emitter
+//! frames in order, reads the peer's inbound stream, and is the only emitter
 //! of that peer's events, so the app always sees Connected, Frames, Disconnected
 //! in that order.
+//!
+//! Reading is credit-based: the reader reads one frame per grant, and the
+//! session grants the next only when the previous one reached the app and
+//! the peer may send more: before [`super::Net::proven`] at most
+//! [`PRE_AUTH_FRAMES`] frames of [`PRE_AUTH_FRAME_MAX`] bytes, and never while
+//! more than [`super::SEND_HIGH_WATER`] bytes wait to be written to the peer
+//! (a read granted just before counts: at most one frame more).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,16 +17,15 @@ use std::time::Duration;
 use futures::AsyncWriteExt;
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use super::framing::{self, FrameError, HEADER_LEN};
-use super::{NetEvent, NetStats, SYNC_PROTOCOL};
+use super::link::{Link, LinkState};
+use super::{MAX_FRAME, NetEvent, NetStats, PRE_AUTH_FRAME_MAX, PRE_AUTH_FRAMES, SYNC_PROTOCOL};
 use crate::identity::NodeId;
 
 /// How long opening the outbound sync stream may take before the session fails.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frames read ahead of the app per peer.
-const READ_AHEAD: usize = 16;
 
 /// Something to write on the peer's outbound stream.
 #[derive(Debug)]
@@ -84,9 +90,9 @@ pub enum Report {
 pub struct SessionHandle {
     /// Distinguishes this session from earlier ones of the same peer.
     pub generation: u64,
-    /// Frames to send, in order.
-    pub outgoing: mpsc::UnboundedSender<Outgoing>,
-    /// Inbound sync streams from the peer.
+    /// Where `Net` handles queue frames for this session.
+    pub link: Link,
+    /// Inbound sync streams from the peer (one is read; more are refused).
     pub inbound: mpsc::UnboundedSender<Stream>,
     _close: oneshot::Sender<()>,
     /// Finishes after `Disconnected` was emitted.
@@ -112,18 +118,41 @@ pub fn start(params: SessionParams) -> SessionHandle {
     let (inbound, inbound_rx) = mpsc::unbounded_channel();
     let (close, close_rx) = oneshot::channel();
     let generation = params.generation;
-    let done = tokio::spawn(run(params, outgoing_rx, inbound_rx, close_rx));
-    SessionHandle {
+    let state = Arc::new(LinkState::default());
+    let link = Link {
         generation,
         outgoing,
+        state: state.clone(),
+    };
+    let done = tokio::spawn(run(params, state, outgoing_rx, inbound_rx, close_rx));
+    SessionHandle {
+        generation,
+        link,
         inbound,
         _close: close,
         done,
     }
 }
 
+/// What the reader of the inbound stream hands the session.
+enum Read {
+    Frame(Vec<u8>),
+    /// The peer broke the framing or sent more than it was allowed.
+    Violation(FrameError),
+    /// The stream ended (cleanly, or the link failed): another may be opened.
+    Ended,
+}
+
+/// The inbound stream being read, and whether it holds a grant.
+struct Reader {
+    grants: mpsc::Sender<usize>,
+    task: JoinHandle<()>,
+    granted: bool,
+}
+
 async fn run(
     p: SessionParams,
+    state: Arc<LinkState>,
     outgoing: mpsc::UnboundedReceiver<Outgoing>,
     mut inbound: mpsc::UnboundedReceiver<Stream>,
     mut close: oneshot::Receiver<()>,
@@ -159,10 +188,23 @@ async fn run(
     // If the app dropped its receiver there is nobody to tell; keep serving.
     let _ = p.events.send(NetEvent::Connected(p.node)).await;
 
-    let mut writer = tokio::spawn(write_loop(stream, outgoing, p.counters.clone()));
-    let mut readers = JoinSet::new();
-    let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD);
+    let mut writer = tokio::spawn(write_loop(
+        stream,
+        outgoing,
+        p.counters.clone(),
+        state.clone(),
+    ));
+    let mut reader: Option<Reader> = None;
+    // One frame in flight between the reader and the session.
+    let (frames_tx, mut frames) = mpsc::channel(1);
+    let mut frames_read = 0usize;
     loop {
+        if let Some(r) = reader.as_mut().filter(|r| !r.granted)
+            && let Some(max) = allowance(&state, frames_read)
+        {
+            // The reader waits for each grant, so the one-slot channel has room.
+            r.granted = r.grants.try_send(max).is_ok();
+        }
         tokio::select! {
             biased;
             _ = &mut close => break,
@@ -174,24 +216,65 @@ async fn run(
                 }
                 break;
             }
+            () = state.changed() => {
+                if state.overflowed() {
+                    fail(format!(
+                        "more than {} bytes queued for a peer that does not read",
+                        super::SEND_QUEUE_MAX
+                    ));
+                    break;
+                }
+            }
             Some(stream) = inbound.recv() => {
-                readers.spawn(read_loop(stream, frames_tx.clone(), p.counters.clone()));
+                if reader.is_some() {
+                    // One reader per session: more streams would multiply what the
+                    // peer can make us buffer. Dropping the stream resets it.
+                    tracing::debug!(peer = %p.node, "refusing a second inbound sync stream");
+                    drop(stream);
+                } else {
+                    let (grants, grants_rx) = mpsc::channel(1);
+                    let task = tokio::spawn(read_loop(
+                        stream,
+                        grants_rx,
+                        frames_tx.clone(),
+                        p.counters.clone(),
+                    ));
+                    reader = Some(Reader { grants, task, granted: false });
+                }
             }
             Some(read) = frames.recv() => match read {
-                Ok(body) => {
+                Read::Frame(body) => {
+                    if let Some(r) = reader.as_mut() {
+                        r.granted = false;
+                    }
+                    frames_read += 1;
                     let _ = p.events.send(NetEvent::Frame(p.node, body)).await;
                 }
-                Err(e) => {
+                Read::Violation(e) => {
                     // The swarm task logs the reason when it drops the peer.
                     fail(format!("bad frame on the sync stream: {e}"));
                     break;
                 }
+                Read::Ended => reader = None,
             },
         }
     }
     writer.abort();
-    readers.abort_all();
+    if let Some(r) = reader {
+        r.task.abort();
+    }
     let _ = p.events.send(NetEvent::Disconnected(p.node)).await;
+}
+
+/// The largest frame the peer may send next, or `None` while it must wait:
+/// before its proof only a few small frames, after it none while our replies
+/// to it pile up.
+fn allowance(state: &LinkState, frames_read: usize) -> Option<usize> {
+    if !state.proven() {
+        (frames_read < PRE_AUTH_FRAMES).then_some(PRE_AUTH_FRAME_MAX)
+    } else {
+        (!state.congested()).then_some(MAX_FRAME)
+    }
 }
 
 /// Writes queued frames in order; ends cleanly when the queue closes.
@@ -199,6 +282,7 @@ async fn write_loop(
     mut stream: Stream,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     counters: Arc<Counters>,
+    state: Arc<LinkState>,
 ) -> std::io::Result<()> {
     while let Some(item) = queue.recv().await {
         match item {
@@ -206,9 +290,13 @@ async fn write_loop(
                 // Counted before writing, so a peer holding the frame sees it counted.
                 counters.sent(body.len() + HEADER_LEN);
                 framing::write_frame(&mut stream, &body).await?;
+                state.written(body.len() + HEADER_LEN);
             }
             #[cfg(test)]
-            Outgoing::Raw(bytes) => stream.write_all(&bytes).await?,
+            Outgoing::Raw(bytes) => {
+                stream.write_all(&bytes).await?;
+                state.written(bytes.len());
+            }
             #[cfg(test)]
             Outgoing::Close => break,
         }
@@ -219,30 +307,53 @@ async fn write_loop(
     stream.close().await
 }
 
-/// Reads frames from one inbound stream. Link failures end it quietly (the
-/// connection is going away); protocol violations are passed on.
+/// Reads one frame per grant (the grant is its size limit). Link failures end
+/// it quietly (the connection is going away); protocol violations are passed on.
 async fn read_loop(
     mut stream: Stream,
-    frames: mpsc::Sender<Result<Vec<u8>, FrameError>>,
+    mut grants: mpsc::Receiver<usize>,
+    frames: mpsc::Sender<Read>,
     counters: Arc<Counters>,
 ) {
-    loop {
-        match framing::read_frame(&mut stream).await {
+    while let Some(max) = grants.recv().await {
+        let read = match framing::read_frame(&mut stream, max).await {
             Ok(Some(body)) => {
                 counters.received(body.len() + HEADER_LEN);
-                if frames.send(Ok(body)).await.is_err() {
-                    return;
-                }
+                Read::Frame(body)
             }
-            Ok(None) => return,
-            Err(e) if e.is_violation() => {
-                let _ = frames.send(Err(e)).await;
-                return;
-            }
+            Ok(None) => Read::Ended,
+            Err(e) if e.is_violation() => Read::Violation(e),
             Err(e) => {
                 tracing::debug!(error = %e, "inbound sync stream ended");
-                return;
+                Read::Ended
             }
+        };
+        let last = !matches!(read, Read::Frame(_));
+        if frames.send(read).await.is_err() || last {
+            return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::SEND_HIGH_WATER;
+
+    #[test]
+    fn reading_waits_for_the_proof_and_for_a_congested_peer() {
+        let state = LinkState::default();
+        assert_eq!(allowance(&state, 0), Some(PRE_AUTH_FRAME_MAX));
+        assert_eq!(
+            allowance(&state, PRE_AUTH_FRAMES - 1),
+            Some(PRE_AUTH_FRAME_MAX)
+        );
+        assert_eq!(allowance(&state, PRE_AUTH_FRAMES), None);
+        state.prove();
+        assert_eq!(allowance(&state, 1000), Some(MAX_FRAME));
+        assert!(state.charge(SEND_HIGH_WATER + 1));
+        assert_eq!(allowance(&state, 1000), None, "congested: stop reading");
+        state.written(1);
+        assert_eq!(allowance(&state, 1000), Some(MAX_FRAME));
     }
 }

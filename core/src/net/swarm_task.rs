@@ -18,8 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::backoff::Backoff;
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::config::{split_peer, with_peer};
-use super::peers::{ConnectReply, Keep, MAX_KNOWN_ADDRS, Peer, RelayListen, end_session};
-use super::session::{self, Counters, Outgoing, Report, SessionParams};
+use super::link::Links;
+use super::peers::{
+    ConnectReply, Keep, MAX_DISCOVERED, MAX_KNOWN_ADDRS, Peer, RelayListen, end_session, make_room,
+};
+use super::session::{self, Counters, Report, SessionParams};
 use super::{NetConfig, NetError, NetEvent, PeerInfo, SYNC_PROTOCOL, ids};
 use crate::identity::NodeId;
 
@@ -27,17 +30,20 @@ use crate::identity::NodeId;
 const LISTEN_WAIT: Duration = Duration::from_secs(5);
 /// How often Kademlia re-bootstraps when bootstrap peers are configured.
 const BOOTSTRAP_EVERY: Duration = Duration::from_secs(300);
-/// Inbound streams held for a peer whose connection event has not arrived yet.
-const MAX_EARLY_STREAMS: usize = 4;
+/// Inbound streams held for a peer whose connection event has not arrived yet:
+/// a session reads one, so holding more would only buffer a stranger's data.
+const MAX_EARLY_STREAMS: usize = 1;
 
 /// Requests from [`super::Net`] handles.
 pub enum Command {
     Connect(Multiaddr, ConnectReply),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
-    Send(NodeId, Outgoing),
     Disconnect(NodeId, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
+    /// Hands out the stream control, so tests can open extra streams.
+    #[cfg(test)]
+    Control(oneshot::Sender<libp2p_stream::Control>),
 }
 
 /// The swarm and everything the task tracks.
@@ -50,6 +56,7 @@ pub struct SwarmTask {
     reports: mpsc::UnboundedReceiver<Report>,
     events: mpsc::Sender<NetEvent>,
     counters: Arc<Counters>,
+    links: Arc<Links>,
     peers: HashMap<PeerId, Peer>,
     keep: HashMap<PeerId, Keep>,
     relays: Vec<RelayListen>,
@@ -70,6 +77,7 @@ impl SwarmTask {
         commands: mpsc::UnboundedReceiver<Command>,
         events: mpsc::Sender<NetEvent>,
         counters: Arc<Counters>,
+        links: Arc<Links>,
     ) -> Result<Self, NetError> {
         let mut control = swarm.behaviour().stream.new_control();
         let incoming = control
@@ -127,6 +135,7 @@ impl SwarmTask {
             reports,
             events,
             counters,
+            links,
             peers: HashMap::new(),
             keep,
             relays,
@@ -169,6 +178,7 @@ impl SwarmTask {
         tracing::info!(id = %self.swarm.local_peer_id(), "networking stopped");
         // Dropping the sessions ends them (each emits Disconnected); dropping
         // the swarm closes every connection.
+        self.links.clear();
         drop(self);
         if let Some(reply) = reply {
             let _ = reply.send(());
@@ -273,15 +283,6 @@ impl SwarmTask {
                 peers.sort_by_key(|p| p.id);
                 let _ = reply.send(peers);
             }
-            Command::Send(node, item) => {
-                let peer = ids::peer_id(&node);
-                match self.peers.get(&peer).and_then(|p| p.session.as_ref()) {
-                    Some(session) => {
-                        let _ = session.outgoing.send(item);
-                    }
-                    None => tracing::debug!(%node, "dropping frame: peer not connected"),
-                }
-            }
             Command::Disconnect(node, reply) => {
                 let peer = ids::peer_id(&node);
                 if self.swarm.disconnect_peer_id(peer).is_ok() {
@@ -291,6 +292,10 @@ impl SwarmTask {
             }
             // Handled by the run loop.
             Command::Shutdown(_) => {}
+            #[cfg(test)]
+            Command::Control(reply) => {
+                let _ = reply.send(self.control.clone());
+            }
         }
     }
 
@@ -400,7 +405,7 @@ impl SwarmTask {
                     return;
                 }
                 tracing::warn!(peer = %p.node, %reason, "closing connections to peer");
-                end_session(p, "session failed");
+                end_session(p, &self.links, "session failed");
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
@@ -427,6 +432,7 @@ impl SwarmTask {
         for stream in self.early_streams.remove(&peer).unwrap_or_default() {
             let _ = session.inbound.send(stream);
         }
+        self.links.insert(p.node, session.link.clone());
         p.session = Some(session);
     }
 
@@ -450,7 +456,11 @@ impl SwarmTask {
                     p.conns.remove(&connection_id);
                     p.seen();
                     if num_established == 0 {
-                        end_session(p, "connection closed before the sync stream opened");
+                        end_session(
+                            p,
+                            &self.links,
+                            "connection closed before the sync stream opened",
+                        );
                         tracing::info!(peer = %p.node, "peer disconnected");
                     }
                 }
@@ -540,6 +550,9 @@ impl SwarmTask {
             }
             return;
         };
+        if !self.peers.contains_key(&peer) {
+            make_room(&mut self.peers);
+        }
         let p = self.peers.entry(peer).or_insert_with(|| Peer::new(node));
         let remote = match endpoint {
             ConnectedPoint::Dialer { address, .. } => {
@@ -597,6 +610,11 @@ impl SwarmTask {
                         continue;
                     }
                     tracing::debug!(%peer, %addr, "mDNS discovered");
+                    let discovered = self.keep.values().filter(|k| !k.is_static).count();
+                    if !self.keep.contains_key(&peer) && discovered >= MAX_DISCOVERED {
+                        tracing::debug!(%peer, "ignoring mDNS peer: MAX_DISCOVERED reached");
+                        continue;
+                    }
                     let keep = self.keep.entry(peer).or_insert_with(|| Keep {
                         addrs: Vec::new(),
                         is_static: false,

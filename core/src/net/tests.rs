@@ -9,26 +9,26 @@ use tokio::time::timeout;
 
 use super::*;
 
-const WAIT: Duration = Duration::from_secs(15);
+pub(super) const WAIT: Duration = Duration::from_secs(15);
 
-fn secret() -> [u8; 32] {
+pub(super) fn secret() -> [u8; 32] {
     let mut s = [0u8; 32];
     getrandom::fill(&mut s).expect("randomness");
     s
 }
 
-fn start(config: NetConfig) -> (Net, Receiver<NetEvent>) {
+pub(super) fn start(config: NetConfig) -> (Net, Receiver<NetEvent>) {
     spawn(secret(), config).expect("spawn")
 }
 
-fn quic_config() -> NetConfig {
+pub(super) fn quic_config() -> NetConfig {
     NetConfig {
         listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()],
         ..NetConfig::local()
     }
 }
 
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+pub(super) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     match timeout(WAIT, f).await {
         Ok(v) => v,
         Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
@@ -36,7 +36,7 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 /// Skips events until `pick` accepts one.
-async fn until<T>(
+pub(super) async fn until<T>(
     rx: &mut Receiver<NetEvent>,
     what: &str,
     mut pick: impl FnMut(NetEvent) -> Option<T>,
@@ -52,26 +52,30 @@ async fn until<T>(
     .await
 }
 
-async fn connected(rx: &mut Receiver<NetEvent>, peer: NodeId) {
+pub(super) async fn connected(rx: &mut Receiver<NetEvent>, peer: NodeId) {
     until(rx, &format!("Connected({peer})"), |e| {
         matches!(e, NetEvent::Connected(p) if p == peer).then_some(())
     })
     .await
 }
 
-async fn disconnected(rx: &mut Receiver<NetEvent>, peer: NodeId) {
+pub(super) async fn disconnected(rx: &mut Receiver<NetEvent>, peer: NodeId) {
     until(rx, &format!("Disconnected({peer})"), |e| {
         matches!(e, NetEvent::Disconnected(p) if p == peer).then_some(())
     })
     .await
 }
 
-async fn frames_from(rx: &mut Receiver<NetEvent>, peer: NodeId, n: usize) -> Vec<Vec<u8>> {
+pub(super) async fn frames_from(
+    rx: &mut Receiver<NetEvent>,
+    peer: NodeId,
+    n: usize,
+) -> Vec<Vec<u8>> {
     frames_from_each(rx, &[(peer, n)]).await.remove(0)
 }
 
 /// Collects `n` frames from each listed peer, in arrival order per peer.
-async fn frames_from_each(
+pub(super) async fn frames_from_each(
     rx: &mut Receiver<NetEvent>,
     want: &[(NodeId, usize)],
 ) -> Vec<Vec<Vec<u8>>> {
@@ -89,7 +93,7 @@ async fn frames_from_each(
 }
 
 /// The node's first loopback address of the given transport.
-async fn addr_of(net: &Net, transport: &str) -> Multiaddr {
+pub(super) async fn addr_of(net: &Net, transport: &str) -> Multiaddr {
     let addrs = net.listen_addrs().await;
     addrs
         .iter()
@@ -101,7 +105,7 @@ async fn addr_of(net: &Net, transport: &str) -> Multiaddr {
         .unwrap_or_else(|| panic!("no loopback {transport} address in {addrs:?}"))
 }
 
-fn big_frame() -> Vec<u8> {
+pub(super) fn big_frame() -> Vec<u8> {
     (0..MAX_FRAME - 7).map(|i| (i % 251) as u8).collect()
 }
 
@@ -123,6 +127,10 @@ async fn three_nodes_exchange_ordered_frames_over_tcp() {
     connected(&mut a_rx, ib).await;
     connected(&mut b_rx, ia).await;
     connected(&mut c_rx, ib).await;
+    // As the sync layer does after the handshake: full-size frames from here on.
+    for (net, peer) in [(&a, ib), (&b, ia), (&b, ic), (&c, ib)] {
+        net.proven(peer);
+    }
 
     let a_to_b = vec![b"one".to_vec(), Vec::new(), big_frame(), b"last".to_vec()];
     let b_to_a = vec![b"reply".to_vec(), big_frame()];

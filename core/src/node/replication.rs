@@ -413,6 +413,11 @@ impl Actor {
                     queue.push_back(Input::MembershipChanged(key.space().to_owned()));
                 }
             }
+            Output::Proven(peer) => {
+                if let Some(net) = &self.sync.net {
+                    net.proven(peer);
+                }
+            }
             Output::SaveStates(peer, states) => {
                 if let Err(e) = self.store.save_sync_states(peer, &states) {
                     tracing::warn!(%peer, error = %e, "saving sync states failed");

@@ -156,6 +156,8 @@ pub enum Output {
     },
     /// Persist these sync states with `peer` (sent when a peer leaves).
     SaveStates(NodeId, Vec<(DocKey, Vec<u8>)>),
+    /// The peer proved its identity: the network may read its frames in full.
+    Proven(NodeId),
 }
 
 #[derive(Debug, Default)]
@@ -486,6 +488,7 @@ impl Engine {
                     return;
                 };
                 p.proven = true;
+                out.push(Output::Proven(peer));
                 // Our first offer, even empty, completes the handshake.
                 let spaces: Vec<String> = self.spaces.iter().cloned().collect();
                 self.reveal(replica, peer, spaces, true, out);
