@@ -7,17 +7,30 @@
 //! reconciliation (fingerprints, `Done`, compact ranges); version 3 added
 //! `Doc` and `DocAck` (whole documents for a peer that has none). Peers of
 //! other versions are refused with [`WireError::Version`].
+//!
+//! Decoding allocates in proportion to its input: ciborium reads byte and
+//! text strings in 4 KiB chunks (a length header claiming gigabytes costs
+//! nothing until the bytes arrive), serde preallocates at most 1 MiB for a
+//! list whatever length it declares, nesting stops at [`MAX_CBOR_DEPTH`],
+//! and [`ranges`] bounds the one prefix-coded field. The fuzz tests assert
+//! the decoded heap is at most [`ranges::MAX_AMPLIFICATION`] times the frame.
 
 use serde::{Deserialize, Serialize};
 
 use crate::identity::NodeId;
 
+#[cfg(test)]
+mod fuzz;
 pub mod ranges;
 
 /// The only frame version this build speaks.
 pub const VERSION: u8 = 3;
 /// Largest frame body accepted (the transport enforces the same bound).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Deepest CBOR nesting decoded: a [`Message`] nests at most 5 deep
+/// (variant, fields, claims, a claim, its proofs), so 16 leaves room and
+/// keeps skipping unknown nested values far from the stack's limit.
+pub const MAX_CBOR_DEPTH: usize = 16;
 
 /// A document inside a space: `(collection, id)`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -207,7 +220,8 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
     }
     let mut reader = body;
     let message: Message =
-        ciborium::from_reader(&mut reader).map_err(|e| WireError::Malformed(e.to_string()))?;
+        ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_CBOR_DEPTH)
+            .map_err(|e| WireError::Malformed(e.to_string()))?;
     if !reader.is_empty() {
         return Err(WireError::Malformed(format!(
             "{} trailing bytes",

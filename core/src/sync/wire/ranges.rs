@@ -263,10 +263,13 @@ impl<'a> Reader<'a> {
         self.prev.truncate(shared as usize);
         self.prev.extend_from_slice(suffix);
         let key = split(&self.prev)?;
-        check_name("collection", &key.collection)
-            .map_err(|e| RangeError::InvalidKey(e.to_string()))?;
+        let invalid = |e: crate::error::Error| match e {
+            crate::error::Error::InvalidKey(m) => RangeError::InvalidKey(m),
+            other => RangeError::InvalidKey(other.to_string()),
+        };
+        check_name("collection", &key.collection).map_err(invalid)?;
         if !(role == KeyRole::Bound && key.id.is_empty()) {
-            check_id(&key.id).map_err(|e| RangeError::InvalidKey(e.to_string()))?;
+            check_id(&key.id).map_err(invalid)?;
         }
         Ok(key)
     }
@@ -358,6 +361,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Range>, RangeError> {
         }
         ranges.push(Range { upper, payload });
     }
+    // Growth may have doubled the list: hold only what was decoded.
+    ranges.shrink_to_fit();
     Ok(ranges)
 }
 
