@@ -8,11 +8,11 @@
 //! `Doc` and `DocAck` (whole documents for a peer that has none). Peers of
 //! other versions are refused with [`WireError::Version`].
 //!
-//! Decoding allocates in proportion to its input: ciborium reads byte and
-//! text strings in 4 KiB chunks (a length header claiming gigabytes costs
-//! nothing until the bytes arrive), serde preallocates at most 1 MiB for a
-//! list whatever length it declares, nesting stops at [`MAX_CBOR_DEPTH`],
-//! and [`ranges`] bounds the one prefix-coded field. The fuzz tests assert
+//! Decoding allocates in proportion to its input: a length header claiming
+//! more than the bytes after it is refused before decoding (so neither
+//! ciborium's chunked string reads nor serde's list preallocation can size
+//! anything from it), nesting stops at [`MAX_CBOR_DEPTH`], and [`ranges`]
+//! bounds the one prefix-coded field. The fuzz tests assert
 //! the decoded heap is at most [`ranges::MAX_AMPLIFICATION`] times the frame.
 
 use serde::{Deserialize, Serialize};
@@ -218,6 +218,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
     if version != VERSION {
         return Err(WireError::Version(version));
     }
+    check_declared_lengths(body)?;
     let mut reader = body;
     let message: Message =
         ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_CBOR_DEPTH)
@@ -229,6 +230,48 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
         )));
     }
     Ok(message)
+}
+
+/// Refuses any CBOR length header that claims more than the bytes after
+/// it (every element takes at least one byte), so no decoder sizes a buffer
+/// or list from a length the frame cannot back.
+fn check_declared_lengths(mut body: &[u8]) -> Result<(), WireError> {
+    let short = || WireError::Malformed("a length exceeds the frame".into());
+    while let Some((&initial, rest)) = body.split_first() {
+        let (major, info) = (initial >> 5, initial & 0x1F);
+        let width = match info {
+            0..=23 => 0,
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            // Indefinite lengths (or a break): their items follow one by one.
+            31 => 0,
+            _ => {
+                return Err(WireError::Malformed(format!(
+                    "bad CBOR head {initial:#04x}"
+                )));
+            }
+        };
+        let (arg, rest) = rest.split_at_checked(width).ok_or_else(short)?;
+        let value = if width == 0 {
+            u64::from(info)
+        } else {
+            arg.iter().fold(0u64, |v, &b| v << 8 | u64::from(b))
+        };
+        let left = rest.len() as u64;
+        body = match major {
+            // A definite byte or text string: skip its contents.
+            2 | 3 if info != 31 => {
+                let n = usize::try_from(value).ok().filter(|&n| n <= rest.len());
+                &rest[n.ok_or_else(short)?..]
+            }
+            4 if info != 31 && value > left => return Err(short()),
+            5 if info != 31 && value.saturating_mul(2) > left => return Err(short()),
+            _ => rest,
+        };
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -348,8 +348,9 @@ fn finding_1_frame_is_refused() {
     malformed(&reconcile_frame(&bytes), RangeError::Budget);
 }
 
-/// Length headers claiming far more than the frame holds are errors (the
-/// allocation side is measured in `core/tests/wire_alloc.rs`).
+/// Length headers claiming more than the frame holds are refused before
+/// any decoder sizes a buffer from them (allocation is measured in
+/// `core/tests/wire_alloc.rs`).
 #[test]
 fn huge_declared_lengths_are_errors() {
     let sync = encode(&Message::Sync {
@@ -364,12 +365,20 @@ fn huge_declared_lengths_are_errors() {
     assert_eq!(sync.last(), Some(&0x40));
     let mut frame = sync[..sync.len() - 1].to_vec();
     frame.extend_from_slice(&[0x5B, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3]);
-    assert!(matches!(decode(&frame), Err(WireError::Malformed(_))));
+    let refused = Err(WireError::Malformed("a length exceeds the frame".into()));
+    assert_eq!(decode(&frame), refused);
     // A claim list declaring 2^32 claims.
     let hello = encode(&Message::Offer { spaces: Vec::new() });
     assert_eq!(hello.last(), Some(&0x80));
     let mut frame = hello[..hello.len() - 1].to_vec();
     frame.extend_from_slice(&[0x9B, 0, 0, 0, 1, 0, 0, 0, 0, 0xA0]);
+    assert_eq!(decode(&frame), refused);
+    // A map of 2 entries with 3 bytes left; the same with 4 decodes on.
+    frame.truncate(hello.len() - 1);
+    frame.extend_from_slice(&[0x81, 0xA2, 0x61, b'a', 0]);
+    assert_eq!(decode(&frame), refused);
+    frame.push(0);
+    assert_ne!(decode(&frame), refused);
     assert!(matches!(decode(&frame), Err(WireError::Malformed(_))));
 }
 
