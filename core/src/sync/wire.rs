@@ -229,7 +229,35 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
             reader.len()
         )));
     }
+    check_keys(&message)?;
     Ok(message)
+}
+
+/// Refuses space names and document keys that no replica could hold, so
+/// junk never reaches the engine (bounds may have empty ids: they only
+/// separate neighbours; claims' spaces are parsed by the engine).
+fn check_keys(message: &Message) -> Result<(), WireError> {
+    use crate::key::{check_id, check_name};
+    let bad = |e: crate::error::Error| WireError::Malformed(e.to_string());
+    let key = |k: &ItemKey, bound: bool| {
+        check_name("collection", &k.collection).map_err(bad)?;
+        if bound && k.id.is_empty() {
+            return Ok(());
+        }
+        check_id(&k.id).map_err(bad)
+    };
+    match message {
+        Message::Reconcile { space, lower, .. } => {
+            check_name("space", space).map_err(bad)?;
+            lower.as_ref().map_or(Ok(()), |l| key(l, true))
+        }
+        Message::Sync { space, key: k, .. } | Message::Doc { space, key: k, .. } => {
+            check_name("space", space).map_err(bad)?;
+            key(k, false)
+        }
+        Message::DocAck { space, .. } => check_name("space", space).map_err(bad),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses any CBOR length header that claims more than the bytes after
@@ -340,6 +368,53 @@ mod tests {
         let mut big = vec![VERSION];
         big.resize(MAX_FRAME + 1, 0);
         assert_eq!(decode(&big), Err(WireError::TooLarge(MAX_FRAME + 1)));
+    }
+
+    #[test]
+    fn invalid_keys_and_spaces_are_refused() {
+        let sync = |space: &str, collection: &str, id: &str| {
+            decode(&encode(&Message::Sync {
+                space: space.into(),
+                key: ItemKey {
+                    collection: collection.into(),
+                    id: id.into(),
+                },
+                data: Vec::new(),
+            }))
+        };
+        assert!(sync("s", "c", "i").is_ok());
+        for (space, collection, id) in [
+            ("", "c", "i"),
+            ("s p", "c", "i"),
+            ("s", "no/tes", "i"),
+            ("s", "c", ""),
+            ("s", "c", "a\0b"),
+            ("s", "c", &"x".repeat(crate::key::MAX_ID_LEN + 1)),
+        ] {
+            assert!(
+                matches!(sync(space, collection, id), Err(WireError::Malformed(_))),
+                "{space:?} {collection:?} {id:?}"
+            );
+        }
+        let reconcile = |lower: ItemKey| {
+            decode(&encode(&Message::Reconcile {
+                space: "s".into(),
+                lower: Some(lower),
+                ranges: vec![Range {
+                    upper: None,
+                    payload: RangePayload::Skip,
+                }],
+            }))
+        };
+        let bound = |c: &str, id: &str| ItemKey {
+            collection: c.into(),
+            id: id.into(),
+        };
+        assert!(reconcile(bound("c", "")).is_ok());
+        assert!(matches!(
+            reconcile(bound("", "i")),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     proptest! {
