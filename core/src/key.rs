@@ -11,6 +11,9 @@ use crate::error::Error;
 pub const MAX_NAME_LEN: usize = 128;
 /// Longest document id, in bytes.
 pub const MAX_ID_LEN: usize = 256;
+/// Longest `(collection, id)` pair joined by one separator byte, the form
+/// keys take in sync messages.
+pub const MAX_JOINED_KEY_LEN: usize = MAX_NAME_LEN + 1 + MAX_ID_LEN;
 
 /// Where a document lives: `(space, collection, id)`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -82,7 +85,8 @@ pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_id(id: &str) -> Result<(), Error> {
+/// Validates a document id.
+pub fn check_id(id: &str) -> Result<(), Error> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(Error::InvalidKey(format!(
             "document id must be 1 to {MAX_ID_LEN} bytes, got {}",

@@ -11,17 +11,30 @@
 //! peer is a member of (the first `Offer`, possibly empty, completes the
 //! handshake). Peers of other versions are refused with
 //! [`WireError::Version`].
+//!
+//! Decoding allocates in proportion to its input: a length header claiming
+//! more than the bytes after it is refused before decoding (so neither
+//! ciborium's chunked string reads nor serde's list preallocation can size
+//! anything from it), nesting stops at [`MAX_CBOR_DEPTH`], and [`ranges`]
+//! bounds the one prefix-coded field. The fuzz tests assert
+//! the decoded heap is at most [`ranges::MAX_AMPLIFICATION`] times the frame.
 
 use serde::{Deserialize, Serialize};
 
 use crate::identity::NodeId;
 
+#[cfg(test)]
+mod fuzz;
 pub mod ranges;
 
 /// The only frame version this build speaks.
 pub const VERSION: u8 = 4;
 /// Largest frame body accepted (the transport enforces the same bound).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Deepest CBOR nesting decoded: a [`Message`] nests at most 5 deep
+/// (variant, fields, claims, a claim, its proofs), so 16 leaves room and
+/// keeps skipping unknown nested values far from the stack's limit.
+pub const MAX_CBOR_DEPTH: usize = 16;
 
 /// A document inside a space: `(collection, id)`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -209,16 +222,88 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
     if version != VERSION {
         return Err(WireError::Version(version));
     }
+    check_declared_lengths(body)?;
     let mut reader = body;
     let message: Message =
-        ciborium::from_reader(&mut reader).map_err(|e| WireError::Malformed(e.to_string()))?;
+        ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_CBOR_DEPTH)
+            .map_err(|e| WireError::Malformed(e.to_string()))?;
     if !reader.is_empty() {
         return Err(WireError::Malformed(format!(
             "{} trailing bytes",
             reader.len()
         )));
     }
+    check_keys(&message)?;
     Ok(message)
+}
+
+/// Refuses space names and document keys that no replica could hold, so
+/// junk never reaches the engine (bounds may have empty ids: they only
+/// separate neighbours; claims' spaces are parsed by the engine).
+fn check_keys(message: &Message) -> Result<(), WireError> {
+    use crate::key::{check_id, check_name};
+    let bad = |e: crate::error::Error| WireError::Malformed(e.to_string());
+    let key = |k: &ItemKey, bound: bool| {
+        check_name("collection", &k.collection).map_err(bad)?;
+        if bound && k.id.is_empty() {
+            return Ok(());
+        }
+        check_id(&k.id).map_err(bad)
+    };
+    match message {
+        Message::Reconcile { space, lower, .. } => {
+            check_name("space", space).map_err(bad)?;
+            lower.as_ref().map_or(Ok(()), |l| key(l, true))
+        }
+        Message::Sync { space, key: k, .. } | Message::Doc { space, key: k, .. } => {
+            check_name("space", space).map_err(bad)?;
+            key(k, false)
+        }
+        Message::DocAck { space, .. } => check_name("space", space).map_err(bad),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses any CBOR length header that claims more than the bytes after
+/// it (every element takes at least one byte), so no decoder sizes a buffer
+/// or list from a length the frame cannot back.
+fn check_declared_lengths(mut body: &[u8]) -> Result<(), WireError> {
+    let short = || WireError::Malformed("a length exceeds the frame".into());
+    while let Some((&initial, rest)) = body.split_first() {
+        let (major, info) = (initial >> 5, initial & 0x1F);
+        let width = match info {
+            0..=23 => 0,
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            // Indefinite lengths (or a break): their items follow one by one.
+            31 => 0,
+            _ => {
+                return Err(WireError::Malformed(format!(
+                    "bad CBOR head {initial:#04x}"
+                )));
+            }
+        };
+        let (arg, rest) = rest.split_at_checked(width).ok_or_else(short)?;
+        let value = if width == 0 {
+            u64::from(info)
+        } else {
+            arg.iter().fold(0u64, |v, &b| v << 8 | u64::from(b))
+        };
+        let left = rest.len() as u64;
+        body = match major {
+            // A definite byte or text string: skip its contents.
+            2 | 3 if info != 31 => {
+                let n = usize::try_from(value).ok().filter(|&n| n <= rest.len());
+                &rest[n.ok_or_else(short)?..]
+            }
+            4 if info != 31 && value > left => return Err(short()),
+            5 if info != 31 && value.saturating_mul(2) > left => return Err(short()),
+            _ => rest,
+        };
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -289,6 +374,53 @@ mod tests {
         let mut big = vec![VERSION];
         big.resize(MAX_FRAME + 1, 0);
         assert_eq!(decode(&big), Err(WireError::TooLarge(MAX_FRAME + 1)));
+    }
+
+    #[test]
+    fn invalid_keys_and_spaces_are_refused() {
+        let sync = |space: &str, collection: &str, id: &str| {
+            decode(&encode(&Message::Sync {
+                space: space.into(),
+                key: ItemKey {
+                    collection: collection.into(),
+                    id: id.into(),
+                },
+                data: Vec::new(),
+            }))
+        };
+        assert!(sync("s", "c", "i").is_ok());
+        for (space, collection, id) in [
+            ("", "c", "i"),
+            ("s p", "c", "i"),
+            ("s", "no/tes", "i"),
+            ("s", "c", ""),
+            ("s", "c", "a\0b"),
+            ("s", "c", &"x".repeat(crate::key::MAX_ID_LEN + 1)),
+        ] {
+            assert!(
+                matches!(sync(space, collection, id), Err(WireError::Malformed(_))),
+                "{space:?} {collection:?} {id:?}"
+            );
+        }
+        let reconcile = |lower: ItemKey| {
+            decode(&encode(&Message::Reconcile {
+                space: "s".into(),
+                lower: Some(lower),
+                ranges: vec![Range {
+                    upper: None,
+                    payload: RangePayload::Skip,
+                }],
+            }))
+        };
+        let bound = |c: &str, id: &str| ItemKey {
+            collection: c.into(),
+            id: id.into(),
+        };
+        assert!(reconcile(bound("c", "")).is_ok());
+        assert!(matches!(
+            reconcile(bound("", "i")),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     proptest! {

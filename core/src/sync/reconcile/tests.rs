@@ -23,13 +23,17 @@ fn bench_items(n: usize) -> Vec<Item> {
     (0..n).map(|i| item(&format!("n{i:07}"), 1)).collect()
 }
 
+/// The frame size of a message, after checking it passes the bounded
+/// decoder unchanged (honest messages must never hit a decode bound).
 fn frame(ranges: &[Range]) -> usize {
-    wire::encode(&Message::Reconcile {
+    let message = Message::Reconcile {
         space: "space".into(),
         lower: None,
         ranges: ranges.to_vec(),
-    })
-    .len()
+    };
+    let bytes = wire::encode(&message);
+    assert_eq!(wire::decode(&bytes).as_ref(), Ok(&message));
+    bytes.len()
 }
 
 /// Keys present on one side only or with different hashes.
@@ -351,6 +355,74 @@ fn hostile_messages_are_refused_not_obeyed() {
         &outcome.reply.unwrap()[0].payload,
         RangePayload::Items(items) if items.len() == 1000
     ));
+}
+
+/// A key of the longest joined length, ordered by `i`.
+fn longest_key(i: usize) -> ItemKey {
+    ItemKey {
+        collection: "c".repeat(crate::key::MAX_NAME_LEN),
+        id: format!("{i:0>width$}", width = crate::key::MAX_ID_LEN),
+    }
+}
+
+/// Answers `ranges` and checks the reply against the bound every reply
+/// must meet: it encodes to at most `MAX_DECODED` bytes and decodes under
+/// the peer's budget, however much work the message asked for.
+fn assert_reply_bounded(index: &Index, ranges: &[Range]) -> usize {
+    let reply = respond(index, None, ranges).unwrap().reply.unwrap();
+    let bytes = wire::ranges::encode(&reply);
+    assert!(bytes.len() <= wire::ranges::MAX_DECODED, "{}", bytes.len());
+    assert_eq!(wire::ranges::decode(&bytes).as_ref(), Ok(&reply));
+    // Cut short: the rest is one fingerprint, answered in a later round.
+    assert!(matches!(
+        reply.last().map(|r| &r.payload),
+        Some(RangePayload::Fingerprint { .. })
+    ));
+    bytes.len()
+}
+
+/// Work amplification: 8,192 fingerprint ranges that each make us split
+/// 16 ways, and ranges that make us list 1,024 differing keys each, over
+/// keys of the longest length, get replies bounded by the message budget.
+#[test]
+fn replies_to_amplifying_messages_stay_bounded() {
+    const PER_RANGE: usize = BUCKETS + 1;
+    let items: Vec<Item> = (0..400 * PER_RANGE)
+        .map(|i| Item {
+            key: longest_key(i),
+            hash: [1; 32],
+        })
+        .collect();
+    let index = Index::new(items);
+    let splits: Vec<Range> = (0..MAX_RANGES)
+        .map(|k| Range {
+            upper: (k + 1 < MAX_RANGES).then(|| longest_key((k + 1) * PER_RANGE)),
+            payload: RangePayload::Fingerprint {
+                fp: [0xAB; FP_LEN],
+                count: 1,
+            },
+        })
+        .collect();
+    assert_reply_bounded(&index, &splits);
+
+    let items: Vec<Item> = (0..8 * DONE_CHUNK)
+        .map(|i| Item {
+            key: longest_key(i),
+            hash: [1; 32],
+        })
+        .collect();
+    let index = Index::new(items);
+    let lists: Vec<Range> = (0..8)
+        .map(|k| Range {
+            upper: (k + 1 < 8).then(|| longest_key((k + 1) * DONE_CHUNK)),
+            payload: RangePayload::Fingerprint {
+                fp: [0; FP_LEN],
+                count: 0,
+            },
+        })
+        .collect();
+    // Two lists fit the budget, the third is deferred.
+    assert!(assert_reply_bounded(&index, &lists) > 2 * DONE_CHUNK * 3);
 }
 
 fn arbitrary_set() -> impl Strategy<Value = Vec<Item>> {
