@@ -38,18 +38,56 @@ pub(crate) struct Joined {
     default: bool,
     /// `None` until evaluated, and again after the log changes.
     membership: Option<Membership>,
-    /// Before the log's genesis arrives, the node whose invite this device
-    /// used: trusted as an admin for the first sync only.
-    inviter: Option<NodeId>,
+    /// The node whose invite this device used last, and when (unix seconds
+    /// of our `Join`): before the log's genesis arrives, it is trusted to
+    /// send the log (see [`Joined::provisional`]).
+    inviter: Option<(NodeId, i64)>,
 }
 
+/// How long after joining a space its inviter is trusted, unverified, to
+/// send the membership log. Joining dials the inviter at once and the log is
+/// the first document synced, so minutes are plenty; afterwards an inviter
+/// the log never vouched for gets no session, and joining again with a
+/// fresh invite starts a new window.
+pub const PROVISIONAL_TRUST_SECS: i64 = 600;
+
 impl Joined {
-    /// A node's role by the evaluated log (or as the provisional inviter).
+    /// A node's role by the evaluated log, or admin for the provisionally
+    /// trusted inviter (whose session may then carry only the log: see
+    /// [`Joined::refuses`]).
     pub(super) fn role(&self, node: NodeId) -> Option<Role> {
+        self.role_at(node, now_ms() / 1000)
+    }
+
+    fn role_at(&self, node: NodeId, now: i64) -> Option<Role> {
         let m = self.membership.as_ref()?;
-        m.role(node).or_else(|| {
-            (m.members().is_empty() && self.inviter == Some(node)).then_some(Role::Admin)
-        })
+        m.role(node)
+            .or_else(|| self.provisional(node, now).then_some(Role::Admin))
+    }
+
+    /// Whether `node` is our inviter, trusted only provisionally: the log's
+    /// genesis has not arrived and the join is less than
+    /// [`PROVISIONAL_TRUST_SECS`] old.
+    fn provisional(&self, node: NodeId, now: i64) -> bool {
+        self.membership
+            .as_ref()
+            .is_some_and(|m| m.members().is_empty())
+            && self.inviter.is_some_and(|(inviter, since)| {
+                inviter == node && now.saturating_sub(since) < PROVISIONAL_TRUST_SECS
+            })
+    }
+
+    /// Whether a document from `node` must be refused although its session
+    /// let it through: a node the evaluated log does not name may send only
+    /// the log, and only while it is our provisionally trusted inviter.
+    /// `None` while the membership is not evaluated.
+    pub(super) fn refuses(&self, node: NodeId, key: &DocKey, now: i64) -> Option<bool> {
+        let m = self.membership.as_ref()?;
+        if m.role(node).is_some() {
+            return Some(false);
+        }
+        let log = key.collection() == SYSTEM_COLLECTION && key.id() == MEMBERS_ID;
+        Some(!(log && self.provisional(node, now)))
     }
 }
 
@@ -303,13 +341,12 @@ impl Actor {
         self.load(&key).await?;
         let encoded: Vec<([u8; 32], Vec<u8>)> =
             entries.iter().map(|e| (e.hash(), e.encode())).collect();
-        let cached = self.dirty.get_mut(&key).expect("loaded above");
-        if cached
-            .doc
-            .add_log_entries(&encoded, now_ms() / 1000)?
-            .is_some()
-        {
-            self.stage(&key, None, Origin::Local);
+        let added = self.guarded(&key, |a| {
+            let cached = a.dirty.get_mut(&key).expect("loaded above");
+            cached.doc.add_log_entries(&encoded, now_ms() / 1000)
+        })??;
+        if added.is_some() {
+            self.stage(&key, None, Origin::Local)?;
         }
         Ok(())
     }
@@ -324,27 +361,34 @@ impl Actor {
             let key = members_key(space)?;
             self.load(&key).await?;
             let id = space_id(space)?;
+            // The log comes from peers: reading it is guarded.
             let entries: Vec<Entry> = self
-                .dirty
-                .get_mut(&key)
-                .expect("loaded above")
-                .doc
-                .log_entries()
+                .guarded(&key, |a| {
+                    a.dirty
+                        .get_mut(&key)
+                        .expect("loaded above")
+                        .doc
+                        .log_entries()
+                })?
                 .iter()
                 .filter_map(|bytes| Entry::decode(bytes).ok())
                 .collect();
             let membership = Membership::evaluate(id, &entries);
             let me = self.me();
-            // Until the genesis arrives, the inviter named in our own join
-            // is the one peer we sync the space with.
-            let inviter = entries.iter().find_map(|e| match (e.signer(), e.action()) {
-                (Signer::Node(n), Action::Join { invite, .. })
-                    if n == me && invite.space() == id =>
-                {
-                    Some(invite.inviter())
-                }
-                _ => None,
-            });
+            // Until the genesis arrives, the inviter named in our latest
+            // join is the one peer we sync the space's log with.
+            let inviter = entries
+                .iter()
+                .filter_map(|e| match (e.signer(), e.action()) {
+                    (Signer::Node(n), Action::Join { invite, .. })
+                        if n == me && invite.space() == id =>
+                    {
+                        Some((e.time(), invite.inviter()))
+                    }
+                    _ => None,
+                })
+                .max()
+                .map(|(time, inviter)| (inviter, time));
             if let Some(j) = self.spaces.get_mut(space) {
                 j.membership = Some(membership);
                 j.inviter = inviter;

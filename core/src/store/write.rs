@@ -47,12 +47,19 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct Writer {
     conn: Connection,
+    /// Tests: the next write containing this document fails (a full disk).
+    #[cfg(test)]
+    pub(crate) fail_commit_of: Option<DocKey>,
 }
 
 impl Writer {
     pub(super) fn new(conn: Connection) -> Self {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Self { conn }
+        Self {
+            conn,
+            #[cfg(test)]
+            fail_commit_of: None,
+        }
     }
 
     pub(super) fn conn(&mut self) -> &mut Connection {
@@ -107,6 +114,13 @@ impl Writer {
     pub fn write(&mut self, rows: &[WriteRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
+        }
+        #[cfg(test)]
+        if let Some(key) = self
+            .fail_commit_of
+            .take_if(|k| rows.iter().any(|r| &r.key == k))
+        {
+            return Err(StoreError::WriteFailed(format!("injected for {key}")));
         }
         let err = sqlite_err("writing documents");
         // IMMEDIATE takes the write lock up front instead of upgrading later.

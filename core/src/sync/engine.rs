@@ -24,6 +24,7 @@ use super::reconcile::{Index, initiate, respond};
 
 mod admission;
 mod docs;
+mod lost;
 mod rounds;
 use super::wire::{Item, ItemKey, Message, WireError, proof_bytes};
 pub use docs::DOC_ACK_EVERY;
