@@ -160,7 +160,7 @@ struct View<'a> {
     states: &'a mut HashMap<(NodeId, DocKey), Vec<u8>>,
     saved: &'a mut HashMap<DocKey, Vec<u8>>,
     actor: &'a automerge::ActorId,
-    spaces: &'a BTreeMap<String, Joined>,
+    spaces: &'a mut BTreeMap<String, Joined>,
     me: NodeId,
     /// Tests: Automerge work on this document panics.
     #[cfg(test)]
@@ -208,7 +208,7 @@ impl Replica for View<'_> {
     }
 
     fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Option<(Role, bool)> {
-        let joined = self.spaces.get(space)?;
+        let joined = self.spaces.get_mut(space)?;
         let key = members_key(space).ok()?;
         let cached = self.dirty.get_mut(&key)?;
         admit(joined, space, &mut cached.doc, node, proof)
@@ -362,7 +362,7 @@ impl Actor {
                     states: &mut self.sync.states,
                     saved: &mut self.sync.saved,
                     actor: &self.actor,
-                    spaces: &self.spaces,
+                    spaces: &mut self.spaces,
                     me,
                     #[cfg(test)]
                     panic_on: self.panic_on.as_ref(),

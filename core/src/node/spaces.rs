@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::events::Origin;
 use super::writer::{Actor, Reply, now_ms};
-use crate::auth::{Action, Entry, Invite, Membership, Role, Signer, SpaceId, SpaceKey};
+use crate::auth::{Action, Entry, Invite, Membership, Role, Signer, SpaceId, SpaceKey, Verified};
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::key::DocKey;
@@ -38,6 +38,11 @@ pub(crate) struct Joined {
     default: bool,
     /// `None` until evaluated, and again after the log changes.
     membership: Option<Membership>,
+    /// The last evaluation, kept across log changes so the next one only
+    /// evaluates the new entries ([`Membership::extended`]).
+    previous: Option<Membership>,
+    /// The log's entries whose signatures verified.
+    verified: Verified,
     /// The node whose invite this device used last, and when (unix seconds
     /// of our `Join`): before the log's genesis arrives, it is trusted to
     /// send the log (see [`Joined::provisional`]).
@@ -52,6 +57,17 @@ pub(crate) struct Joined {
 pub const PROVISIONAL_TRUST_SECS: i64 = 600;
 
 impl Joined {
+    fn new(name: String, default: bool) -> Self {
+        Self {
+            name,
+            default,
+            membership: None,
+            previous: None,
+            verified: Verified::new(),
+            inviter: None,
+        }
+    }
+
     /// A node's role by the evaluated log, or admin for the provisionally
     /// trusted inviter (whose session may then carry only the log: see
     /// [`Joined::refuses`]).
@@ -59,7 +75,7 @@ impl Joined {
         self.role_at(node, now_ms() / 1000)
     }
 
-    fn role_at(&self, node: NodeId, now: i64) -> Option<Role> {
+    pub(super) fn role_at(&self, node: NodeId, now: i64) -> Option<Role> {
         let m = self.membership.as_ref()?;
         m.role(node)
             .or_else(|| self.provisional(node, now).then_some(Role::Admin))
@@ -119,7 +135,7 @@ pub(super) fn own_entries(log: &[Vec<u8>], me: NodeId) -> Vec<Vec<u8>> {
 /// Whether `node` is a member once its `proof` is added to the log; if the
 /// proof was needed, it is added to the log document (`true` in the result).
 pub(super) fn admit(
-    joined: &Joined,
+    joined: &mut Joined,
     space: &str,
     doc: &mut crate::doc::Document,
     node: NodeId,
@@ -129,14 +145,25 @@ pub(super) fn admit(
         return Some((role, false));
     }
     let id: SpaceId = space.parse().ok()?;
-    let mut entries: Vec<Entry> = doc
-        .log_entries()
-        .iter()
-        .filter_map(|b| Entry::decode(b).ok())
-        .collect();
     let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
-    entries.extend(offered.iter().cloned());
-    let membership = Membership::evaluate(id, &entries);
+    // Usually the proof only adds to the evaluated log: that costs the
+    // proof's entries, not a walk of the whole log.
+    let extended = joined
+        .membership
+        .as_ref()
+        .and_then(|m| m.extended(id, &offered, &mut joined.verified));
+    let membership = match extended {
+        Some(m) => m,
+        None => {
+            let mut entries: Vec<Entry> = doc
+                .log_entries()
+                .iter()
+                .filter_map(|b| Entry::decode(b).ok())
+                .collect();
+            entries.extend(offered.iter().cloned());
+            Membership::evaluate_with(id, &entries, &mut joined.verified)
+        }
+    };
     let role = membership.role(node)?;
     // Keep only what counted: junk riding along with a valid join is dropped.
     let rejected: Vec<[u8; 32]> = membership.rejected().iter().map(|r| r.hash).collect();
@@ -186,12 +213,7 @@ impl Actor {
             .map(|(id, name, default)| {
                 (
                     id,
-                    Joined {
-                        name,
-                        default,
-                        membership: None,
-                        inviter: None,
-                    },
+                    Joined::new(name, default),
                 )
             })
             .collect()
@@ -265,12 +287,7 @@ impl Actor {
         self.store.add_joined_space(id, name, default, now_ms())?;
         self.spaces.insert(
             id.to_owned(),
-            Joined {
-                name: name.to_owned(),
-                default,
-                membership: None,
-                inviter: None,
-            },
+            Joined::new(name.to_owned(), default),
         );
         self.drive(Input::Offer(id.to_owned())).await;
         Ok(())
@@ -373,8 +390,18 @@ impl Actor {
                 .iter()
                 .filter_map(|bytes| Entry::decode(bytes).ok())
                 .collect();
-            let membership = Membership::evaluate(id, &entries);
             let me = self.me();
+            let j = self.spaces.get_mut(space).expect("looked up above");
+            // Entries verified before are not verified again, and a log that
+            // only grew is evaluated from where it was.
+            let membership = match j
+                .previous
+                .as_ref()
+                .and_then(|m| m.extended(id, &entries, &mut j.verified))
+            {
+                Some(m) => m,
+                None => Membership::evaluate_with(id, &entries, &mut j.verified),
+            };
             // Until the genesis arrives, the inviter named in our latest
             // join is the one peer we sync the space's log with.
             let inviter = entries
@@ -405,8 +432,9 @@ impl Actor {
         if key.collection() == SYSTEM_COLLECTION
             && key.id() == MEMBERS_ID
             && let Some(j) = self.spaces.get_mut(key.space())
+            && let Some(m) = j.membership.take()
         {
-            j.membership = None;
+            j.previous = Some(m);
         }
     }
 

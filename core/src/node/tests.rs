@@ -627,3 +627,5 @@ fn a_squatted_log_field_does_not_block_the_entry() {
     log.add_log_entries(&[(hash, entry.clone())], 2).unwrap();
     assert_eq!(log.log_entries(), vec![entry]);
 }
+
+mod faults;
