@@ -628,7 +628,11 @@ mod tests {
         let mut log = f.log.clone();
         log.push(citing);
         let partial = Membership::evaluate(space, &log);
-        assert!(partial.extended(space, &[missing.clone()], &mut cache).is_none());
+        assert!(
+            partial
+                .extended(space, std::slice::from_ref(&missing), &mut cache)
+                .is_none()
+        );
         log.push(missing);
         assert_eq!(
             Membership::evaluate(space, &log).role(id(&key(22))),

@@ -78,8 +78,11 @@ impl Actor {
         // document (quarantined), not the actor.
         let (received, reply, exists) = self.guarded(key, |a| {
             let cached = a.dirty.get_mut(key).expect("loaded above");
-            let received = message
-                .map(|bytes| cached.doc.receive_sync_message(&mut sync.state, bytes, may_write));
+            let received = message.map(|bytes| {
+                cached
+                    .doc
+                    .receive_sync_message(&mut sync.state, bytes, may_write)
+            });
             let reply = cached.doc.generate_sync_message(&mut sync.state);
             (received, reply, !cached.doc.is_empty())
         })?;

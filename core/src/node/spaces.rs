@@ -210,12 +210,7 @@ impl Actor {
     /// What the actor starts with: the spaces table.
     pub(super) fn joined(rows: Vec<(String, String, bool)>) -> BTreeMap<String, Joined> {
         rows.into_iter()
-            .map(|(id, name, default)| {
-                (
-                    id,
-                    Joined::new(name, default),
-                )
-            })
+            .map(|(id, name, default)| (id, Joined::new(name, default)))
             .collect()
     }
 
@@ -285,10 +280,8 @@ impl Actor {
 
     async fn record_space(&mut self, id: &str, name: &str, default: bool) -> Result<()> {
         self.store.add_joined_space(id, name, default, now_ms())?;
-        self.spaces.insert(
-            id.to_owned(),
-            Joined::new(name.to_owned(), default),
-        );
+        self.spaces
+            .insert(id.to_owned(), Joined::new(name.to_owned(), default));
         self.drive(Input::Offer(id.to_owned())).await;
         Ok(())
     }

@@ -541,7 +541,10 @@ impl Actor {
                     .map(|(r, _)| r.key.clone())
                     .collect();
                 if !lost.is_empty() {
-                    tracing::warn!(documents = lost.len(), "peers' changes were not stored; their sessions will fetch them again");
+                    tracing::warn!(
+                        documents = lost.len(),
+                        "peers' changes were not stored; their sessions will fetch them again"
+                    );
                     self.sync.engine.lost(&lost);
                 }
                 let message = e.to_string();

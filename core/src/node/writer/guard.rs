@@ -50,8 +50,7 @@ impl Quarantine {
 pub(crate) fn quarantined(key: &DocKey) -> Error {
     Error::Corrupt {
         key: key.to_string(),
-        reason: "handling its data made Automerge fail, so it is quarantined until restart"
-            .into(),
+        reason: "handling its data made Automerge fail, so it is quarantined until restart".into(),
     }
 }
 
