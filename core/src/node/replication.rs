@@ -383,6 +383,7 @@ impl Actor {
                     );
                     for key in &needs.docs {
                         self.dirty.remove(key);
+                        self.log_dropped(key);
                     }
                     if let Some((peer, keys, absent)) = split {
                         for key in keys {

@@ -248,7 +248,13 @@ impl Actor {
     }
 
     async fn answer<T>(&mut self, reply: Reply<T>, result: Result<T>) {
-        self.flush().await;
+        // The command's entries were in that commit: report its failure.
+        let result = match result {
+            Ok(_) if !self.flush().await => Err(Error::Store(
+                crate::store::StoreError::WriteFailed("storing the membership log failed".into()),
+            )),
+            r => r,
+        };
         let _ = reply.send(result);
     }
 
@@ -428,6 +434,19 @@ impl Actor {
             && let Some(m) = j.membership.take()
         {
             j.previous = Some(m);
+        }
+    }
+
+    /// Forgets every evaluation of a log document dropped from memory
+    /// unstored (a failed commit, a quarantine): they may count entries the
+    /// store does not hold, and an extension of them would keep counting them.
+    pub(super) fn log_dropped(&mut self, key: &DocKey) {
+        if key.collection() == SYSTEM_COLLECTION
+            && key.id() == MEMBERS_ID
+            && let Some(j) = self.spaces.get_mut(key.space())
+        {
+            j.membership = None;
+            j.previous = None;
         }
     }
 

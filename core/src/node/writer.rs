@@ -532,6 +532,9 @@ impl Actor {
                 tracing::error!(error = %e, writes = rows.len(), "storing writes failed");
                 // Memory is ahead of the store for these documents: forget them.
                 self.dirty.clear();
+                for r in &rows {
+                    self.log_dropped(&r.key);
+                }
                 // Peers believe they delivered these changes: their sessions
                 // must exchange them again, or they stay lost until a reconnect.
                 let lost: Vec<DocKey> = rows

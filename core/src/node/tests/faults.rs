@@ -184,6 +184,25 @@ async fn a_panic_loading_or_writing_a_document_costs_only_that_document() {
 }
 
 #[tokio::test]
+async fn a_membership_change_that_was_not_stored_is_an_error_and_counts_for_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = super::open(dir.path()).await;
+    let space = node.space_create("team").await.unwrap().to_string();
+    let me = node.node_id();
+    let log = members_key(&space).unwrap();
+    on_actor(&node, move |actor| actor.store.fail_commit_of = Some(log)).await;
+    // Revoking itself would leave the space without an admin, had it stuck.
+    assert!(matches!(
+        node.space_revoke(Some(&space), me).await,
+        Err(Error::Store(_))
+    ));
+    let info = node.space_list().await.unwrap();
+    let info = info.iter().find(|i| i.id == space).unwrap();
+    assert_eq!(info.role, Some(Role::Admin));
+    node.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_inviter_is_trusted_with_the_log_only_and_not_for_long() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (super::open(da.path()).await, super::open(db.path()).await);

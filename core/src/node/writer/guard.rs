@@ -80,6 +80,7 @@ impl Actor {
         self.dirty.remove(key);
         self.docs.pop(key);
         self.prefetched.remove(key);
+        self.log_dropped(key);
         self.quarantine.insert(key);
     }
 
