@@ -12,8 +12,12 @@
 //! signed by an admin, for this space, bound to the joiner if bound at all,
 //! not expired at the join's claimed time, and not used by another node.
 //! Anything else is ignored and reported in [`Membership::rejected`].
+//!
+//! **Cost.** Signatures are checked once per entry ([`Verified`] remembers
+//! entries that verified), and a claim's few new entries extend an
+//! evaluated log without walking it again ([`Membership::extended`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::entry::{Action, Entry, EntryHash, Signer};
 use super::space::{Role, SpaceId};
@@ -28,6 +32,53 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// Entries remembered as verified per cache; past it the cache starts
+/// over (its entries are then verified again, once each). Far above a real
+/// log, so only a flood of fresh claims ever reaches it.
+pub const MAX_VERIFIED: usize = 65_536;
+
+/// Entries whose signatures verified (the entry's, and for a join its
+/// invite's and claim's), by entry hash, which covers the signatures: keep
+/// one per space so each entry is verified once, not at every evaluation.
+#[derive(Clone, Debug, Default)]
+pub struct Verified {
+    hashes: HashSet<EntryHash>,
+    checked: u64,
+}
+
+impl Verified {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Entries whose signatures were checked so far (each at most once
+    /// while remembered).
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// Checks everything about `e` that depends on `e` alone: signatures.
+    fn verify(&mut self, hash: EntryHash, e: &Entry) -> Result<(), String> {
+        if self.hashes.contains(&hash) {
+            return Ok(());
+        }
+        self.checked += 1;
+        e.verify_signature().map_err(|err| err.to_string())?;
+        if let (Action::Join { invite, claim }, Signer::Node(joiner)) = (e.action(), e.signer()) {
+            invite.verify_signature().map_err(|err| err.to_string())?;
+            invite
+                .verify_claim(joiner, claim)
+                .map_err(|_| "the joiner did not hold the invite token".to_string())?;
+        }
+        if self.hashes.len() >= MAX_VERIFIED {
+            self.hashes.clear();
+        }
+        self.hashes.insert(hash);
+        Ok(())
+    }
+}
+
 /// Who holds which role in a space, as its log says.
 #[derive(Clone, Debug, Default)]
 pub struct Membership {
@@ -36,44 +87,107 @@ pub struct Membership {
     accepted: Vec<EntryHash>,
     rejected: Vec<Rejected>,
     cited: BTreeSet<EntryHash>,
+    /// Invites used so far, by nonce.
+    used: HashMap<[u8; 16], NodeId>,
+    /// Every entry evaluated, whatever came of it.
+    known: HashSet<EntryHash>,
+    /// Entries never ordered (they cite unknown entries, or depend on
+    /// such): whatever cites them is never ordered either.
+    stuck: HashSet<EntryHash>,
+    /// Hashes cited but not in the log: an entry supplying one changes
+    /// earlier results, so it cannot simply extend them.
+    missing: HashSet<EntryHash>,
+    /// The greatest (time, hash) evaluated.
+    last: Option<(i64, EntryHash)>,
 }
 
 impl Membership {
     /// Evaluates a log (in any order, duplicates allowed).
     pub fn evaluate(space: SpaceId, entries: &[Entry]) -> Self {
+        Self::evaluate_with(space, entries, &mut Verified::new())
+    }
+
+    /// [`Self::evaluate`], verifying only entries `verified` does not hold.
+    pub fn evaluate_with(space: SpaceId, entries: &[Entry], verified: &mut Verified) -> Self {
+        let mut state = Membership::default();
+        state.walk(space, entries, verified);
+        state
+    }
+
+    /// The membership of this log with `more` entries added, costing only
+    /// the new entries, when they all sort after every entry evaluated so
+    /// far and none is one an evaluated entry cites (the usual case: a new
+    /// join or grant). Then evaluation order puts them last, so the result
+    /// equals evaluating the whole log. Otherwise `None`: evaluate it all.
+    pub fn extended(
+        &self,
+        space: SpaceId,
+        more: &[Entry],
+        verified: &mut Verified,
+    ) -> Option<Self> {
+        let appends = more.iter().all(|e| {
+            let hash = e.hash();
+            self.known.contains(&hash)
+                || (!self.missing.contains(&hash) && Some((e.time(), hash)) > self.last)
+        });
+        if !appends {
+            return None;
+        }
+        let mut next = self.clone();
+        next.walk(space, more, verified);
+        Some(next)
+    }
+
+    /// Evaluates `entries` after those evaluated so far, which they may
+    /// cite; the caller makes sure they come last in evaluation order.
+    fn walk(&mut self, space: SpaceId, entries: &[Entry], verified: &mut Verified) {
         let mut by_hash: HashMap<EntryHash, &Entry> = HashMap::new();
         for e in entries {
-            by_hash.insert(e.hash(), e);
+            let hash = e.hash();
+            if !self.known.contains(&hash) {
+                by_hash.insert(hash, e);
+            }
         }
-        let mut state = Membership::default();
+        for (hash, e) in &by_hash {
+            self.known.insert(*hash);
+            self.last = self.last.max(Some((e.time(), *hash)));
+        }
         let mut waiting: HashMap<EntryHash, usize> = HashMap::new();
         let mut dependents: HashMap<EntryHash, Vec<EntryHash>> = HashMap::new();
         let mut ready: BTreeSet<(i64, EntryHash)> = BTreeSet::new();
         for (hash, e) in &by_hash {
             let prev: BTreeSet<EntryHash> = e.prev().collect();
-            if let Some(missing) = prev.iter().find(|p| !by_hash.contains_key(*p)) {
-                state.reject(*hash, format!("cites unknown entry {}", short(missing)));
+            if let Some(missing) = prev.iter().find(|p| !self.known.contains(*p)) {
+                let missing = *missing;
+                self.missing
+                    .extend(prev.iter().filter(|p| !self.known.contains(*p)));
+                self.stuck.insert(*hash);
+                self.reject(*hash, format!("cites unknown entry {}", short(&missing)));
                 continue;
             }
-            if prev.is_empty() {
+            // Earlier entries are done, unless they were never ordered.
+            let open: Vec<EntryHash> = prev
+                .into_iter()
+                .filter(|p| by_hash.contains_key(p) || self.stuck.contains(p))
+                .collect();
+            if open.is_empty() {
                 ready.insert((e.time(), *hash));
             } else {
-                waiting.insert(*hash, prev.len());
-                for p in prev {
+                waiting.insert(*hash, open.len());
+                for p in open {
                     dependents.entry(p).or_default().push(*hash);
                 }
             }
         }
-        let mut used_invites: HashMap<[u8; 16], NodeId> = HashMap::new();
         while let Some((_, hash)) = ready.pop_first() {
             let entry = by_hash[&hash];
-            match state.check(space, entry, &used_invites) {
+            match self.check(space, hash, entry, verified) {
                 Ok(effect) => {
-                    state.apply(effect, &mut used_invites);
-                    state.accepted.push(hash);
-                    state.cited.extend(entry.prev());
+                    self.apply(effect);
+                    self.accepted.push(hash);
+                    self.cited.extend(entry.prev());
                 }
-                Err(reason) => state.reject(hash, reason),
+                Err(reason) => self.reject(hash, reason),
             }
             for d in dependents.remove(&hash).unwrap_or_default() {
                 if let Some(n) = waiting.get_mut(&d) {
@@ -87,9 +201,9 @@ impl Membership {
         }
         // Whatever still waits depends on a rejected-as-unknown entry.
         for hash in waiting.into_keys() {
-            state.reject(hash, "depends on an entry that cannot be ordered".into());
+            self.stuck.insert(hash);
+            self.reject(hash, "depends on an entry that cannot be ordered".into());
         }
-        state
     }
 
     fn reject(&mut self, hash: EntryHash, reason: String) {
@@ -101,10 +215,11 @@ impl Membership {
     fn check(
         &self,
         space: SpaceId,
+        hash: EntryHash,
         e: &Entry,
-        used: &HashMap<[u8; 16], NodeId>,
+        verified: &mut Verified,
     ) -> Result<Effect, String> {
-        e.verify_signature().map_err(|err| err.to_string())?;
+        verified.verify(hash, e)?;
         if e.space() != space {
             return Err(format!("belongs to space {}", e.space()));
         }
@@ -124,14 +239,11 @@ impl Membership {
                 self.require_admin(by)?;
                 Ok(Effect::Set(*node, None))
             }
-            (Action::Join { invite, claim }, Signer::Node(joiner)) => {
+            // Signatures (entry, invite, claim) were verified above.
+            (Action::Join { invite, .. }, Signer::Node(joiner)) => {
                 if invite.space() != space {
                     return Err("invite for another space".into());
                 }
-                invite.verify_signature().map_err(|err| err.to_string())?;
-                invite
-                    .verify_claim(joiner, claim)
-                    .map_err(|_| "the joiner did not hold the invite token".to_string())?;
                 if !invite.log_heads().iter().all(|h| e.prev().any(|p| p == *h)) {
                     return Err("join does not cite the log the invite was issued at".into());
                 }
@@ -146,7 +258,7 @@ impl Membership {
                 }
                 // One invite admits one node, once: a revoked member cannot
                 // come back with the invite it joined with.
-                if used.contains_key(&invite.nonce()) {
+                if self.used.contains_key(&invite.nonce()) {
                     return Err("invite already used".into());
                 }
                 Ok(Effect::Join(joiner, invite.role(), invite.nonce()))
@@ -161,7 +273,7 @@ impl Membership {
         }
     }
 
-    fn apply(&mut self, effect: Effect, used: &mut HashMap<[u8; 16], NodeId>) {
+    fn apply(&mut self, effect: Effect) {
         match effect {
             Effect::Create(admin, name) => {
                 self.name = Some(name);
@@ -174,7 +286,7 @@ impl Membership {
                 self.roles.remove(&node);
             }
             Effect::Join(node, role, nonce) => {
-                used.insert(nonce, node);
+                self.used.insert(nonce, node);
                 let current = self.roles.entry(node).or_insert(role);
                 *current = (*current).max(role);
             }
@@ -446,6 +558,101 @@ mod tests {
             "{:?}",
             m.rejected()
         );
+    }
+
+    #[test]
+    fn signatures_are_verified_once_and_a_new_join_costs_only_itself() {
+        let mut f = Fixture::new();
+        let admin = f.admin.clone();
+        for n in 2..6 {
+            let inv = f.invite(&admin, Role::Writer, Some(id(&key(n))));
+            f.join(&key(n), &inv, 100 + i64::from(n));
+        }
+        let space = f.space.id();
+        let mut cache = Verified::new();
+        let m = Membership::evaluate_with(space, &f.log, &mut cache);
+        assert_eq!(cache.checked(), f.log.len() as u64);
+        // Evaluating again (the log changed elsewhere) verifies nothing.
+        let again = Membership::evaluate_with(space, &f.log, &mut cache);
+        assert_eq!(cache.checked(), f.log.len() as u64);
+        assert_eq!(again.members(), m.members());
+        // A new join extends the evaluation: one entry checked, no walk of
+        // the log, and the same result as evaluating everything.
+        let inv = f.invite(&admin, Role::Reader, Some(id(&key(9))));
+        let join = Entry::join(&key(9), &inv, 200).unwrap();
+        let extended = m
+            .extended(space, std::slice::from_ref(&join), &mut cache)
+            .expect("a later entry extends the log");
+        assert_eq!(cache.checked(), f.log.len() as u64 + 1);
+        f.log.push(join);
+        let full = Membership::evaluate(space, &f.log);
+        assert_eq!(extended.members(), full.members());
+        assert_eq!(extended.role(id(&key(9))), Some(Role::Reader));
+        assert_eq!(extended.heads(), full.heads());
+        // Entries already evaluated change nothing.
+        let same = extended.extended(space, &f.log, &mut cache).unwrap();
+        assert_eq!(same.members(), full.members());
+        // An entry that would sort before evaluated ones, or that an
+        // evaluated entry cites, needs the whole log evaluated again.
+        let backdated = Entry::sign(
+            &admin,
+            space,
+            Action::Grant {
+                node: id(&key(20)),
+                role: Role::Writer,
+            },
+            &[f.log[0].hash()],
+            50,
+        );
+        assert!(m.extended(space, &[backdated], &mut cache).is_none());
+        let missing = Entry::sign(
+            &admin,
+            space,
+            Action::Grant {
+                node: id(&key(21)),
+                role: Role::Writer,
+            },
+            &[f.log[0].hash()],
+            300,
+        );
+        let citing = Entry::sign(
+            &admin,
+            space,
+            Action::Grant {
+                node: id(&key(22)),
+                role: Role::Writer,
+            },
+            &[missing.hash()],
+            301,
+        );
+        let mut log = f.log.clone();
+        log.push(citing);
+        let partial = Membership::evaluate(space, &log);
+        assert!(
+            partial
+                .extended(space, std::slice::from_ref(&missing), &mut cache)
+                .is_none()
+        );
+        log.push(missing);
+        assert_eq!(
+            Membership::evaluate(space, &log).role(id(&key(22))),
+            Some(Role::Writer)
+        );
+    }
+
+    #[test]
+    fn the_verified_cache_holds_its_bound() {
+        let f = Fixture::new();
+        let mut cache = Verified::new();
+        cache.hashes.extend((0..MAX_VERIFIED as u64).map(|i| {
+            let mut h = [0u8; 32];
+            h[..8].copy_from_slice(&i.to_le_bytes());
+            h
+        }));
+        let genesis = &f.log[0];
+        cache.verify(genesis.hash(), genesis).unwrap();
+        assert_eq!(cache.hashes.len(), 1);
+        assert_eq!(cache.checked(), 1);
     }
 
     #[test]

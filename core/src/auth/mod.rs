@@ -16,7 +16,7 @@ mod space;
 
 pub use entry::{Action, Entry, EntryHash, Signer};
 pub use invite::{INVITE_PREFIX, Invite};
-pub use membership::{Membership, Rejected};
+pub use membership::{MAX_VERIFIED, Membership, Rejected, Verified};
 pub use space::{Role, SpaceId, SpaceKey};
 
 /// Collection of Weft's own documents in every space; users cannot write it.

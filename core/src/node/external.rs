@@ -74,14 +74,22 @@ impl Actor {
             None => false,
         };
         self.load(key).await?;
-        let cached = self.dirty.get_mut(key).expect("loaded above");
+        // The client's bytes go through Automerge: a panic there costs this
+        // document (quarantined), not the actor.
+        let (received, reply, exists) = self.guarded(key, |a| {
+            let cached = a.dirty.get_mut(key).expect("loaded above");
+            let received = message.map(|bytes| {
+                cached
+                    .doc
+                    .receive_sync_message(&mut sync.state, bytes, may_write)
+            });
+            let reply = cached.doc.generate_sync_message(&mut sync.state);
+            (received, reply, !cached.doc.is_empty())
+        })?;
         let mut changed = false;
         let mut refused = None;
         let mut refused_changes = 0;
-        if let Some(bytes) = message {
-            let received = cached
-                .doc
-                .receive_sync_message(&mut sync.state, bytes, may_write);
+        if let Some(received) = received {
             changed = received.changed;
             refused = received.error;
             refused_changes = received.refused_changes;
@@ -89,13 +97,18 @@ impl Actor {
                 tracing::info!(%key, changes = received.refused_changes, "dropped a client's changes: this node may not write the space");
             }
         }
-        let reply = cached.doc.generate_sync_message(&mut sync.state);
-        let exists = !cached.doc.is_empty();
         if changed {
             // Whatever Automerge accepted is valid: store it even when the
             // rest of the message was refused.
-            self.stage(key, None, Origin::Remote);
-            self.flush().await;
+            self.stage(key, None, Origin::Remote)?;
+            if !self.flush().await {
+                // Not stored: the client must not believe we hold its
+                // changes, so the next step starts over and it resends them.
+                sync.state = sync::State::new();
+                return Err(Error::Store(crate::store::StoreError::WriteFailed(
+                    format!("storing the client's changes to {key} failed"),
+                )));
+            }
         }
         if let Some(e) = refused {
             return Err(e.into());

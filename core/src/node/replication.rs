@@ -3,7 +3,7 @@
 //! handing it over, carries the engine's effects out to the network, and
 //! stores what peers send as ordinary writes with origin `Remote`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
@@ -160,8 +160,11 @@ struct View<'a> {
     states: &'a mut HashMap<(NodeId, DocKey), Vec<u8>>,
     saved: &'a mut HashMap<DocKey, Vec<u8>>,
     actor: &'a automerge::ActorId,
-    spaces: &'a BTreeMap<String, Joined>,
+    spaces: &'a mut BTreeMap<String, Joined>,
     me: NodeId,
+    /// Tests: Automerge work on this document panics.
+    #[cfg(test)]
+    panic_on: Option<&'a DocKey>,
 }
 
 impl Replica for View<'_> {
@@ -170,6 +173,10 @@ impl Replica for View<'_> {
     }
 
     fn doc(&mut self, key: &DocKey) -> &mut Document {
+        #[cfg(test)]
+        if self.panic_on == Some(key) {
+            panic!("injected panic for {key}");
+        }
         let actor = self.actor;
         &mut self
             .dirty
@@ -201,7 +208,7 @@ impl Replica for View<'_> {
     }
 
     fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Option<(Role, bool)> {
-        let joined = self.spaces.get(space)?;
+        let joined = self.spaces.get_mut(space)?;
         let key = members_key(space).ok()?;
         let cached = self.dirty.get_mut(&key)?;
         admit(joined, space, &mut cached.doc, node, proof)
@@ -321,6 +328,9 @@ impl Actor {
             // documents started): keep the engine's clock current.
             let now = self.sync.started.elapsed().as_millis() as u64;
             self.sync.engine.advance(now);
+            if self.refused_document(&input).await {
+                continue;
+            }
             let needs = self.sync.engine.needs(&input);
             let failed = match self.meet(&needs).await {
                 Ok(failed) => failed,
@@ -336,6 +346,14 @@ impl Actor {
                 Input::Received(peer, _) | Input::StartSync { peer, .. } => Some(*peer),
                 _ => None,
             };
+            // A batch that panics is retried one document at a time, so
+            // only the document at fault is quarantined.
+            let split = match &input {
+                Input::StartSync { peer, keys, absent } if keys.len() > 1 => {
+                    Some((*peer, keys.clone(), *absent))
+                }
+                _ => None,
+            };
             let outputs = {
                 let me = self.me();
                 let mut view = View {
@@ -344,8 +362,10 @@ impl Actor {
                     states: &mut self.sync.states,
                     saved: &mut self.sync.saved,
                     actor: &self.actor,
-                    spaces: &self.spaces,
+                    spaces: &mut self.spaces,
                     me,
+                    #[cfg(test)]
+                    panic_on: self.panic_on.as_ref(),
                 };
                 let engine = &mut self.sync.engine;
                 // A bug reachable from peer input must cost that peer its
@@ -363,6 +383,22 @@ impl Actor {
                     );
                     for key in &needs.docs {
                         self.dirty.remove(key);
+                        self.log_dropped(key);
+                    }
+                    if let Some((peer, keys, absent)) = split {
+                        for key in keys {
+                            queue.push_back(Input::StartSync {
+                                peer,
+                                keys: vec![key],
+                                absent,
+                            });
+                        }
+                        continue;
+                    }
+                    let involved: BTreeSet<&DocKey> =
+                        needs.docs.iter().chain(&needs.saved).collect();
+                    if let [key] = involved.into_iter().collect::<Vec<_>>()[..] {
+                        self.quarantine(&key.clone());
                     }
                     match peer {
                         Some(peer) => vec![Output::Close(
@@ -383,6 +419,41 @@ impl Actor {
         }
         self.sync.items.clear();
         self.sync.states.clear();
+    }
+
+    /// Whether `input` is a document from a peer the evaluated membership
+    /// log does not name, other than the log from our provisionally trusted
+    /// inviter ([`Joined::refuses`]): dropped before any work. Such a peer
+    /// has a session only as that inviter, so this keeps its trust to the
+    /// log, which verifies itself, and to its time limit.
+    async fn refused_document(&mut self, input: &Input) -> bool {
+        let Input::Received(
+            peer,
+            wire::Message::Sync { space, key, .. } | wire::Message::Doc { space, key, .. },
+        ) = input
+        else {
+            return false;
+        };
+        // Without a session (never for spaces we are not in) the engine
+        // ignores it anyway; an invalid key is the engine's to report.
+        let Ok(doc_key) = DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
+        else {
+            return false;
+        };
+        if !self.spaces.contains_key(space.as_str()) {
+            return false;
+        }
+        let refused = match self.membership(space).await {
+            Ok(_) => self.spaces[space.as_str()]
+                .refuses(*peer, &doc_key, super::writer::now_ms() / 1000)
+                .unwrap_or(true),
+            // No membership to go by: nobody is trusted.
+            Err(_) => true,
+        };
+        if refused {
+            tracing::warn!(%peer, key = %doc_key, "refused a document from a peer the membership log does not name (an inviter is trusted with the log only, for a limited time)");
+        }
+        refused
     }
 
     async fn effect(&mut self, out: Output, queue: &mut VecDeque<Input>) {
@@ -406,7 +477,10 @@ impl Actor {
             Output::Then(next) => queue.push_back(next),
             Output::Applied { peer, key } => {
                 tracing::debug!(%peer, %key, "applied a remote change");
-                self.stage(&key, None, Origin::Remote);
+                if let Err(e) = self.stage(&key, None, Origin::Remote) {
+                    tracing::warn!(%peer, %key, error = %e, "a remote change cannot be stored");
+                    return;
+                }
                 if key.collection() == SYSTEM_COLLECTION && key.id() == MEMBERS_ID {
                     // Act on a membership change (a revocation) before the
                     // next frame, not after the burst.
@@ -453,7 +527,14 @@ impl Actor {
         self.read_saved(&needs.saved);
         // One query for all of them (a follow-up starts up to 256).
         self.prefetch_docs(needs.docs.clone());
-        let mut failed = Vec::new();
+        // Quarantined documents are refused for sync: dropped like a
+        // document that does not load.
+        let mut failed: Vec<DocKey> = needs
+            .saved
+            .iter()
+            .filter(|k| self.quarantine.contains(k))
+            .cloned()
+            .collect();
         for key in &needs.docs {
             if let Err(e) = self.load(key).await {
                 tracing::warn!(%key, error = %e, "document cannot be synced");
@@ -481,16 +562,20 @@ impl Actor {
         self.sync.saved.clear();
         let mut from_store = Vec::new();
         for key in keys {
-            let in_memory = match self.dirty.get_mut(key) {
-                Some(c) => Some(&mut c.doc),
-                None => self.docs.peek_mut(key).map(|c| &mut c.doc),
-            };
-            match in_memory {
-                Some(doc) => {
-                    let bytes = doc.save();
-                    self.sync.saved.insert(key.clone(), bytes);
-                }
-                None => from_store.push(key),
+            if !self.dirty.contains_key(key) && !self.docs.contains(key) {
+                from_store.push(key);
+                continue;
+            }
+            let saved = self.guarded(key, |a| {
+                let doc = match a.dirty.get_mut(key) {
+                    Some(c) => &mut c.doc,
+                    None => &mut a.docs.peek_mut(key)?.doc,
+                };
+                Some(doc.save())
+            });
+            // A document that panicked is quarantined and left out.
+            if let Ok(Some(bytes)) = saved {
+                self.sync.saved.insert(key.clone(), bytes);
             }
         }
         if from_store.is_empty() {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::events::Origin;
 use super::writer::{Actor, Reply, now_ms};
-use crate::auth::{Action, Entry, Invite, Membership, Role, Signer, SpaceId, SpaceKey};
+use crate::auth::{Action, Entry, Invite, Membership, Role, Signer, SpaceId, SpaceKey, Verified};
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::key::DocKey;
@@ -38,18 +38,72 @@ pub(crate) struct Joined {
     default: bool,
     /// `None` until evaluated, and again after the log changes.
     membership: Option<Membership>,
-    /// Before the log's genesis arrives, the node whose invite this device
-    /// used: trusted as an admin for the first sync only.
-    inviter: Option<NodeId>,
+    /// The last evaluation, kept across log changes so the next one only
+    /// evaluates the new entries ([`Membership::extended`]).
+    previous: Option<Membership>,
+    /// The log's entries whose signatures verified.
+    verified: Verified,
+    /// The node whose invite this device used last, and when (unix seconds
+    /// of our `Join`): before the log's genesis arrives, it is trusted to
+    /// send the log (see [`Joined::provisional`]).
+    inviter: Option<(NodeId, i64)>,
 }
 
+/// How long after joining a space its inviter is trusted, unverified, to
+/// send the membership log. Joining dials the inviter at once and the log is
+/// the first document synced, so minutes are plenty; afterwards an inviter
+/// the log never vouched for gets no session, and joining again with a
+/// fresh invite starts a new window.
+pub const PROVISIONAL_TRUST_SECS: i64 = 600;
+
 impl Joined {
-    /// A node's role by the evaluated log (or as the provisional inviter).
+    fn new(name: String, default: bool) -> Self {
+        Self {
+            name,
+            default,
+            membership: None,
+            previous: None,
+            verified: Verified::new(),
+            inviter: None,
+        }
+    }
+
+    /// A node's role by the evaluated log, or admin for the provisionally
+    /// trusted inviter (whose session may then carry only the log: see
+    /// [`Joined::refuses`]).
     pub(super) fn role(&self, node: NodeId) -> Option<Role> {
+        self.role_at(node, now_ms() / 1000)
+    }
+
+    pub(super) fn role_at(&self, node: NodeId, now: i64) -> Option<Role> {
         let m = self.membership.as_ref()?;
-        m.role(node).or_else(|| {
-            (m.members().is_empty() && self.inviter == Some(node)).then_some(Role::Admin)
-        })
+        m.role(node)
+            .or_else(|| self.provisional(node, now).then_some(Role::Admin))
+    }
+
+    /// Whether `node` is our inviter, trusted only provisionally: the log's
+    /// genesis has not arrived and the join is less than
+    /// [`PROVISIONAL_TRUST_SECS`] old.
+    fn provisional(&self, node: NodeId, now: i64) -> bool {
+        self.membership
+            .as_ref()
+            .is_some_and(|m| m.members().is_empty())
+            && self.inviter.is_some_and(|(inviter, since)| {
+                inviter == node && now.saturating_sub(since) < PROVISIONAL_TRUST_SECS
+            })
+    }
+
+    /// Whether a document from `node` must be refused although its session
+    /// let it through: a node the evaluated log does not name may send only
+    /// the log, and only while it is our provisionally trusted inviter.
+    /// `None` while the membership is not evaluated.
+    pub(super) fn refuses(&self, node: NodeId, key: &DocKey, now: i64) -> Option<bool> {
+        let m = self.membership.as_ref()?;
+        if m.role(node).is_some() {
+            return Some(false);
+        }
+        let log = key.collection() == SYSTEM_COLLECTION && key.id() == MEMBERS_ID;
+        Some(!(log && self.provisional(node, now)))
     }
 }
 
@@ -81,7 +135,7 @@ pub(super) fn own_entries(log: &[Vec<u8>], me: NodeId) -> Vec<Vec<u8>> {
 /// Whether `node` is a member once its `proof` is added to the log; if the
 /// proof was needed, it is added to the log document (`true` in the result).
 pub(super) fn admit(
-    joined: &Joined,
+    joined: &mut Joined,
     space: &str,
     doc: &mut crate::doc::Document,
     node: NodeId,
@@ -91,14 +145,25 @@ pub(super) fn admit(
         return Some((role, false));
     }
     let id: SpaceId = space.parse().ok()?;
-    let mut entries: Vec<Entry> = doc
-        .log_entries()
-        .iter()
-        .filter_map(|b| Entry::decode(b).ok())
-        .collect();
     let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
-    entries.extend(offered.iter().cloned());
-    let membership = Membership::evaluate(id, &entries);
+    // Usually the proof only adds to the evaluated log: that costs the
+    // proof's entries, not a walk of the whole log.
+    let extended = joined
+        .membership
+        .as_ref()
+        .and_then(|m| m.extended(id, &offered, &mut joined.verified));
+    let membership = match extended {
+        Some(m) => m,
+        None => {
+            let mut entries: Vec<Entry> = doc
+                .log_entries()
+                .iter()
+                .filter_map(|b| Entry::decode(b).ok())
+                .collect();
+            entries.extend(offered.iter().cloned());
+            Membership::evaluate_with(id, &entries, &mut joined.verified)
+        }
+    };
     let role = membership.role(node)?;
     // Keep only what counted: junk riding along with a valid join is dropped.
     let rejected: Vec<[u8; 32]> = membership.rejected().iter().map(|r| r.hash).collect();
@@ -145,17 +210,7 @@ impl Actor {
     /// What the actor starts with: the spaces table.
     pub(super) fn joined(rows: Vec<(String, String, bool)>) -> BTreeMap<String, Joined> {
         rows.into_iter()
-            .map(|(id, name, default)| {
-                (
-                    id,
-                    Joined {
-                        name,
-                        default,
-                        membership: None,
-                        inviter: None,
-                    },
-                )
-            })
+            .map(|(id, name, default)| (id, Joined::new(name, default)))
             .collect()
     }
 
@@ -193,7 +248,13 @@ impl Actor {
     }
 
     async fn answer<T>(&mut self, reply: Reply<T>, result: Result<T>) {
-        self.flush().await;
+        // The command's entries were in that commit: report its failure.
+        let result = match result {
+            Ok(_) if !self.flush().await => Err(Error::Store(
+                crate::store::StoreError::WriteFailed("storing the membership log failed".into()),
+            )),
+            r => r,
+        };
         let _ = reply.send(result);
     }
 
@@ -225,15 +286,8 @@ impl Actor {
 
     async fn record_space(&mut self, id: &str, name: &str, default: bool) -> Result<()> {
         self.store.add_joined_space(id, name, default, now_ms())?;
-        self.spaces.insert(
-            id.to_owned(),
-            Joined {
-                name: name.to_owned(),
-                default,
-                membership: None,
-                inviter: None,
-            },
-        );
+        self.spaces
+            .insert(id.to_owned(), Joined::new(name.to_owned(), default));
         self.drive(Input::Offer(id.to_owned())).await;
         Ok(())
     }
@@ -303,13 +357,12 @@ impl Actor {
         self.load(&key).await?;
         let encoded: Vec<([u8; 32], Vec<u8>)> =
             entries.iter().map(|e| (e.hash(), e.encode())).collect();
-        let cached = self.dirty.get_mut(&key).expect("loaded above");
-        if cached
-            .doc
-            .add_log_entries(&encoded, now_ms() / 1000)?
-            .is_some()
-        {
-            self.stage(&key, None, Origin::Local);
+        let added = self.guarded(&key, |a| {
+            let cached = a.dirty.get_mut(&key).expect("loaded above");
+            cached.doc.add_log_entries(&encoded, now_ms() / 1000)
+        })??;
+        if added.is_some() {
+            self.stage(&key, None, Origin::Local)?;
         }
         Ok(())
     }
@@ -324,27 +377,44 @@ impl Actor {
             let key = members_key(space)?;
             self.load(&key).await?;
             let id = space_id(space)?;
+            // The log comes from peers: reading it is guarded.
             let entries: Vec<Entry> = self
-                .dirty
-                .get_mut(&key)
-                .expect("loaded above")
-                .doc
-                .log_entries()
+                .guarded(&key, |a| {
+                    a.dirty
+                        .get_mut(&key)
+                        .expect("loaded above")
+                        .doc
+                        .log_entries()
+                })?
                 .iter()
                 .filter_map(|bytes| Entry::decode(bytes).ok())
                 .collect();
-            let membership = Membership::evaluate(id, &entries);
             let me = self.me();
-            // Until the genesis arrives, the inviter named in our own join
-            // is the one peer we sync the space with.
-            let inviter = entries.iter().find_map(|e| match (e.signer(), e.action()) {
-                (Signer::Node(n), Action::Join { invite, .. })
-                    if n == me && invite.space() == id =>
-                {
-                    Some(invite.inviter())
-                }
-                _ => None,
-            });
+            let j = self.spaces.get_mut(space).expect("looked up above");
+            // Entries verified before are not verified again, and a log that
+            // only grew is evaluated from where it was.
+            let membership = match j
+                .previous
+                .as_ref()
+                .and_then(|m| m.extended(id, &entries, &mut j.verified))
+            {
+                Some(m) => m,
+                None => Membership::evaluate_with(id, &entries, &mut j.verified),
+            };
+            // Until the genesis arrives, the inviter named in our latest
+            // join is the one peer we sync the space's log with.
+            let inviter = entries
+                .iter()
+                .filter_map(|e| match (e.signer(), e.action()) {
+                    (Signer::Node(n), Action::Join { invite, .. })
+                        if n == me && invite.space() == id =>
+                    {
+                        Some((e.time(), invite.inviter()))
+                    }
+                    _ => None,
+                })
+                .max()
+                .map(|(time, inviter)| (inviter, time));
             if let Some(j) = self.spaces.get_mut(space) {
                 j.membership = Some(membership);
                 j.inviter = inviter;
@@ -361,8 +431,22 @@ impl Actor {
         if key.collection() == SYSTEM_COLLECTION
             && key.id() == MEMBERS_ID
             && let Some(j) = self.spaces.get_mut(key.space())
+            && let Some(m) = j.membership.take()
+        {
+            j.previous = Some(m);
+        }
+    }
+
+    /// Forgets every evaluation of a log document dropped from memory
+    /// unstored (a failed commit, a quarantine): they may count entries the
+    /// store does not hold, and an extension of them would keep counting them.
+    pub(super) fn log_dropped(&mut self, key: &DocKey) {
+        if key.collection() == SYSTEM_COLLECTION
+            && key.id() == MEMBERS_ID
+            && let Some(j) = self.spaces.get_mut(key.space())
         {
             j.membership = None;
+            j.previous = None;
         }
     }
 

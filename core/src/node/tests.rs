@@ -708,3 +708,4 @@ async fn an_injected_commit_failure_fails_one_write_group() {
     assert_eq!(node.get(&key).await.unwrap(), Some(json!({"v": 2})));
     node.close().await.unwrap();
 }
+mod faults;

@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 use crate::key::DocKey;
 use crate::store::{self, Loaded, ProcessLock, WriteRow, Writer};
 
+pub(crate) mod guard;
+pub(crate) use guard::{Quarantine, quarantined};
+
 /// Most commands folded into one group commit.
 const MAX_GROUP: usize = 256;
 
@@ -57,6 +60,9 @@ pub(crate) enum Command {
     Space(super::spaces::SpaceCommand),
     External(super::external::ExternalCommand),
     Close(oneshot::Sender<()>),
+    /// Tests: run this on the actor (inspect it, inject faults).
+    #[cfg(test)]
+    Test(Box<dyn FnOnce(&mut Actor) + Send>),
 }
 
 /// A document in memory and what of it is already stored.
@@ -74,6 +80,26 @@ impl Cached {
             stored: Vec::new(),
             chunks: 0,
         }
+    }
+
+    /// A stored document, checked against its recorded heads.
+    fn load(key: &DocKey, loaded: &Loaded, actor: ActorId) -> Result<Self> {
+        let corrupt = |reason: String| Error::Corrupt {
+            key: key.to_string(),
+            reason,
+        };
+        let mut doc = Document::load(&loaded.bytes, actor).map_err(|e| corrupt(e.to_string()))?;
+        let stored = doc.heads();
+        if store::encode_heads(&stored) != loaded.heads {
+            return Err(corrupt(
+                "its changes do not match its recorded heads".into(),
+            ));
+        }
+        Ok(Self {
+            doc,
+            stored,
+            chunks: loaded.chunk_count,
+        })
     }
 }
 
@@ -109,6 +135,11 @@ pub(crate) struct Actor {
     pub(super) spaces: BTreeMap<String, super::spaces::Joined>,
     /// The node key, for membership entries and invites.
     pub(super) signing: SigningKey,
+    /// Documents whose Automerge handling panicked.
+    pub(super) quarantine: Quarantine,
+    /// Tests: Automerge work on this document panics.
+    #[cfg(test)]
+    pub(super) panic_on: Option<DocKey>,
     _lock: ProcessLock,
 }
 
@@ -149,6 +180,9 @@ impl Actor {
             compact_after: p.compact_after.max(1),
             spaces: Actor::joined(p.joined),
             signing: p.signing,
+            quarantine: Quarantine::default(),
+            #[cfg(test)]
+            panic_on: None,
             _lock: p.lock,
         }
     }
@@ -221,20 +255,22 @@ impl Actor {
     async fn serve(&mut self, cmd: Command) {
         match cmd {
             Command::History(key, reply) => {
-                let r = self.clean_doc(&key).await.map(|c| c.doc.history());
+                let r = match self.clean_doc(&key).await {
+                    Ok(()) => self.guarded(&key, |a| a.clean(&key).doc.history()),
+                    Err(e) => Err(e),
+                };
                 let _ = reply.send(r);
             }
             Command::GetAt(key, heads, reply) => {
                 let r = match self.clean_doc(&key).await {
-                    Ok(c) => {
-                        c.doc
-                            .json_at(&heads)
-                            .map(|j| j.map(Value::Object))
-                            .map_err(|e| match e {
+                    Ok(()) => self
+                        .guarded(&key, |a| a.clean(&key).doc.json_at(&heads))
+                        .and_then(|r| {
+                            r.map(|j| j.map(Value::Object)).map_err(|e| match e {
                                 DocError::UnknownHeads => Error::UnknownHeads(key.to_string()),
                                 e => e.into(),
                             })
-                    }
+                        }),
                     Err(e) => Err(e),
                 };
                 let _ = reply.send(r);
@@ -258,22 +294,28 @@ impl Actor {
             }
             Command::Space(cmd) => self.space_command(cmd).await,
             Command::External(cmd) => self.external_sync(cmd).await,
+            #[cfg(test)]
+            Command::Test(f) => f(self),
             Command::Write(..) | Command::Close(_) => unreachable!("handled by run"),
         }
     }
 
-    /// A stored document for reading; `NotFound` if it was never written.
-    async fn clean_doc(&mut self, key: &DocKey) -> Result<&mut Cached> {
+    /// Makes a stored document present among the clean ones (read it with
+    /// [`Self::clean`]); `NotFound` if it was never written.
+    async fn clean_doc(&mut self, key: &DocKey) -> Result<()> {
         self.load(key).await?;
         match self.dirty.remove(key) {
             Some(c) if !c.doc.is_empty() => {
                 self.docs.put(key.clone(), c);
+                Ok(())
             }
-            _ => return Err(Error::NotFound(key.to_string())),
+            _ => Err(Error::NotFound(key.to_string())),
         }
-        self.docs
-            .get_mut(key)
-            .ok_or_else(|| Error::NotFound(key.to_string()))
+    }
+
+    /// A document [`Self::clean_doc`] made present.
+    fn clean(&mut self, key: &DocKey) -> &mut Cached {
+        self.docs.get_mut(key).expect("made present by clean_doc")
     }
 
     /// Loads every document the group writes that is not in memory, with
@@ -319,6 +361,9 @@ impl Actor {
 
     /// Makes `key` present in `dirty`, loading it from the store if needed.
     pub(super) async fn load(&mut self, key: &DocKey) -> Result<()> {
+        if self.quarantine.contains(key) {
+            return Err(quarantined(key));
+        }
         if self.dirty.contains_key(key) {
             return Ok(());
         }
@@ -330,24 +375,11 @@ impl Actor {
         let cached = match self.docs.pop(key) {
             Some(c) => c,
             None => match stored {
+                // Stored bytes may have come from peers: a panic loading
+                // them costs this document only.
                 Some(loaded) => {
-                    let corrupt = |reason: String| Error::Corrupt {
-                        key: key.to_string(),
-                        reason,
-                    };
-                    let mut doc = Document::load(&loaded.bytes, self.actor.clone())
-                        .map_err(|e| corrupt(e.to_string()))?;
-                    let stored = doc.heads();
-                    if store::encode_heads(&stored) != loaded.heads {
-                        return Err(corrupt(
-                            "its changes do not match its recorded heads".into(),
-                        ));
-                    }
-                    Cached {
-                        doc,
-                        stored,
-                        chunks: loaded.chunk_count,
-                    }
+                    let actor = self.actor.clone();
+                    self.guarded(key, |_| Cached::load(key, &loaded, actor))??
                 }
                 None => Cached::empty(&self.actor),
             },
@@ -393,50 +425,60 @@ impl Actor {
         let key = op.key();
         self.require(key.space(), Role::Writer).await?;
         self.load(key).await?;
-        let cached = self.dirty.get_mut(key).expect("loaded above");
-        let now = now_ms();
-        let time = now / 1000;
-        let exists = !cached.doc.is_empty() && !cached.doc.is_deleted();
-        let change = match op {
-            Write::Put(_, json) => cached.doc.put(as_object(json)?, time)?,
-            Write::Patch(_, patch) if exists => cached.doc.patch(as_object(patch)?, time)?,
-            Write::Delete(_) if exists => cached.doc.delete(time)?,
-            Write::Patch(..) | Write::Delete(_) => return Err(Error::NotFound(key.to_string())),
-        };
-        let heads = cached.doc.heads();
+        let time = now_ms() / 1000;
+        // The document may hold peers' changes: guarded.
+        let (change, heads) = self.guarded(key, |a| -> Result<_> {
+            let cached = a.dirty.get_mut(key).expect("loaded above");
+            let exists = !cached.doc.is_empty() && !cached.doc.is_deleted();
+            let change = match op {
+                Write::Put(_, json) => cached.doc.put(as_object(json)?, time)?,
+                Write::Patch(_, patch) if exists => cached.doc.patch(as_object(patch)?, time)?,
+                Write::Delete(_) if exists => cached.doc.delete(time)?,
+                Write::Patch(..) | Write::Delete(_) => {
+                    return Err(Error::NotFound(key.to_string()));
+                }
+            };
+            Ok((change, cached.doc.heads()))
+        })??;
         if let Some(committed) = change {
-            self.stage(key, Some(committed.json), Origin::Local);
+            self.stage(key, Some(committed.json), Origin::Local)?;
         }
         Ok(heads.iter().map(ToString::to_string).collect())
     }
 
     /// Queues a row storing what changed in a document since it was last
     /// stored. `json` is its materialized JSON when the caller already has it.
+    /// Fails only if Automerge panicked on the document (now quarantined).
     pub(super) fn stage(
         &mut self,
         key: &DocKey,
         json: Option<Option<Map<String, Value>>>,
         origin: Origin,
-    ) {
+    ) -> Result<()> {
         self.log_changed(key);
-        let Some(cached) = self.dirty.get_mut(key) else {
-            return;
+        let compact_after = self.compact_after;
+        let staged = self.guarded(key, |a| {
+            let cached = a.dirty.get_mut(key)?;
+            let heads = cached.doc.heads();
+            if heads == cached.stored {
+                return None;
+            }
+            let snapshot = cached.stored.is_empty() || cached.chunks >= compact_after;
+            let chunk = if snapshot {
+                cached.doc.save()
+            } else {
+                cached.doc.save_after(&cached.stored)
+            };
+            let value = json
+                .unwrap_or_else(|| cached.doc.to_json())
+                .map(Value::Object);
+            cached.chunks = if snapshot { 1 } else { cached.chunks + 1 };
+            cached.stored = heads.clone();
+            Some((heads, chunk, snapshot, value))
+        })?;
+        let Some((heads, chunk, snapshot, value)) = staged else {
+            return Ok(());
         };
-        let heads = cached.doc.heads();
-        if heads == cached.stored {
-            return;
-        }
-        let snapshot = cached.stored.is_empty() || cached.chunks >= self.compact_after;
-        let chunk = if snapshot {
-            cached.doc.save()
-        } else {
-            cached.doc.save_after(&cached.stored)
-        };
-        cached.chunks = if snapshot { 1 } else { cached.chunks + 1 };
-        cached.stored = heads.clone();
-        let value = json
-            .unwrap_or_else(|| cached.doc.to_json())
-            .map(Value::Object);
         self.rows.push(WriteRow {
             key: key.clone(),
             heads: store::encode_heads(&heads),
@@ -447,14 +489,16 @@ impl Actor {
         });
         self.entries.push(value.map(Arc::new));
         self.origins.push(origin);
+        Ok(())
     }
 
     /// Commits queued rows, then answers their commands, updates the read
-    /// cache and publishes events, in that order.
-    pub(super) async fn flush(&mut self) {
+    /// cache and publishes events, in that order. Returns whether the rows
+    /// were stored.
+    pub(super) async fn flush(&mut self) -> bool {
         if self.rows.is_empty() && self.pending.is_empty() {
             self.park_dirty();
-            return;
+            return true;
         }
         // The buffers go back afterwards, emptied: growing them afresh for
         // every group made reallocation a large part of a big sync.
@@ -462,7 +506,9 @@ impl Actor {
         let mut entries = std::mem::take(&mut self.entries);
         let mut origins = std::mem::take(&mut self.origins);
         let pending = std::mem::take(&mut self.pending);
-        match self.store.write(&rows) {
+        let stored = self.store.write(&rows);
+        let ok = stored.is_ok();
+        match stored {
             Ok(()) => {
                 self.park_dirty();
                 self.json
@@ -486,6 +532,24 @@ impl Actor {
                 tracing::error!(error = %e, writes = rows.len(), "storing writes failed");
                 // Memory is ahead of the store for these documents: forget them.
                 self.dirty.clear();
+                for r in &rows {
+                    self.log_dropped(&r.key);
+                }
+                // Peers believe they delivered these changes: their sessions
+                // must exchange them again, or they stay lost until a reconnect.
+                let lost: Vec<DocKey> = rows
+                    .iter()
+                    .zip(&origins)
+                    .filter(|(_, o)| **o == Origin::Remote)
+                    .map(|(r, _)| r.key.clone())
+                    .collect();
+                if !lost.is_empty() {
+                    tracing::warn!(
+                        documents = lost.len(),
+                        "peers' changes were not stored; their sessions will fetch them again"
+                    );
+                    self.sync.engine.lost(&lost);
+                }
                 let message = e.to_string();
                 for p in pending {
                     let _ = p
@@ -500,6 +564,7 @@ impl Actor {
         entries.clear();
         origins.clear();
         (self.rows, self.entries, self.origins) = (rows, entries, origins);
+        ok
     }
 
     /// Moves committed documents back into the bounded cache.

@@ -84,6 +84,9 @@ pub struct Writer {
     pub(super) sync_state_cap: usize,
     /// How long states with a peer not seen are kept.
     pub(super) sync_state_max_age: Duration,
+    /// Tests: the next write containing this document fails (a full disk).
+    #[cfg(test)]
+    pub(crate) fail_commit_of: Option<DocKey>,
 }
 
 impl Writer {
@@ -95,6 +98,8 @@ impl Writer {
             faults: CommitFaults::default(),
             sync_state_cap: super::MAX_SYNC_STATES_PER_SPACE,
             sync_state_max_age: super::SYNC_STATE_MAX_AGE,
+            #[cfg(test)]
+            fail_commit_of: None,
         }
     }
 
@@ -150,6 +155,13 @@ impl Writer {
     pub fn write(&mut self, rows: &[WriteRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
+        }
+        #[cfg(test)]
+        if let Some(key) = self
+            .fail_commit_of
+            .take_if(|k| rows.iter().any(|r| &r.key == k))
+        {
+            return Err(StoreError::WriteFailed(format!("injected for {key}")));
         }
         let err = sqlite_err("writing documents");
         // IMMEDIATE takes the write lock up front instead of upgrading later.

@@ -34,6 +34,7 @@ mod admission;
 mod budget;
 mod docs;
 mod needs;
+mod lost;
 mod rounds;
 #[cfg(test)]
 mod tests;
