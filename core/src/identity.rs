@@ -146,7 +146,12 @@ impl Identity {
                 let mut secret = [0u8; 32];
                 getrandom::fill(&mut secret).map_err(|e| IdentityError::Random(e.to_string()))?;
                 // Write beside, then rename: a crash never leaves a half-written key.
-                let tmp = dir.join(format!("{KEY_FILE}.tmp"));
+                // A fresh random name opened exclusively, so a link placed
+                // beforehand cannot redirect the secret elsewhere.
+                let mut nonce = [0u8; 8];
+                getrandom::fill(&mut nonce).map_err(|e| IdentityError::Random(e.to_string()))?;
+                let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+                let tmp = dir.join(format!("{KEY_FILE}.{nonce}.tmp"));
                 let mut file = private_file(&tmp).map_err(io)?;
                 file.write_all(&secret).map_err(io)?;
                 file.sync_all().map_err(io)?;
@@ -171,20 +176,14 @@ impl Identity {
     }
 }
 
-#[cfg(unix)]
+/// A new file only its owner can read; fails if anything, a symlink
+/// included, is already at `path` (`O_CREAT | O_EXCL` never follows links).
 fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    fs::File::create(path)
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 #[cfg(test)]
@@ -222,6 +221,23 @@ mod tests {
                 .parse::<NodeId>()
                 .is_err()
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn temp_files_never_follow_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let planted = dir.path().join("planted.tmp");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let err = private_file(&planted).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        // The name the old code used, planted too: the key goes elsewhere.
+        std::os::unix::fs::symlink(&victim, dir.path().join(format!("{KEY_FILE}.tmp"))).unwrap();
+        Identity::load_or_create(dir.path()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(fs::read(dir.path().join(KEY_FILE)).unwrap().len(), 32);
     }
 
     #[test]

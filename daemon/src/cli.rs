@@ -146,6 +146,14 @@ pub struct DaemonArgs {
     /// Serve the local API here [default: 127.0.0.1:0, a random port written to daemon.json]
     #[arg(long, value_name = "HOST:PORT")]
     pub api: Option<String>,
+    /// Let web pages of this origin call the API (repeatable; loopback origins always may)
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "WEFT_API_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub api_allowed_origin: Vec<String>,
 }
 
 #[cfg(test)]
@@ -162,6 +170,7 @@ mod tests {
     fn documented_invocations_parse() {
         for line in [
             "weft daemon --listen /ip4/127.0.0.1/tcp/0 --peer /ip4/1.2.3.4/tcp/1/p2p/x --no-mdns --api 127.0.0.1:0",
+            "weft daemon --api-allowed-origin https://app.example.com --api-allowed-origin http://10.0.0.5:3000",
             "weft --json id",
             "weft space create team",
             "weft space list",

@@ -33,6 +33,9 @@ pub struct FileConfig {
     pub api: Option<String>,
     /// Allows a non-loopback `api` address (the API then answers the network).
     pub api_allow_remote: Option<bool>,
+    /// `weft daemon --api-allowed-origin`: web origins besides loopback
+    /// ones whose pages may call the API (`https://app.example.com`).
+    pub api_allowed_origins: Option<Vec<String>>,
     /// Kademlia bootstrap peers.
     pub bootstrap: Option<Vec<String>>,
     /// Relays to listen through.
@@ -105,6 +108,7 @@ mod tests {
             mdns = false
             api = "127.0.0.1:7070"
             api_allow_remote = false
+            api_allowed_origins = ["https://app.example.com"]
             bootstrap = []
             relays = []
             relay_server = false

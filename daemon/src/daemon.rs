@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use weft_core::net::{Multiaddr, NetConfig};
 use weft_core::{Config, Error, Node};
 
-use crate::api;
+use crate::api::{self, Guard};
 use crate::automerge::Landing;
 use crate::cli::DaemonArgs;
 use crate::client::Client;
@@ -31,6 +31,7 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
     let stop = stop_signal();
     let net = net_config(&args, file)?;
     let api_addr = api_addr(args.api.as_deref().or(file.api.as_deref()), file)?;
+    let guard = guard(&args, file, api_addr)?;
     if Client::discover(&data_dir).await?.is_some() {
         return Err(CliError::new(
             "conflict",
@@ -49,7 +50,7 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
         }
     };
     let served = match landing(&node, file).await {
-        Ok(landing) => serve(&node, &data_dir, api_addr, landing, stop).await,
+        Ok(landing) => serve(&node, &data_dir, api_addr, landing, guard, stop).await,
         Err(e) => Err(e),
     };
     tracing::info!("flushing the replica");
@@ -86,6 +87,7 @@ async fn serve(
     data_dir: &Path,
     api_addr: SocketAddr,
     landing: Landing,
+    guard: Guard,
     stop: watch::Receiver<bool>,
 ) -> Result<(), CliError> {
     let token = load_or_create_token(data_dir)?;
@@ -98,7 +100,7 @@ async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::new("internal", e.to_string()))?;
-    let app = api::router_with(node.clone(), token, stop.clone(), landing);
+    let app = api::router_with(node.clone(), token, stop.clone(), landing, guard);
     let mut graceful = stop.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = graceful.wait_for(|s| *s).await;
@@ -264,6 +266,20 @@ fn api_addr(given: Option<&str>, file: &FileConfig) -> Result<SocketAddr, CliErr
     Ok(addr)
 }
 
+/// Which browser pages and `Host` names the API answers: the flag (or
+/// its environment variable) replaces `api_allowed_origins`; a remote API
+/// address is accepted as `Host` only when it was allowed.
+fn guard(args: &DaemonArgs, file: &FileConfig, api_addr: SocketAddr) -> Result<Guard, CliError> {
+    let origins = if args.api_allowed_origin.is_empty() {
+        file.api_allowed_origins.clone().unwrap_or_default()
+    } else {
+        args.api_allowed_origin.clone()
+    };
+    let remote = (!api_addr.ip().is_loopback()).then_some(api_addr.ip());
+    Guard::with_origins(&origins, remote)
+        .map_err(|e| CliError::new("invalid_input", format!("api_allowed_origins: {e}")))
+}
+
 /// An address clients on this machine can connect to.
 fn dialable(bound: SocketAddr) -> SocketAddr {
     match bound.ip() {
@@ -298,6 +314,34 @@ mod tests {
             dialable("0.0.0.0:5".parse().unwrap()),
             "127.0.0.1:5".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn allowed_origins_come_from_the_flag_else_the_key() {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let file = FileConfig {
+            api_allowed_origins: Some(vec!["https://App.example.com/".into()]),
+            ..FileConfig::default()
+        };
+        let g = guard(&DaemonArgs::default(), &file, loopback).unwrap();
+        assert_eq!(
+            g.allowed_origins,
+            vec!["https://app.example.com".to_owned()]
+        );
+        assert_eq!(g.remote, None);
+        let args = DaemonArgs {
+            api_allowed_origin: vec!["http://10.0.0.5:3000".into()],
+            ..DaemonArgs::default()
+        };
+        let g = guard(&args, &file, "0.0.0.0:7070".parse().unwrap()).unwrap();
+        assert_eq!(g.allowed_origins, vec!["http://10.0.0.5:3000".to_owned()]);
+        assert!(g.remote.is_some_and(|ip| ip.is_unspecified()));
+        let bad = FileConfig {
+            api_allowed_origins: Some(vec!["*".into()]),
+            ..FileConfig::default()
+        };
+        let err = guard(&DaemonArgs::default(), &bad, loopback).unwrap_err();
+        assert!(err.message.contains("api_allowed_origins"), "{err}");
     }
 
     #[test]

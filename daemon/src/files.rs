@@ -79,29 +79,37 @@ pub fn load_or_create_token(data_dir: &Path) -> Result<String, CliError> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
-    let tmp: PathBuf = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
+    // A fresh random name opened exclusively (`O_CREAT | O_EXCL` never
+    // follows a link), so a file or link planted beside cannot redirect
+    // the write; the rename then replaces `path` itself, never a target.
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| CliError::new("internal", format!("no randomness for a temp name: {e}")))?;
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{nonce}.tmp"));
+    let tmp = PathBuf::from(name);
+    let mut file = create_private(&tmp, mode).map_err(|e| io_error(&tmp, e))?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(&tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io_error(path, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    written
+}
+
+/// A new file with `mode`; fails if anything, a link included, is at `path`.
+fn create_private(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
     #[cfg(not(unix))]
     let _ = mode;
-    let mut file = options.open(&tmp).map_err(|e| io_error(&tmp, e))?;
-    // `mode` applies only to a file the open creates; a leftover temp file
-    // keeps its own, so set it explicitly.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| io_error(&tmp, e))?;
-    }
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    options.open(path)
 }
 
 /// Narrows an existing token file to its owner, saying so if it was wider.
@@ -160,6 +168,40 @@ mod tests {
         assert_eq!(load_or_create_token(dir.path()).unwrap(), "abc");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_never_follow_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let planted = dir.path().join("planted");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let err = create_private(&planted, 0o600).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        // The temp names the old code used, planted too.
+        for name in ["api-token.tmp", "daemon.tmp"] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        }
+        let token = load_or_create_token(dir.path()).unwrap();
+        let info = DaemonInfo {
+            pid: 7,
+            api: "http://127.0.0.1:9".into(),
+        };
+        write_daemon_info(dir.path(), &info).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(read_token(dir.path()).unwrap(), Some(token));
+        assert_eq!(read_daemon_info(dir.path()).unwrap(), Some(info));
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".tmp") && name.matches('.').count() > 1
+            })
+            .count();
+        assert_eq!(leftovers, 0, "no temp file is left behind");
     }
 
     #[test]

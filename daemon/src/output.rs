@@ -23,6 +23,30 @@ fn line(s: impl std::fmt::Display) -> std::io::Result<()> {
     out.flush()
 }
 
+/// A name or other peer-supplied text made safe for a terminal: control
+/// characters (escape sequences, newlines) and bidirectional overrides are
+/// shown escaped (`\u{1b}`) instead of acting on the screen. JSON output
+/// stays exact; this is for text meant for people.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 fn compact(v: &impl Serialize) -> String {
     serde_json::to_string(v).expect("output serializes")
 }
@@ -62,14 +86,7 @@ impl Printer {
             return;
         }
         for s in spaces {
-            let _ = line(format!(
-                "{}  {}  {}{}  {} members",
-                s.id,
-                s.name,
-                s.role.as_deref().unwrap_or("pending"),
-                if s.default { "  (default)" } else { "" },
-                s.members.len()
-            ));
+            let _ = line(space_line(s));
         }
     }
 
@@ -99,7 +116,7 @@ impl Printer {
             return;
         }
         for d in docs {
-            let _ = line(format!("{}\t{}", d.id, compact(&d.doc)));
+            let _ = line(format!("{}\t{}", clean(&d.id), compact(&d.doc)));
         }
     }
 
@@ -121,8 +138,8 @@ impl Printer {
                 "{}  {}  {}  {}",
                 &c.hash[..c.hash.len().min(12)],
                 weft_core::doc::format_utc(c.time),
-                c.author.as_deref().unwrap_or(&c.actor),
-                c.message.as_deref().unwrap_or("")
+                clean(c.author.as_deref().unwrap_or(&c.actor)),
+                clean(c.message.as_deref().unwrap_or(""))
             ));
         }
     }
@@ -142,7 +159,7 @@ impl Printer {
                     "disconnected"
                 },
                 pending,
-                p.addrs.join(" ")
+                clean(&p.addrs.join(" "))
             ));
         }
     }
@@ -193,12 +210,25 @@ impl Printer {
         line(format!(
             "{:<6} {}/{}/{}{}",
             e.origin,
-            e.space,
-            e.collection,
-            e.id,
+            clean(&e.space),
+            clean(&e.collection),
+            clean(&e.id),
             if e.deleted { " (deleted)" } else { "" }
         ))
     }
+}
+
+/// One space as `weft space list` prints it; its name may come from a peer
+/// (the space's creator), so it is cleaned.
+fn space_line(s: &Space) -> String {
+    format!(
+        "{}  {}  {}{}  {} members",
+        s.id,
+        clean(&s.name),
+        s.role.as_deref().unwrap_or("pending"),
+        if s.default { "  (default)" } else { "" },
+        s.members.len()
+    )
 }
 
 /// Splits a Server-Sent Events byte stream into `(event, data)` pairs.
@@ -245,6 +275,26 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_print_with_control_characters_escaped() {
+        assert_eq!(clean("team-1 é"), "team-1 é");
+        assert_eq!(clean("\x1b[31mred"), "\\u{1b}[31mred");
+        assert_eq!(clean("a\nb\u{202e}c\u{9b}"), "a\\u{a}b\\u{202e}c\\u{9b}");
+        let space = Space {
+            id: "sp1".into(),
+            name: "\x1b[31mred\x1b[0m".into(),
+            role: Some("admin".into()),
+            default: false,
+            members: Default::default(),
+        };
+        let printed = space_line(&space);
+        assert!(!printed.contains('\x1b'), "{printed:?}");
+        assert!(printed.contains("\\u{1b}[31mred\\u{1b}[0m"), "{printed}");
+        // JSON output keeps the name exactly.
+        let json: Value = serde_json::from_str(&compact(&space)).unwrap();
+        assert_eq!(json["name"], "\x1b[31mred\x1b[0m");
+    }
 
     #[test]
     fn sse_events_split_across_chunks() {

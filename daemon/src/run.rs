@@ -337,7 +337,10 @@ async fn watch(
                     }
                     Err(e) => tracing::warn!(error = %e, "unreadable event"),
                 },
-                "lagged" => eprintln!("warning: fell behind; some events were dropped ({data})"),
+                "lagged" => eprintln!(
+                    "warning: fell behind; some events were dropped ({})",
+                    output::clean(&data)
+                ),
                 _ => {}
             }
         }

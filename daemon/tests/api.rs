@@ -31,23 +31,33 @@ type BadCase = (
 struct Served {
     node: Node,
     client: Client,
+    addr: SocketAddr,
     _stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
 async fn serve() -> Served {
+    serve_guarded(api::Guard::default()).await
+}
+
+async fn serve_guarded(guard: api::Guard) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::with_data_dir(dir.path());
     config.network = Some(NetConfig::local());
     let node = Node::open(config).await.unwrap();
     let (stop, stop_rx) = watch::channel(false);
-    let app = api::router(node.clone(), TOKEN.into(), stop_rx);
+    let landing = weft_daemon::automerge::Landing {
+        space: node.default_space().to_owned(),
+        collection: api::DEFAULT_LANDING_COLLECTION.to_owned(),
+    };
+    let app = api::router_with(node.clone(), TOKEN.into(), stop_rx, landing, guard);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Served {
         node,
         client: Client::new(addr, TOKEN),
+        addr,
         _stop: stop,
         _dir: dir,
     }
@@ -258,6 +268,147 @@ async fn missing_or_wrong_tokens_get_401_everywhere() {
                 assert_eq!(body["error"], "unauthorized");
             }
         }
+    }
+}
+
+/// Sends one HTTP/1.1 request with exactly these extra header lines and
+/// returns the status and the head plus whatever body came before close
+/// (a WebSocket upgrade stays open, so only its head is read).
+async fn raw_head(addr: SocketAddr, method: &str, path: &str, headers: &[String]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nContent-Length: 0\r\n");
+    if !headers.iter().any(|h| h.starts_with("Connection:")) {
+        request.push_str("Connection: close\r\n");
+    }
+    for h in headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            if n == 0 || whole_answer(&String::from_utf8_lossy(&got)) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the API answers");
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text:?}"));
+    (status, text)
+}
+
+/// Whether `text` holds a whole answer: the head of a 101, or a head and
+/// as much body as its `content-length` says (a refused upgrade keeps the
+/// connection open, so the end of the stream cannot be waited for).
+fn whole_answer(text: &str) -> bool {
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    if head.starts_with("HTTP/1.1 101") {
+        return true;
+    }
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>())
+        })
+        .and_then(Result::ok)
+        .is_some_and(|len| body.len() >= len)
+}
+
+/// Headers of a WebSocket upgrade as a browser sends them.
+fn upgrade_headers() -> Vec<String> {
+    vec![
+        "Upgrade: websocket".into(),
+        "Connection: Upgrade".into(),
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==".into(),
+        "Sec-WebSocket-Version: 13".into(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_hosts_and_origins_get_403_everywhere() {
+    let guard = api::Guard::with_origins(&["https://app.example.com".into()], None).unwrap();
+    let a = serve_guarded(guard).await;
+    let port = a.addr.port();
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let (_, spec) = call(&a, Method::GET, "/v1/openapi.json", None).await;
+    let mut targets: Vec<(String, String)> = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let path = path
+            .replace("{space}", "default")
+            .replace("{collection}", "c")
+            .replace("{id}", "i")
+            .replace("{node_id}", "n");
+        for method in item.as_object().unwrap().keys() {
+            targets.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    targets.push(("GET".into(), format!("/v1/automerge?token={TOKEN}")));
+    targets.push(("GET".into(), "/no/such/route".into()));
+    let rebound = format!("Host: rebound.example:{port}");
+    let loopback = format!("Host: 127.0.0.1:{port}");
+    for (method, path) in &targets {
+        for extra in [
+            vec![rebound.clone()],
+            vec![loopback.clone(), "Origin: http://evil.example".into()],
+            vec![loopback.clone(), "Origin: null".into()],
+            vec![
+                loopback.clone(),
+                format!("Origin: http://localhost.evil.example:{port}"),
+            ],
+        ] {
+            let mut headers = vec![auth.clone()];
+            headers.extend(extra.iter().cloned());
+            if path.starts_with(api::AUTOMERGE_PATH) {
+                headers.extend(upgrade_headers());
+            }
+            let (status, text) = raw_head(a.addr, method, path, &headers).await;
+            assert_eq!(status, 403, "{method} {path} {extra:?}: {text}");
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(body["error"], "forbidden", "{text}");
+            assert!(!body["message"].as_str().unwrap().is_empty());
+        }
+    }
+    // Loopback hosts and origins, the configured origin, and clients that
+    // send no Origin at all get through.
+    for extra in [
+        vec![loopback.clone()],
+        vec![
+            format!("Host: localhost:{port}"),
+            "Origin: http://localhost:5173".into(),
+        ],
+        vec![
+            format!("Host: [::1]:{port}"),
+            "Origin: http://[::1]:8080".into(),
+        ],
+        vec![loopback.clone(), format!("Origin: http://127.0.0.1:{port}")],
+        vec![loopback.clone(), "Origin: https://app.example.com".into()],
+    ] {
+        let mut headers = vec![auth.clone()];
+        headers.extend(extra.iter().cloned());
+        let (status, text) = raw_head(a.addr, "GET", "/v1/id", &headers).await;
+        assert_eq!(status, 200, "{extra:?}: {text}");
+        let mut upgrade = upgrade_headers();
+        upgrade.extend(extra.iter().cloned());
+        let ws = format!("{}?token={TOKEN}", api::AUTOMERGE_PATH);
+        let (status, text) = raw_head(a.addr, "GET", &ws, &upgrade).await;
+        assert_eq!(status, 101, "the WebSocket opens for {extra:?}: {text}");
     }
 }
 
@@ -492,4 +643,100 @@ async fn events_stream_a_peers_change_and_metrics_count_it() {
     assert!(metric("weft_sync_bytes_received_total") > 0.0, "{text}");
     assert!(metric("weft_peers_known") >= 1.0, "{text}");
     assert!(text.contains("# TYPE weft_sync_bytes_sent_total counter"));
+}
+
+/// Longest a small write may take while a large one runs: generous for a
+/// loaded test machine, far below the minutes a quadratic text diff takes.
+const SMALL_WRITE_BUDGET: Duration = Duration::from_secs(2);
+/// Longest the large replacement itself may take (a fresh write of it
+/// takes well under a second).
+const LARGE_WRITE_BUDGET: Duration = Duration::from_secs(60);
+/// Characters of the replaced string: well under the 1 MiB document limit.
+const LARGE_TEXT_CHARS: usize = 600_000;
+/// Small writes made while the large one runs.
+const SMALL_WRITES: usize = 5;
+
+/// `n` random letters and digits, so no two strings share long runs.
+fn random_text(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).unwrap();
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// Replacing a large string field with a different one (finding 9) does
+/// not hold up other writes: each small write made meanwhile completes
+/// within [`SMALL_WRITE_BUDGET`], and the large one within its own budget.
+/// The runtime is shut down without waiting, so a node stuck in a diff
+/// fails the test at once instead of hanging it.
+#[test]
+fn a_large_replacement_does_not_stall_small_writes() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(large_replacement_scenario())
+    }));
+    rt.shutdown_background();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn large_replacement_scenario() {
+    let s = serve().await;
+    let big = "/v1/spaces/default/collections/notes/docs/big";
+    let (status, body) = call(
+        &s,
+        Method::PUT,
+        big,
+        Some(json!({"text": random_text(LARGE_TEXT_CHARS)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let client = s.client.clone();
+    let replacement = serde_json::to_vec(&json!({"text": random_text(LARGE_TEXT_CHARS)})).unwrap();
+    let auth = format!("Bearer {TOKEN}");
+    let large = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let (status, _) = client
+            .raw(Method::PUT, big, Some(replacement), Some(&auth))
+            .await
+            .unwrap();
+        (status, started.elapsed())
+    });
+    // Small writes go on for as long as the large one runs (at least
+    // SMALL_WRITES of them), so some are queued behind it.
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while i < SMALL_WRITES || !large.is_finished() {
+        assert!(
+            started.elapsed() < LARGE_WRITE_BUDGET,
+            "the large replacement took over {LARGE_WRITE_BUDGET:?}"
+        );
+        let path = format!("/v1/spaces/default/collections/notes/docs/small-{i}");
+        let put = call(&s, Method::PUT, &path, Some(json!({"n": i})));
+        let (status, body) = tokio::time::timeout(SMALL_WRITE_BUDGET, put)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "small write {i} took over {SMALL_WRITE_BUDGET:?} during a large replacement"
+                )
+            });
+        assert_eq!(status, StatusCode::OK, "{body}");
+        i += 1;
+    }
+    let (status, took) = large.await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the large replacement was stored ({took:?})"
+    );
+    let (_, doc) = call(&s, Method::GET, big, None).await;
+    assert_eq!(doc["text"].as_str().map(str::len), Some(LARGE_TEXT_CHARS));
 }

@@ -11,6 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use weft_tests::{Device, eventually};
 
+#[path = "automerge_repo/browser.rs"]
+mod browser;
+
 const WAIT: Duration = Duration::from_secs(120);
 
 fn js_dir() -> PathBuf {
@@ -402,4 +405,85 @@ fn hex_decode(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
+}
+
+/// The README's web-app flow in a real browser: a page served from a
+/// loopback origin runs the stock automerge-repo client (bundled, with
+/// Automerge's wasm) against the daemon; its document arrives in the
+/// replica and a change made through the API reaches the page. The same
+/// page from a non-loopback origin is refused at the WebSocket upgrade.
+/// Skipped, saying so, where no `chromium` is installed.
+#[test]
+fn a_web_page_on_a_loopback_origin_syncs_and_a_foreign_one_is_refused() {
+    let Some(chromium) = browser::chromium() else {
+        eprintln!(
+            "SKIPPED a_web_page_on_a_loopback_origin_syncs_and_a_foreign_one_is_refused: \
+             no `chromium` on PATH (.ci/install-browser installs Debian's)"
+        );
+        return;
+    };
+    npm_ready();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = browser::bundle(&js_dir(), out.path());
+    let a = Device::new();
+    let _daemon = a.start_daemon(&[]);
+    let (api, token) = a.api();
+    let ws = ws_url(&api, &token);
+    let page = browser::PageServer::start(&bundle);
+
+    let chrome = browser::Browser::open(&chromium, &page.url("127.0.0.1", &ws));
+    let socket = page.next("socket", WAIT, &chrome);
+    assert_eq!(
+        socket["open"], true,
+        "a loopback page may open the WebSocket"
+    );
+    let created = page.next("created", WAIT, &chrome);
+    let id = id_of(&created["url"]);
+    let got = eventually(WAIT, || {
+        let out = a.run(&["--json", "get", "automerge", &id]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    })
+    .expect("the page's document reached the daemon");
+    assert_eq!(got, json!({"title": "from a browser", "n": 1}));
+    a.ok(&["patch", "automerge", &id, r#"{"fromDaemon":true}"#]);
+    let changed = page.next("changed", WAIT, &chrome);
+    assert_eq!(
+        changed["doc"],
+        json!({"title": "from a browser", "n": 1, "fromDaemon": true}),
+        "{changed}"
+    );
+    drop(chrome);
+
+    let foreign = browser::Browser::open(&chromium, &page.url(browser::FOREIGN_HOST, &ws));
+    let socket = page.next("socket", WAIT, &foreign);
+    assert_eq!(
+        socket["open"],
+        false,
+        "a page of http://{}:* must not open the WebSocket",
+        browser::FOREIGN_HOST
+    );
+    drop(foreign);
+
+    // The refusal is the daemon's: a daemon that lists that origin in
+    // `api_allowed_origins` lets the same page in.
+    let b = Device::new();
+    b.write_config(&format!(
+        "api_allowed_origins = [\"http://{}:{}\"]\n",
+        browser::FOREIGN_HOST,
+        page.port()
+    ));
+    let _daemon_b = b.start_daemon(&[]);
+    let (api_b, token_b) = b.api();
+    let listed = browser::Browser::open(
+        &chromium,
+        &page.url(browser::FOREIGN_HOST, &ws_url(&api_b, &token_b)),
+    );
+    let socket = page.next("socket", WAIT, &listed);
+    assert_eq!(
+        socket["open"], true,
+        "a listed origin may open the WebSocket"
+    );
+    page.next("created", WAIT, &listed);
 }

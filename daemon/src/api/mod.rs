@@ -6,6 +6,7 @@
 mod docs;
 mod error;
 mod events;
+mod guard;
 mod node;
 mod spaces;
 
@@ -24,6 +25,7 @@ use utoipa_axum::routes;
 use weft_core::Node;
 
 pub use error::{Failure, classify};
+pub use guard::{BadOrigin, Guard, MAX_HOST_LEN, normalize_origin};
 
 use crate::automerge::{Hub, Landing};
 
@@ -37,6 +39,7 @@ pub struct AppState {
     pub(crate) shutdown: watch::Receiver<bool>,
     openapi: Arc<OnceLock<String>>,
     pub(crate) automerge: Arc<Hub>,
+    guard: Arc<Guard>,
 }
 
 #[derive(OpenApi)]
@@ -68,25 +71,26 @@ impl Modify for BearerAuth {
 }
 
 /// The router, with automerge-repo documents landing in the default space,
-/// collection `automerge`.
+/// collection `automerge`, and browsers allowed only from loopback origins.
 pub fn router(node: Node, token: String, shutdown: watch::Receiver<bool>) -> Router {
     let landing = Landing {
         space: node.default_space().to_owned(),
         collection: DEFAULT_LANDING_COLLECTION.to_owned(),
     };
-    router_with(node, token, shutdown, landing)
+    router_with(node, token, shutdown, landing, Guard::default())
 }
 
 /// The collection automerge-repo documents land in unless configured.
 pub const DEFAULT_LANDING_COLLECTION: &str = "automerge";
 
 /// The router: the OpenAPI-described routes, plus the automerge-repo
-/// WebSocket (which OpenAPI cannot describe).
+/// WebSocket (which OpenAPI cannot describe), behind `guard`.
 pub fn router_with(
     node: Node,
     token: String,
     shutdown: watch::Receiver<bool>,
     landing: Landing,
+    guard: Guard,
 ) -> Router {
     let state = AppState {
         automerge: Hub::new(node.clone(), landing),
@@ -94,6 +98,7 @@ pub fn router_with(
         token: token.into(),
         shutdown,
         openapi: Arc::new(OnceLock::new()),
+        guard: Arc::new(guard),
     };
     let (router, api) = routes().split_for_parts();
     let json = api
@@ -107,6 +112,8 @@ pub fn router_with(
         )
         .fallback(|| async { Failure::not_found("no such endpoint; see GET /v1/openapi.json") })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        // Outside the token check, so a foreign page learns nothing about it.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check))
         .layer(middleware::map_response(json_errors))
         .with_state(state)
 }
