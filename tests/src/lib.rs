@@ -2,6 +2,7 @@
 //! CLI and as daemons, each on its own temporary data dir and loopback ports.
 
 pub mod bench;
+pub mod hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
