@@ -120,6 +120,7 @@ impl HostilePeer {
             commands: self.commands.clone(),
             tx: out,
             rx: Some(inbound),
+            drained: None,
         })
     }
 }
@@ -193,6 +194,8 @@ pub struct Conn {
     commands: mpsc::UnboundedSender<Command>,
     tx: Stream,
     rx: Option<Stream>,
+    /// The tally of the drain task, once the node's stream is drained.
+    drained: Option<watch::Receiver<Tally>>,
 }
 
 impl Conn {
@@ -349,6 +352,7 @@ impl Conn {
         } else {
             tx.send_modify(|t| t.closed = true);
         }
+        self.drained = Some(rx.clone());
         rx
     }
 
@@ -356,11 +360,16 @@ impl Conn {
     /// connection breaks, dropping whatever it sends meanwhile. Returns
     /// whether that happened in time.
     pub async fn closed_within(&mut self, limit: Duration) -> bool {
-        let Some(rx) = self.rx.as_mut() else {
-            return false;
-        };
-        let until_closed = async { while let Ok(Some(_)) = read_frame(rx).await {} };
-        tokio::time::timeout(limit, until_closed).await.is_ok()
+        if let Some(rx) = self.rx.as_mut() {
+            let until_closed = async { while let Ok(Some(_)) = read_frame(rx).await {} };
+            return tokio::time::timeout(limit, until_closed).await.is_ok();
+        }
+        match self.drained.as_mut() {
+            Some(tally) => tokio::time::timeout(limit, tally.wait_for(|t| t.closed))
+                .await
+                .is_ok_and(|r| r.is_ok()),
+            None => false,
+        }
     }
 
     /// Closes every connection of ours to the node.
