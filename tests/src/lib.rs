@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The `weft` binary that `cargo test --workspace` builds beside the test
-/// executables (target/<profile>/weft).
+/// executables (target/<profile>/weft), or the one `$WEFT_TEST_BIN` names
+/// (to pin the build under test when several checkouts share a target dir).
 pub fn weft_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("WEFT_TEST_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()

@@ -45,13 +45,16 @@ const PUT_P90_BUDGET: Duration = Duration::from_millis(250);
 /// again: each round queues them all when the queue is unbounded.
 const QUEUE_DOCS: usize = 4_000;
 const QUEUE_DOC_BYTES: usize = 2_048;
-/// Finding 3: rounds of "I have nothing" plus huge acknowledgements.
+/// Finding 3: rounds of "I have nothing" plus huge acknowledgements, and
+/// their pace: spread over several of the node's retry periods (3 s and
+/// up), whose retries each release another window of documents.
 const QUEUE_ROUNDS: usize = 48;
+const QUEUE_ROUND_EVERY: Duration = Duration::from_millis(250);
 /// Finding 3: `DocAck`s per round, each claiming `u32::MAX` documents.
 const ACKS_PER_ROUND: usize = 16;
 
 /// Finding 4: what the bomb inflates to (the frame is about 1/1000 of it).
-const BOMB_INFLATED: usize = 1 << 30;
+const BOMB_INFLATED: usize = 512 << 20;
 
 /// Finding 5: documents that do not exist, named in sync messages.
 const GHOST_KEYS: usize = 20_000;
@@ -190,7 +193,9 @@ async fn finding_3_a_reader_withholding_its_window_cannot_grow_the_queue() -> Re
     // From here on we never read: the node's frames pile up on its side.
     let started = Instant::now();
     let mut rounds = 0;
+    let mut pace = tokio::time::interval(QUEUE_ROUND_EVERY);
     'attack: for _ in 0..QUEUE_ROUNDS {
+        pace.tick().await;
         if conn.send(&nothing_here(&space)).await.is_err() {
             break;
         }
@@ -302,30 +307,36 @@ async fn finding_6_strangers_cannot_park_large_frames() -> Result<()> {
     let mut target = Target::start(&Seed::default()).await?;
     let announced = u32::try_from(wire::MAX_FRAME)?;
     let body = wire::MAX_FRAME - 1;
-    // Every connection and stream stays open until the memory is read.
+    // Connect everyone first, then write every frame at once: the node
+    // drops a stranger that does not finish the handshake in 10 s, so the
+    // frames must be parked within that time.
     let mut held = Vec::new();
-    let mut parked = 0usize;
+    let mut streams = Vec::new();
     for _ in 0..PREAUTH_IDENTITIES {
         let mut peer = HostilePeer::new()?;
         let Ok(mut conn) = peer.connect(&target.addr).await else {
             continue; // refused: a limit at work
         };
-        parked += conn.send_partial(announced, body).await.unwrap_or(0);
-        let mut streams = Vec::new();
-        for _ in 1..PREAUTH_STREAMS {
-            let Ok(mut stream) = conn.open_stream().await else {
-                break;
-            };
-            parked += weft_tests::hostile::partial_frame(&mut stream, announced, body)
-                .await
-                .unwrap_or(0);
-            streams.push(stream);
+        for _ in 0..PREAUTH_STREAMS {
+            match conn.open_stream().await {
+                Ok(stream) => streams.push(stream),
+                Err(_) => break,
+            }
         }
-        held.push((peer, conn, streams));
+        held.push((peer, conn));
     }
+    let writes = streams
+        .iter_mut()
+        .map(|stream| weft_tests::hostile::partial_frame(stream, announced, body));
+    let parked: usize = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(0))
+        .sum();
     eprintln!(
-        "{} MiB of unfinished frames written by {} identities",
+        "{} MiB of unfinished frames written on {} streams of {} identities",
         parked >> 20,
+        streams.len(),
         held.len()
     );
     assert_held(&mut target, "parked frames");
@@ -335,7 +346,7 @@ async fn finding_6_strangers_cannot_park_large_frames() -> Result<()> {
     conn.handshake(Vec::new())
         .await
         .context("the node no longer completes a handshake")?;
-    drop(held);
+    drop((held, streams));
     Ok(())
 }
 

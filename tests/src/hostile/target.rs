@@ -19,7 +19,7 @@ use crate::{Daemon, Device};
 /// to allocate tens of gigabytes; capped, it fails there (and the test sees
 /// it die) instead of pushing the whole machine into the kernel's OOM killer.
 /// A debug daemon maps a few hundred MiB of virtual memory when idle.
-pub const TARGET_ADDRESS_SPACE: u64 = 6 << 30;
+pub const TARGET_ADDRESS_SPACE: u64 = 4 << 30;
 /// How long a daemon may take to start answering.
 const START_WAIT: Duration = Duration::from_secs(90);
 /// Documents written per embedded batch while seeding.
