@@ -177,8 +177,6 @@ pub struct Tally {
     pub frames: u64,
     /// Bytes read, headers included.
     pub bytes: u64,
-    /// `Reconcile` frames among them.
-    pub reconciles: u64,
     /// The node ended the stream (or the connection broke).
     pub closed: bool,
 }
@@ -334,9 +332,6 @@ impl Conn {
                         Ok(Some(body)) => {
                             tally.frames += 1;
                             tally.bytes += body.len() as u64 + 4;
-                            if matches!(wire::decode(&body), Ok(Message::Reconcile { .. })) {
-                                tally.reconciles += 1;
-                            }
                         }
                         Ok(None) | Err(_) => {
                             tally.closed = true;
