@@ -2,6 +2,7 @@
 //! CLI and as daemons, each on its own temporary data dir and loopback ports.
 
 pub mod bench;
+pub mod hostile;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -10,8 +11,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The `weft` binary that `cargo test --workspace` builds beside the test
-/// executables (target/<profile>/weft).
+/// executables (target/<profile>/weft), or the one `$WEFT_TEST_BIN` names
+/// (to pin the build under test when several checkouts share a target dir).
 pub fn weft_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("WEFT_TEST_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
