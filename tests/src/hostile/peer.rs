@@ -279,32 +279,27 @@ impl Conn {
         let _ = self
             .send(&Message::Hello {
                 node: me,
-                spaces: Vec::new(),
                 challenge: [8; 32],
             })
             .await;
         self.closed_within(limit).await
     }
 
-    /// The session handshake, wire version 3: our `Hello` carries our
-    /// membership `claims` (empty for a stranger); we answer the node's
-    /// `Hello` with a `Proof` of our key and wait for the node's `Proof`.
-    ///
-    /// Version 4 moves claims out of `Hello` into an `Offer` sent after our
-    /// `Proof`; only this function changes then.
+    /// The session handshake (wire version 4): `Hello` both ways, our
+    /// `Proof` of the node's challenge, then our `Offer` of `claims` (empty
+    /// for a stranger), which completes the handshake on the node's side.
+    /// The node's own `Offer`, sent once our proof verified, completes it on
+    /// ours.
     pub async fn handshake(&mut self, claims: Vec<Claim>) -> Result<()> {
         let me = self.me();
         self.send(&Message::Hello {
             node: me,
-            spaces: claims,
             challenge: [7; 32],
         })
         .await?;
         let (node, challenge) = self
             .recv_until(|m| match m {
-                Message::Hello {
-                    node, challenge, ..
-                } => Some((node, challenge)),
+                Message::Hello { node, challenge } => Some((node, challenge)),
                 _ => None,
             })
             .await?;
@@ -316,7 +311,8 @@ impl Conn {
             .sign(&wire::proof_bytes(&challenge, me, self.node))
             .to_bytes();
         self.send(&Message::Proof { signature }).await?;
-        self.recv_until(|m| matches!(m, Message::Proof { .. }).then_some(()))
+        self.send(&Message::Offer { spaces: claims }).await?;
+        self.recv_until(|m| matches!(m, Message::Offer { .. }).then_some(()))
             .await
     }
 
