@@ -1,11 +1,9 @@
 //! JSON -> Automerge as a field-level diff: only what changed becomes an
 //! operation, so concurrent edits to different fields (or different parts of
-//! one string, via `update_text`) merge instead of overwriting each other.
+//! one string, via the bounded text diff in `text`) merge instead of overwriting each other.
 
 use automerge::transaction::Transactable;
-use automerge::{
-    AutoCommit, AutomergeError, ObjId, ObjType, Prop, ReadDoc, ScalarValue, TextEncoding, Value,
-};
+use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
 use serde_json::{Map, Value as Json};
 
 /// Makes the map `obj` equal to `target`, leaving fields for which `keep`
@@ -81,64 +79,12 @@ fn set(doc: &mut AutoCommit, obj: &ObjId, prop: Prop, value: &Json) -> Result<()
         (Some((Value::Object(ObjType::Text), child)), Json::String(s)) => {
             let old = doc.text(&child)?;
             if old != *s {
-                update_text(doc, &child, &old, s)?;
+                super::text::update(doc, &child, &old, s)?;
             }
             Ok(())
         }
         (Some((Value::Scalar(old), _)), new) if scalar_equals(&old, new) => Ok(()),
         (_, new) => put_new(doc, obj, prop, new, false),
-    }
-}
-
-/// Largest text diff run, as the square of the length (in characters) of
-/// the old and new text left once their common prefix and suffix are
-/// trimmed: Automerge's Myers diff takes up to about that many steps (~10 ns
-/// each), so 2^22 (middles up to 2,048 characters) keeps a diff near 40 ms.
-/// Past it the differing middle is replaced as one splice, which costs what
-/// writing it fresh does.
-pub const MAX_TEXT_DIFF_COST: usize = 1 << 22;
-
-/// Turns the text `obj` (holding `old`) into `new`: a character-level diff
-/// (so concurrent edits merge) when its cost is within
-/// [`MAX_TEXT_DIFF_COST`], else one splice of the part that differs.
-fn update_text(
-    doc: &mut AutoCommit,
-    obj: &ObjId,
-    old: &str,
-    new: &str,
-) -> Result<(), AutomergeError> {
-    let prefix: usize = old
-        .chars()
-        .zip(new.chars())
-        .take_while(|(a, b)| a == b)
-        .map(|(a, _)| a.len_utf8())
-        .sum();
-    let (old_rest, new_rest) = (&old[prefix..], &new[prefix..]);
-    let suffix: usize = old_rest
-        .chars()
-        .rev()
-        .zip(new_rest.chars().rev())
-        .take_while(|(a, b)| a == b)
-        .map(|(a, _)| a.len_utf8())
-        .sum();
-    let old_mid = &old_rest[..old_rest.len() - suffix];
-    let new_mid = &new_rest[..new_rest.len() - suffix];
-    let span = old_mid.chars().count() + new_mid.chars().count();
-    let cost = span.saturating_mul(span);
-    // Grapheme-indexed text cannot be addressed from here: let Automerge
-    // diff it (Weft's own documents index by code point).
-    let width = |s: &str| match doc.text_encoding() {
-        TextEncoding::UnicodeCodePoint => Some(s.chars().count()),
-        TextEncoding::Utf8CodeUnit => Some(s.len()),
-        TextEncoding::Utf16CodeUnit => Some(s.encode_utf16().count()),
-        TextEncoding::GraphemeCluster => None,
-    };
-    match (width(&old[..prefix]), width(old_mid)) {
-        (Some(pos), Some(del)) if cost > MAX_TEXT_DIFF_COST => {
-            let del = isize::try_from(del).unwrap_or(isize::MAX);
-            doc.splice_text(obj, pos, del, new_mid)
-        }
-        _ => doc.update_text(obj, new),
     }
 }
 

@@ -17,9 +17,11 @@ mod apply;
 mod chunks;
 mod json;
 mod remote;
+mod text;
 
 pub use chunks::MAX_INFLATED_BYTES;
 pub use remote::ChangePolicy;
+pub use text::MAX_TEXT_DIFF_COST;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
@@ -521,6 +523,8 @@ pub fn as_object(value: &Json) -> Result<&Map<String, Json>, DocError> {
     }
 }
 
+#[cfg(test)]
+mod remote_tests;
 #[cfg(test)]
 mod tests;
 
