@@ -185,7 +185,8 @@ impl Document {
         let refusal = if json::deeper_than(&self.doc, MAX_DEPTH) {
             Some(DocError::TooDeep)
         } else {
-            let size = serde_json::to_vec(&json::root_fields(&self.doc, true)).map_or(0, |v| v.len());
+            let size =
+                serde_json::to_vec(&json::root_fields(&self.doc, true)).map_or(0, |v| v.len());
             (size > MAX_DOC_BYTES).then_some(DocError::TooLarge {
                 size,
                 limit: MAX_DOC_BYTES,

@@ -114,7 +114,10 @@ fn malformed_framing_is_refused() {
         chunk(2, b"not deflate at all"),
     ] {
         assert!(
-            matches!(chunks::check(&bad, MAX_INFLATED_BYTES), Err(DocError::BadChunk(_))),
+            matches!(
+                chunks::check(&bad, MAX_INFLATED_BYTES),
+                Err(DocError::BadChunk(_))
+            ),
             "{bad:?}"
         );
     }
@@ -123,7 +126,9 @@ fn malformed_framing_is_refused() {
 #[test]
 fn honest_compressed_documents_and_changes_pass() {
     let mut peer = Document::new(actor(2));
-    let text: String = (0..200_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let text: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     peer.put(&obj(json!({"body": text, "n": 1})), 1).unwrap();
     let saved = peer.save();
     let mut doc = Document::new(actor(1));
@@ -180,7 +185,10 @@ fn remote_change_over_the_size_limit_is_refused_and_rolled_back() {
     peer.commit();
 
     let error = sync_from(&mut doc, &mut peer, ChangePolicy::Write);
-    assert!(matches!(error, Some(DocError::TooLarge { .. })), "{error:?}");
+    assert!(
+        matches!(error, Some(DocError::TooLarge { .. })),
+        "{error:?}"
+    );
     assert_eq!(doc.heads(), heads);
     assert_eq!(doc.to_json(), Some(obj(json!({"a": 1}))));
     // The same as a `Doc` frame; hidden in a reserved field it counts too.
@@ -193,7 +201,10 @@ fn remote_change_over_the_size_limit_is_refused_and_rolled_back() {
     // The document still works, as its own actor.
     let committed = doc.put(&obj(json!({"a": 2})), 2).unwrap().unwrap();
     assert_eq!(doc.heads(), vec![committed.hash]);
-    assert_eq!(doc.history().last().unwrap().author, Some(NodeId::from_bytes([1; 32])));
+    assert_eq!(
+        doc.history().last().unwrap().author,
+        Some(NodeId::from_bytes([1; 32]))
+    );
 }
 
 #[test]
@@ -226,7 +237,10 @@ fn policies_by_document() {
     use ChangePolicy::*;
     assert_eq!(ChangePolicy::for_doc("todos", "1", true), Write);
     assert_eq!(ChangePolicy::for_doc("todos", "1", false), ReadOnly);
-    assert_eq!(ChangePolicy::for_doc("_weft", "members", true), MembershipLog);
+    assert_eq!(
+        ChangePolicy::for_doc("_weft", "members", true),
+        MembershipLog
+    );
     assert_eq!(ChangePolicy::for_doc("_weft", "members", false), ReadOnly);
     assert_eq!(ChangePolicy::for_doc("_weft", "other", true), Forbidden);
 }
@@ -296,45 +310,81 @@ fn membership_log_refuses_anything_but_entries() {
     type Edit = Box<dyn Fn(&mut AutoCommit)>;
     let wrong_key = log_key(&sha2::Sha256::digest(&other).into());
     let edits: Vec<(&str, Edit)> = vec![
-        ("delete an entry", Box::new(move |p| p.delete(ROOT, key.as_str()).unwrap())),
-        ("a string field", Box::new(|p| p.put(ROOT, "x", "y").unwrap())),
-        ("a nested object", Box::new(|p| {
-            p.put_object(ROOT, "entry/x", automerge::ObjType::Map).unwrap();
-        })),
-        ("bytes that are not an entry", Box::new(|p| {
-            let junk = b"junk".to_vec();
-            let name = log_key(&sha2::Sha256::digest(&junk).into());
-            p.put(ROOT, name.as_str(), ScalarValue::Bytes(junk)).unwrap();
-        })),
-        ("an entry under the wrong name", Box::new(move |p| {
-            p.put(ROOT, format!("{wrong_key}0").as_str(), ScalarValue::Bytes(other.clone()))
+        (
+            "delete an entry",
+            Box::new(move |p| p.delete(ROOT, key.as_str()).unwrap()),
+        ),
+        (
+            "a string field",
+            Box::new(|p| p.put(ROOT, "x", "y").unwrap()),
+        ),
+        (
+            "a nested object",
+            Box::new(|p| {
+                p.put_object(ROOT, "entry/x", automerge::ObjType::Map)
+                    .unwrap();
+            }),
+        ),
+        (
+            "bytes that are not an entry",
+            Box::new(|p| {
+                let junk = b"junk".to_vec();
+                let name = log_key(&sha2::Sha256::digest(&junk).into());
+                p.put(ROOT, name.as_str(), ScalarValue::Bytes(junk))
+                    .unwrap();
+            }),
+        ),
+        (
+            "an entry under the wrong name",
+            Box::new(move |p| {
+                p.put(
+                    ROOT,
+                    format!("{wrong_key}0").as_str(),
+                    ScalarValue::Bytes(other.clone()),
+                )
                 .unwrap();
-        })),
+            }),
+        ),
     ];
     for (what, edit) in edits {
         let mut peer = raw_peer(&mut log);
         edit(&mut peer);
         peer.commit();
         let error = sync_from(&mut log, &mut peer, ChangePolicy::MembershipLog);
-        assert!(matches!(error, Some(DocError::Refused(_))), "{what}: {error:?}");
+        assert!(
+            matches!(error, Some(DocError::Refused(_))),
+            "{what}: {error:?}"
+        );
         assert_eq!(log.heads(), heads, "{what}");
         let r = log.receive_chunks(&peer.save(), ChangePolicy::MembershipLog);
-        assert!(matches!(r.error, Some(DocError::Refused(_))), "{what}: {:?}", r.error);
+        assert!(
+            matches!(r.error, Some(DocError::Refused(_))),
+            "{what}: {:?}",
+            r.error
+        );
         assert_eq!(log.heads(), heads, "{what}");
     }
 }
 
 #[test]
 fn replacing_a_long_text_costs_about_a_fresh_write() {
-    let old: String = (0..600_000u32).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
-    let new: String = (0..600_000u32).map(|i| char::from(b'a' + (i * 11 % 26) as u8)).collect();
+    let old: String = (0..600_000u32)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    let new: String = (0..600_000u32)
+        .map(|i| char::from(b'a' + (i * 11 % 26) as u8))
+        .collect();
     let mut d = Document::new(actor(1));
     d.put(&obj(json!({"body": old})), 1).unwrap();
     let start = Instant::now();
     d.put(&obj(json!({"body": new.clone()})), 2).unwrap();
     // Diffing this took minutes; a splice takes well under a second even
     // in a debug build on a slow machine.
-    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(d.to_json(), Some(obj(json!({"body": new}))));
 }
 

@@ -258,7 +258,11 @@ mod tests {
         // Multi-byte text splits on character boundaries.
         let base = "héllo wörld ✓ ".repeat(50_000);
         let mut edited = format!("«{base}»");
-        edited.insert_str(edited.len() / 3 + 1, "ü");
+        let mut third = edited.len() / 3;
+        while !edited.is_char_boundary(third) {
+            third += 1;
+        }
+        edited.insert(third, 'ü');
         let (out, touched) = apply(&base, &edited);
         assert_eq!(out, edited);
         assert!(touched <= 12, "{touched}");
@@ -266,8 +270,12 @@ mod tests {
 
     #[test]
     fn unrelated_long_texts_are_spliced_not_diffed() {
-        let old: String = (0..600_000u32).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
-        let new: String = (0..600_000u32).map(|i| char::from(b'a' + (i * 11 % 26) as u8)).collect();
+        let old: String = (0..600_000u32)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
+        let new: String = (0..600_000u32)
+            .map(|i| char::from(b'a' + (i * 11 % 26) as u8))
+            .collect();
         let (out, _) = apply(&old, &new);
         assert_eq!(out, new);
     }
