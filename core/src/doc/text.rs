@@ -10,9 +10,10 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, AutomergeError, ObjId, ReadDoc, TextEncoding};
 
-/// Work allowed for one text field's diff, in character-pair comparisons
-/// (the cells of the character-level diffs, ~1 ns each): 2^22 keeps a put
-/// within a few milliseconds whatever the text; past it, parts are spliced.
+/// Work allowed for one text field's diff, in character pairs compared (the
+/// cells of the character-level diffs, a few ns and 2 bytes each): 2^22
+/// keeps a put within tens of milliseconds and 8 MiB whatever the text;
+/// past it, the remaining parts are replaced by splices.
 pub const MAX_TEXT_DIFF_COST: usize = 1 << 22;
 
 /// Length, in bytes, of the unchanged text a large part is split around.
@@ -173,8 +174,9 @@ fn char_diff(old: &str, new: &str, o: usize, n: usize, edits: &mut Vec<Edit>) {
     let a: Vec<(usize, char)> = old.char_indices().collect();
     let b: Vec<(usize, char)> = new.char_indices().collect();
     let (rows, cols) = (a.len() + 1, b.len() + 1);
-    // lcs[i][j]: longest common subsequence of a[i..] and b[j..].
-    let mut lcs = vec![0u32; rows * cols];
+    // lcs[i][j]: longest common subsequence of a[i..] and b[j..]. The
+    // budget keeps the shorter side under 2^11 characters, so u16 holds it.
+    let mut lcs = vec![0u16; rows * cols];
     for i in (0..a.len()).rev() {
         for j in (0..b.len()).rev() {
             lcs[i * cols + j] = if a[i].1 == b[j].1 {
