@@ -79,7 +79,7 @@ fn set(doc: &mut AutoCommit, obj: &ObjId, prop: Prop, value: &Json) -> Result<()
         (Some((Value::Object(ObjType::Text), child)), Json::String(s)) => {
             let old = doc.text(&child)?;
             if old != *s {
-                super::text::update(doc, &child, &old, s)?;
+                super::text::update(doc, (obj, prop), &child, &old, s)?;
             }
             Ok(())
         }

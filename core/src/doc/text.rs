@@ -4,11 +4,12 @@
 //! prefix and suffix, split what is left around a piece of unchanged text
 //! (so edits far apart stay separate), diff small parts character by
 //! character, and replace a part in one splice once the work budget is
-//! spent. Concurrent edits merge character-wise wherever a small diff found
-//! them; the result text is exact either way.
+//! spent (or the whole text object, when most of it changes). Concurrent
+//! edits merge character-wise wherever a small diff found them; the result
+//! text is exact either way.
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, AutomergeError, ObjId, ReadDoc, TextEncoding};
+use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, Prop, ReadDoc, TextEncoding};
 
 /// Work allowed for one text field's diff, in character pairs compared (the
 /// cells of the character-level diffs, a few ns and 2 bytes each): 2^22
@@ -23,6 +24,10 @@ const ANCHOR: usize = 32;
 /// the text once, so this bounds that work to 12 scans.
 const MAX_SPLITS: u32 = 12;
 
+/// Texts shorter than this are always edited in place (deleting a few
+/// thousand characters is cheap), so they keep merging character-wise.
+const REPLACE_MIN_BYTES: usize = 4096;
+
 /// One splice, in byte offsets of the old text.
 struct Edit {
     at: usize,
@@ -30,9 +35,11 @@ struct Edit {
     insert: std::ops::Range<usize>,
 }
 
-/// Turns the text object `obj`, which holds `old`, into `new`.
+/// Turns the text object `obj` (at `prop` of `parent`), which holds `old`,
+/// into `new`.
 pub(super) fn update(
     doc: &mut AutoCommit,
+    (parent, prop): (&ObjId, Prop),
     obj: &ObjId,
     old: &str,
     new: &str,
@@ -53,6 +60,14 @@ pub(super) fn update(
     let mut edits = Vec::new();
     let mut budget = MAX_TEXT_DIFF_COST;
     plan(old, new, 0, 0, MAX_SPLITS, &mut budget, &mut edits);
+    // Deleting costs Automerge more than inserting (an op per character):
+    // when nearly all the text goes, a new text object costs what a fresh
+    // write does, and there is little left for concurrent edits to merge.
+    let deleted: usize = edits.iter().map(|e| e.delete).sum();
+    if old.len() >= REPLACE_MIN_BYTES && deleted.saturating_mul(8) > old.len().saturating_mul(7) {
+        let fresh = doc.put_object(parent, prop, ObjType::Text)?;
+        return doc.splice_text(&fresh, 0, 0, new);
+    }
     // Positions in the doc's encoding, computed in one pass over `old`;
     // applied last to first so earlier positions stay valid.
     let mut positions = Vec::with_capacity(edits.len());
