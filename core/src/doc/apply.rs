@@ -1,6 +1,6 @@
 //! JSON -> Automerge as a field-level diff: only what changed becomes an
 //! operation, so concurrent edits to different fields (or different parts of
-//! one string, via `update_text`) merge instead of overwriting each other.
+//! one string, via the bounded text diff in `text`) merge instead of overwriting each other.
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
@@ -77,8 +77,9 @@ fn set(doc: &mut AutoCommit, obj: &ObjId, prop: Prop, value: &Json) -> Result<()
             sync_list(doc, &child, items)
         }
         (Some((Value::Object(ObjType::Text), child)), Json::String(s)) => {
-            if doc.text(&child)? != *s {
-                doc.update_text(&child, s)?;
+            let old = doc.text(&child)?;
+            if old != *s {
+                super::text::update(doc, (obj, prop), &child, &old, s)?;
             }
             Ok(())
         }

@@ -9,9 +9,15 @@ use super::{MAX_DEPTH, RESERVED_PREFIX};
 
 /// The document's user-visible root as a JSON object.
 pub(super) fn root_to_json(doc: &AutoCommit) -> Map<String, Value> {
+    root_fields(doc, false)
+}
+
+/// The root as JSON, with Weft's reserved fields when `reserved` (what a
+/// peer wrote there counts towards the size limit too).
+pub(super) fn root_fields(doc: &AutoCommit, reserved: bool) -> Map<String, Value> {
     let mut out = Map::new();
     for item in doc.map_range(&ROOT, ..) {
-        if item.key.starts_with(RESERVED_PREFIX) {
+        if !reserved && item.key.starts_with(RESERVED_PREFIX) {
             continue;
         }
         let id = item.id();
@@ -62,4 +68,37 @@ fn scalar_to_json(s: ScalarValueRef<'_>) -> Value {
         ScalarValueRef::Bytes(b) => Value::Array(b.iter().map(|x| Value::from(*x)).collect()),
         ScalarValueRef::Null | ScalarValueRef::Unknown { .. } => Value::Null,
     }
+}
+
+/// Whether any object or array nests deeper than `max` levels (the root
+/// being level 1, as for local input). Stops descending past `max`, so the
+/// recursion is bounded whatever a peer built.
+pub(super) fn deeper_than(doc: &AutoCommit, max: usize) -> bool {
+    fn walk(doc: &AutoCommit, obj: &ObjId, kind: ObjType, level: usize, max: usize) -> bool {
+        if level > max {
+            return true;
+        }
+        let children: Vec<(ObjId, ObjType)> = match kind {
+            ObjType::Map | ObjType::Table => doc
+                .map_range(obj, ..)
+                .filter_map(|item| match item.value {
+                    ValueRef::Object(t) => Some((item.id(), t)),
+                    ValueRef::Scalar(_) => None,
+                })
+                .collect(),
+            ObjType::List => doc
+                .list_range(obj, ..)
+                .filter_map(|item| match item.value {
+                    ValueRef::Object(t) => Some((item.id(), t)),
+                    ValueRef::Scalar(_) => None,
+                })
+                .collect(),
+            ObjType::Text => Vec::new(),
+        };
+        children.into_iter().any(|(child, t)| {
+            // Text renders as a string: it does not add a level.
+            t != ObjType::Text && walk(doc, &child, t, level + 1, max)
+        })
+    }
+    walk(doc, &ROOT, ObjType::Map, 1, max)
 }

@@ -14,7 +14,14 @@
 //! deterministic last-writer rule for the marker, so all replicas agree.
 
 mod apply;
+mod chunks;
 mod json;
+mod remote;
+mod text;
+
+pub use chunks::MAX_INFLATED_BYTES;
+pub use remote::ChangePolicy;
+pub use text::MAX_TEXT_DIFF_COST;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
@@ -68,6 +75,18 @@ pub enum DocError {
     /// A peer's sync message that Automerge cannot decode or apply.
     #[error("bad sync message: {0}")]
     BadSyncMessage(String),
+    /// Automerge bytes from a peer whose chunk framing is invalid.
+    #[error("bad Automerge data: {0}")]
+    BadChunk(String),
+    /// Peer bytes that would inflate past [`MAX_INFLATED_BYTES`].
+    #[error("compressed data inflates past the limit of {limit} bytes")]
+    InflatedTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// A peer's change this document's rules do not allow.
+    #[error("change refused: {0}")]
+    Refused(String),
     /// Heads that are not in the document.
     #[error("unknown heads")]
     UnknownHeads,
@@ -346,7 +365,8 @@ impl Document {
         Ok(self.doc.merge(&mut other.doc)?)
     }
 
-    /// Applies chunks received from elsewhere (snapshot or changes).
+    /// Applies chunks from a trusted source (local storage, tests); a peer's
+    /// go through [`Self::receive_chunks`].
     pub fn load_incremental(&mut self, bytes: &[u8]) -> Result<usize, DocError> {
         self.doc
             .load_incremental(bytes)
@@ -359,50 +379,6 @@ impl Document {
             .sync()
             .generate_sync_message(state)
             .map(sync::Message::encode)
-    }
-
-    /// Applies a peer's sync message. Automerge may accept part of a
-    /// message before rejecting the rest, so the result says both whether
-    /// the document changed and what went wrong; accepted changes are valid
-    /// and must be stored either way.
-    /// With `accept_changes` false (a peer that may only read), the
-    /// message's changes are dropped and counted, the rest is processed.
-    pub fn receive_sync_message(
-        &mut self,
-        state: &mut sync::State,
-        bytes: &[u8],
-        accept_changes: bool,
-    ) -> Received {
-        let mut message = match sync::Message::decode(bytes) {
-            Ok(m) => m,
-            Err(e) => return Received::failed(DocError::BadSyncMessage(e.to_string())),
-        };
-        if let Some(bad) = message
-            .have
-            .iter()
-            .find_map(|h| check_bloom(&h.bloom.to_bytes()).err())
-        {
-            return Received::failed(DocError::BadSyncMessage(bad));
-        }
-        let mut refused_changes = 0;
-        if !accept_changes {
-            refused_changes = message.changes.len();
-            message.changes = sync::ChunkList::empty();
-        }
-        // A change the peer explicitly needs never arrived, whatever we
-        // recorded as sent (a message was lost): send it again.
-        for hash in &message.need {
-            state.sent_hashes.remove(hash);
-        }
-        let before = self.doc.get_heads();
-        let result = self.doc.sync().receive_sync_message(state, message);
-        Received {
-            changed: self.doc.get_heads() != before,
-            error: result
-                .err()
-                .map(|e| DocError::BadSyncMessage(e.to_string())),
-            refused_changes,
-        }
     }
 
     /// All changes, oldest first (causal order).
@@ -547,6 +523,8 @@ pub fn as_object(value: &Json) -> Result<&Map<String, Json>, DocError> {
     }
 }
 
+#[cfg(test)]
+mod remote_tests;
 #[cfg(test)]
 mod tests;
 

@@ -15,7 +15,7 @@
 use automerge::sync::State;
 
 use super::{Engine, Output, Replica, Role, START_BATCH, START_WINDOW, Session, item_key};
-use crate::doc::MAX_DOC_BYTES;
+use crate::doc::{ChangePolicy, MAX_DOC_BYTES};
 use crate::identity::NodeId;
 use crate::key::DocKey;
 use crate::sync::Input;
@@ -172,8 +172,10 @@ impl Engine {
                 },
             ));
         }
+        let writer = session.role.is_some_and(|r| r >= Role::Writer);
+        let policy = ChangePolicy::for_doc(doc_key.collection(), doc_key.id(), writer);
         // A reader's changes are never applied: only writers write.
-        if session.role.is_none_or(|r| r < Role::Writer) {
+        if policy == ChangePolicy::ReadOnly {
             tracing::warn!(%peer, key = %doc_key, "refused a document from a reader");
             return;
         }
@@ -184,18 +186,19 @@ impl Engine {
                 out,
             );
         }
+        // Checked (framing, inflated size, the document's rules, size and
+        // depth of the result) before and after Automerge applies it.
         let doc = replica.doc(&doc_key);
-        let before = doc.heads();
-        let loaded = doc.load_incremental(&data);
+        let received = doc.receive_chunks(&data, policy);
         let heads = doc.heads();
-        if heads != before {
+        if received.changed {
             // Whatever Automerge accepted is valid and gets stored.
             out.push(Output::Applied {
                 peer,
                 key: doc_key.clone(),
             });
         }
-        if let Err(e) = loaded {
+        if let Some(e) = received.error {
             return self.close(peer, format!("document {doc_key}: {e}"), out);
         }
         // The sender holds exactly these heads (it sent all it has): record

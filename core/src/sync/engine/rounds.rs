@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use automerge::sync::State;
 
 use super::{Engine, Output, Peer, Replica, Role, item_key, p_role};
+use crate::doc::ChangePolicy;
 use crate::identity::NodeId;
 use crate::key::DocKey;
 use crate::sync::wire::{ItemKey, Message};
@@ -46,11 +47,13 @@ impl Engine {
         };
         let now = self.now;
         let mut state = self.take_state(replica, peer, &doc_key);
-        // A reader's changes are never applied: only writers write.
+        // A reader's changes are never applied: only writers write, and
+        // system documents take only what their rules allow.
         let writer = p_role(&self.peers, peer, &space).is_some_and(|r| r >= Role::Writer);
+        let policy = ChangePolicy::for_doc(doc_key.collection(), doc_key.id(), writer);
         let received = replica
             .doc(&doc_key)
-            .receive_sync_message(&mut state, &data, writer);
+            .receive_sync_message(&mut state, &data, policy);
         if received.refused_changes > 0 {
             tracing::warn!(%peer, key = %doc_key, changes = received.refused_changes, "refused changes from a reader");
         }

@@ -56,8 +56,8 @@ fn claims_heap(claims: &Vec<Claim>) -> usize {
 /// Heap bytes a decoded message holds: every string, list and byte buffer.
 fn heap(message: &Message) -> usize {
     match message {
-        Message::Hello { spaces, .. } | Message::Offer { spaces } => claims_heap(spaces),
-        Message::Proof { .. } => 0,
+        Message::Offer { spaces } => claims_heap(spaces),
+        Message::Hello { .. } | Message::Proof { .. } => 0,
         Message::Reconcile {
             space,
             lower,

@@ -12,6 +12,7 @@ mod latency;
 mod plot;
 mod storage;
 mod sync;
+mod text;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Local storage cases: single and batched writes, get by id, and a query
 //! on a JSON field, each against raw SQLite (plus in-memory Automerge for
-//! writes) doing the same work.
+//! writes) doing the same work; and replacing a long text against writing it.
 
 use std::time::{Duration, Instant};
 
@@ -173,11 +173,12 @@ pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
         1.5,
         "µs per query (LIMIT 50) vs raw SQLite json_extract",
     ));
+    cases.push(crate::text::run(&node, scale).await?);
     node.close().await?;
     Ok(cases)
 }
 
-fn ratio_case(
+pub fn ratio_case(
     name: &str,
     weft: Vec<Duration>,
     base: Vec<Duration>,
