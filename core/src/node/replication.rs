@@ -434,13 +434,15 @@ impl Actor {
         else {
             return false;
         };
-        // Without a session (never for spaces we are not in) the engine
-        // ignores it anyway; an invalid key is the engine's to report.
+        // An invalid key is the engine's to report.
         let Ok(doc_key) = DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
         else {
             return false;
         };
-        if !self.spaces.contains_key(space.as_str()) {
+        // Frames outside a session are the engine's: it ignores them and
+        // charges the peer's budget, which it could not if they stopped here.
+        if !self.spaces.contains_key(space.as_str()) || !self.sync.engine.in_session(*peer, space)
+        {
             return false;
         }
         let refused = match self.membership(space).await {

@@ -279,6 +279,14 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Whether `peer` has an open session for `space` (frames for any other
+    /// space are the engine's to ignore and charge to the peer's budget).
+    pub fn in_session(&self, peer: NodeId, space: &str) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.sessions.contains_key(space))
+    }
+
     /// Documents still being exchanged, over all peers and spaces.
     pub fn pending_total(&self) -> usize {
         self.peers
