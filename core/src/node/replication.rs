@@ -24,6 +24,9 @@ use crate::sync::{Engine, Input, Needs, Output, Replica};
 pub(super) const TICK_MS: u64 = 1_000;
 /// Network events handled before their writes are committed together.
 const EVENTS_PER_GROUP: usize = 256;
+/// How often stored sync states are pruned by age while the node runs (they
+/// are also pruned at open and whenever states are saved).
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Documents held in memory by one sync round before it stores and parks them.
 const DIRTY_LIMIT: usize = 1024;
 
@@ -73,6 +76,8 @@ pub(crate) struct SyncState {
     /// The burst being handled (kept for its capacity).
     inputs: Vec<Input>,
     started: Instant,
+    /// When stored sync states were last pruned by age.
+    pruned_at: Instant,
     /// `Reconcile` frames and bytes sent so far.
     reconcile_sent: (u64, u64),
     /// Published after each round, for callers waiting on sync.
@@ -120,6 +125,7 @@ impl SyncState {
             states_read: HashSet::new(),
             inputs: Vec::with_capacity(EVENTS_PER_GROUP),
             started: Instant::now(),
+            pruned_at: Instant::now(),
             reconcile_sent: (0, 0),
             progress,
         }
@@ -291,6 +297,34 @@ impl Actor {
         let now = self.sync.started.elapsed().as_millis() as u64;
         self.drive(Input::Tick(now)).await;
         self.flush().await;
+        if self.sync.pruned_at.elapsed() >= PRUNE_EVERY {
+            self.sync.pruned_at = Instant::now();
+            match self.store.prune_sync_states(super::writer::now_ms()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(dropped = n, "pruned stale sync states"),
+                Err(e) => tracing::warn!(error = %e, "pruning sync states failed"),
+            }
+        }
+    }
+
+    /// Drops stored sync states of peers that are no longer members of
+    /// `space` (a revocation): they would only be read again should the peer
+    /// return, and then they would be stale.
+    fn forget_non_members(&mut self, space: &str) {
+        let Some(joined) = self.spaces.get(space) else {
+            return;
+        };
+        let peers = match self.store.sync_state_peers(space) {
+            Ok(peers) => peers,
+            Err(e) => return tracing::warn!(error = %e, "listing sync states failed"),
+        };
+        for peer in peers {
+            if joined.role(peer).is_none()
+                && let Err(e) = self.store.delete_sync_states(peer, space)
+            {
+                tracing::warn!(%peer, error = %e, "deleting sync states failed");
+            }
+        }
     }
 
     /// Pushes every committed change to the sessions of its space.
@@ -330,6 +364,9 @@ impl Actor {
             self.sync.engine.advance(now);
             if self.refused_document(&input).await {
                 continue;
+            }
+            if let Input::MembershipChanged(space) = &input {
+                self.forget_non_members(space);
             }
             let needs = self.sync.engine.needs(&input);
             let failed = match self.meet(&needs).await {
@@ -441,8 +478,7 @@ impl Actor {
         };
         // Frames outside a session are the engine's: it ignores them and
         // charges the peer's budget, which it could not if they stopped here.
-        if !self.spaces.contains_key(space.as_str()) || !self.sync.engine.in_session(*peer, space)
-        {
+        if !self.spaces.contains_key(space.as_str()) || !self.sync.engine.in_session(*peer, space) {
             return false;
         }
         let refused = match self.membership(space).await {

@@ -138,6 +138,21 @@ impl Writer {
         Ok(())
     }
 
+    /// Peers with stored sync states in `space`.
+    pub fn sync_state_peers(&mut self, space: &str) -> Result<Vec<NodeId>, StoreError> {
+        let err = sqlite_err("listing sync state peers");
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT DISTINCT peer FROM sync_states WHERE space = ?1")
+            .map_err(err)?;
+        let peers = stmt
+            .query_map(params![space], |r| r.get::<_, String>(0))
+            .map_err(err)?
+            .filter_map(|p| p.ok().and_then(|p| p.parse().ok()))
+            .collect();
+        Ok(peers)
+    }
+
     /// Drops the states of peers not seen for the configured age, and states
     /// of documents no longer stored here; returns how many were dropped.
     /// Runs at open (and the age part on every save).

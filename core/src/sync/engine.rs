@@ -33,8 +33,8 @@ use super::reconcile::{Index, initiate, respond};
 mod admission;
 mod budget;
 mod docs;
-mod needs;
 mod lost;
+mod needs;
 mod rounds;
 #[cfg(test)]
 mod tests;

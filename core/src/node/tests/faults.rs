@@ -260,3 +260,26 @@ async fn an_inviter_is_trusted_with_the_log_only_and_not_for_long() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_members_stored_sync_states_are_dropped() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, space) = pair(da.path(), db.path()).await;
+    let key = DocKey::new(&space, "notes", "n1").unwrap();
+    a.put(&key, json!({"t": 1})).await.unwrap();
+    // States with B as a disconnect would have saved them.
+    let (bid, k, s) = (b.node_id(), key.clone(), space.clone());
+    let stored = on_actor(&a, move |actor| {
+        let state = automerge::sync::State::new().encode();
+        actor.store.save_sync_states(bid, &[(k, state)]).unwrap();
+        actor.store.sync_state_peers(&s).unwrap()
+    })
+    .await;
+    assert_eq!(stored, vec![bid]);
+    a.space_revoke(Some(&space), bid).await.unwrap();
+    let s = space.clone();
+    let left = on_actor(&a, move |actor| actor.store.sync_state_peers(&s).unwrap()).await;
+    assert!(left.is_empty(), "states of a revoked member stay: {left:?}");
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
