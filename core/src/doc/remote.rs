@@ -29,13 +29,16 @@ pub enum ChangePolicy {
 
 impl ChangePolicy {
     /// The policy for a peer's changes to document `collection/id`, given
-    /// whether the peer may write the space at all.
+    /// whether the peer may write the space at all. The membership log takes
+    /// signed entries from every member, readers included: a reader's own
+    /// `Join` must reach the admins, and entries verify themselves (a
+    /// refused one would be offered again forever).
     pub fn for_doc(collection: &str, id: &str, may_write: bool) -> Self {
-        match (may_write, collection == SYSTEM_COLLECTION, id == MEMBERS_ID) {
-            (false, _, _) => Self::ReadOnly,
-            (true, false, _) => Self::Write,
-            (true, true, true) => Self::MembershipLog,
-            (true, true, false) => Self::Forbidden,
+        match (collection == SYSTEM_COLLECTION, id == MEMBERS_ID, may_write) {
+            (true, true, _) => Self::MembershipLog,
+            (true, false, _) => Self::Forbidden,
+            (false, _, true) => Self::Write,
+            (false, _, false) => Self::ReadOnly,
         }
     }
 }

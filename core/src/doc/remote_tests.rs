@@ -241,8 +241,13 @@ fn policies_by_document() {
         ChangePolicy::for_doc("_weft", "members", true),
         MembershipLog
     );
-    assert_eq!(ChangePolicy::for_doc("_weft", "members", false), ReadOnly);
+    // A reader's own entries (its join) must reach the admins.
+    assert_eq!(
+        ChangePolicy::for_doc("_weft", "members", false),
+        MembershipLog
+    );
     assert_eq!(ChangePolicy::for_doc("_weft", "other", true), Forbidden);
+    assert_eq!(ChangePolicy::for_doc("_weft", "other", false), Forbidden);
 }
 
 #[test]

@@ -12,6 +12,7 @@ use super::admission::{MAX_CLAIMS, MAX_PROOF_ENTRIES};
 use super::budget::Kind;
 use super::{Engine, Input, Needs, Peer, item_key};
 use crate::auth::Role;
+use crate::doc::ChangePolicy;
 use crate::identity::NodeId;
 use crate::key::DocKey;
 use crate::sync::wire::{Claim, Message, proof_bytes};
@@ -101,9 +102,14 @@ impl Engine {
                     needs.docs.push(k);
                 }
             }
-            // A reader's documents are refused unread.
+            // A reader's documents are refused unread (but for the
+            // membership log, which takes every member's entries).
             Message::Doc { space, key, .. } => {
-                if session(space).is_some_and(|s| s.role.is_some_and(|r| r >= Role::Writer))
+                let writer =
+                    session(space).is_some_and(|s| s.role.is_some_and(|r| r >= Role::Writer));
+                if session(space).is_some()
+                    && ChangePolicy::for_doc(&key.collection, &key.id, writer)
+                        != ChangePolicy::ReadOnly
                     && let Ok(k) =
                         DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
                 {
