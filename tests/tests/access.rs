@@ -535,3 +535,52 @@ async fn a_peer_spraying_refused_claims_is_cut_off() {
     raw.net.shutdown().await;
     a.close().await.unwrap();
 }
+
+/// Frames two idle nodes may still exchange in `QUIET` (pings are libp2p's,
+/// not sync frames): none is expected, a few allow for a late answer.
+const QUIET_FRAMES: u64 = 4;
+const QUIET: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_only_space_goes_quiet() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(da.path()).await;
+    let space = a.space_create("team").await.unwrap().to_string();
+    let reader = node(db.path()).await;
+    join(&a, &reader, &space, Role::Reader).await;
+    let note = DocKey::new(&space, "notes", "n").unwrap();
+    a.put(&note, json!({"v": 1})).await.unwrap();
+    until(&reader, "the note", async |n: &Node| {
+        n.get(&note).await.unwrap().is_some()
+    })
+    .await;
+    a.wait_synced(WAIT).await.unwrap();
+    reader.wait_synced(WAIT).await.unwrap();
+    let (a0, r0) = (
+        a.status().await.unwrap().net,
+        reader.status().await.unwrap().net,
+    );
+    // An absence has no event to wait for: watch the counters for a while.
+    tokio::time::sleep(QUIET).await;
+    let (a1, r1) = (
+        a.status().await.unwrap().net,
+        reader.status().await.unwrap().net,
+    );
+    let moved = (a1.frames_sent - a0.frames_sent) + (r1.frames_sent - r0.frames_sent);
+    assert!(
+        moved <= QUIET_FRAMES,
+        "{moved} frames in {QUIET:?} after both sides were synced (admin {a0:?} -> {a1:?})"
+    );
+    // The reader's join reached the admin by sync: it is a member there.
+    let members = a
+        .space_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == space)
+        .unwrap()
+        .members;
+    assert_eq!(members.get(&reader.node_id()), Some(&Role::Reader));
+    a.close().await.unwrap();
+    reader.close().await.unwrap();
+}
