@@ -50,6 +50,24 @@ async fn join(owner: &Node, member: &Node, space: &str, role: Role) {
     .await;
 }
 
+/// An admin with a space and a reader of it that has received one note.
+async fn reader_with_note(
+    da: &std::path::Path,
+    db: &std::path::Path,
+) -> (Node, Node, String, DocKey) {
+    let a = node(da).await;
+    let space = a.space_create("team").await.unwrap().to_string();
+    let reader = node(db).await;
+    join(&a, &reader, &space, Role::Reader).await;
+    let note = DocKey::new(&space, "notes", "n").unwrap();
+    a.put(&note, json!({"v": 1})).await.unwrap();
+    until(&reader, "the note", async |n: &Node| {
+        n.get(&note).await.unwrap().is_some()
+    })
+    .await;
+    (a, reader, space, note)
+}
+
 async fn docs_in(node: &Node, space: &str) -> u64 {
     let rows = node
         .sql(&format!(
@@ -288,17 +306,8 @@ async fn outsiders_get_nothing_and_their_frames_are_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_cannot_write_anywhere() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = node(da.path()).await;
-    let space = a.space_create("team").await.unwrap().to_string();
-    let reader = node(db.path()).await;
-    join(&a, &reader, &space, Role::Reader).await;
     // The reader receives...
-    let note = DocKey::new(&space, "notes", "n").unwrap();
-    a.put(&note, json!({"v": 1})).await.unwrap();
-    until(&reader, "the note", async |n: &Node| {
-        n.get(&note).await.unwrap().is_some()
-    })
-    .await;
+    let (a, reader, space, note) = reader_with_note(da.path(), db.path()).await;
     // ...but its own node refuses its writes,
     assert!(matches!(
         reader.put(&note, json!({"v": 2})).await,
@@ -544,16 +553,7 @@ const QUIET: Duration = Duration::from_secs(3);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_only_space_goes_quiet() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = node(da.path()).await;
-    let space = a.space_create("team").await.unwrap().to_string();
-    let reader = node(db.path()).await;
-    join(&a, &reader, &space, Role::Reader).await;
-    let note = DocKey::new(&space, "notes", "n").unwrap();
-    a.put(&note, json!({"v": 1})).await.unwrap();
-    until(&reader, "the note", async |n: &Node| {
-        n.get(&note).await.unwrap().is_some()
-    })
-    .await;
+    let (a, reader, space, _) = reader_with_note(da.path(), db.path()).await;
     a.wait_synced(WAIT).await.unwrap();
     reader.wait_synced(WAIT).await.unwrap();
     let (a0, r0) = (

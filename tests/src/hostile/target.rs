@@ -144,7 +144,7 @@ async fn seed_replica(device: &Device, seed: &Seed) -> Result<(String, Vec<Strin
             .iter()
             .map(|i| {
                 let key = DocKey::new(space.as_str(), "notes", format!("n{i:06}").as_str())?;
-                let text = filler(*i as u64, seed.doc_bytes);
+                let text = crate::filler(*i as u64, seed.doc_bytes);
                 Ok(Write::Put(key, json!({ "n": i, "text": text })))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -164,20 +164,6 @@ async fn seed_replica(device: &Device, seed: &Seed) -> Result<(String, Vec<Strin
     }
     node.close().await?;
     Ok((space, tokens))
-}
-
-/// `len` pseudo-random letters: text that does not compress, so a stored
-/// document really is about that large.
-fn filler(seed: u64, len: usize) -> String {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'a' + (x % 26) as u8)
-        })
-        .collect()
 }
 
 /// Starts `weft daemon` on loopback (no mDNS) under an address-space limit

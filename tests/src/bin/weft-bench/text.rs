@@ -15,15 +15,7 @@ const TEXT_CHARS: usize = 1_000_000;
 
 /// A pseudo-random lowercase text, different for each `seed`.
 fn text(seed: u64) -> String {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..TEXT_CHARS)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'a' + (x % 26) as u8)
-        })
-        .collect()
+    weft_tests::filler(seed, TEXT_CHARS)
 }
 
 pub async fn run(node: &Node, scale: Scale) -> anyhow::Result<Case> {
