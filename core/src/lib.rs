@@ -39,6 +39,7 @@ pub mod net;
 pub mod node;
 pub mod store;
 pub mod sync;
+pub mod warn_limit;
 
 pub use auth::{Role, SpaceId};
 pub use config::Config;

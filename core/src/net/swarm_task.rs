@@ -25,6 +25,7 @@ use super::peers::{
 use super::session::{self, Counters, Report, SessionParams};
 use super::{NetConfig, NetError, NetEvent, PeerInfo, SYNC_PROTOCOL, ids};
 use crate::identity::NodeId;
+use crate::warn_limit::WarnLimit;
 
 /// How long `listen_addrs` waits for listeners that have not reported yet.
 const LISTEN_WAIT: Duration = Duration::from_secs(5);
@@ -67,6 +68,9 @@ pub struct SwarmTask {
     relay_server: bool,
     next_bootstrap: Option<Instant>,
     generation: u64,
+    /// Warnings a peer causes, one line per peer and cause a minute.
+    warnings: WarnLimit,
+    started: Instant,
 }
 
 impl SwarmTask {
@@ -146,6 +150,8 @@ impl SwarmTask {
             relay_server: config.relay_server,
             next_bootstrap: (!config.bootstrap.is_empty()).then_some(now),
             generation: 0,
+            warnings: WarnLimit::default(),
+            started: now,
         })
     }
 
@@ -404,7 +410,10 @@ impl SwarmTask {
                 if p.session.as_ref().map(|s| s.generation) != Some(generation) {
                     return;
                 }
-                tracing::warn!(peer = %p.node, %reason, "closing connections to peer");
+                let since = self.started.elapsed().as_millis() as u64;
+                if let Some(repeated) = self.warnings.allow(p.node, "session failed", since) {
+                    tracing::warn!(peer = %p.node, %reason, repeated, "closing connections to peer");
+                }
                 end_session(p, &self.links, "session failed");
                 let _ = self.swarm.disconnect_peer_id(peer);
             }

@@ -19,6 +19,7 @@ use crate::key::DocKey;
 use crate::net::{Net, NetConfig, NetEvent};
 use crate::sync::wire::{self, Item};
 use crate::sync::{Engine, Input, Needs, Output, Replica};
+use crate::warn_limit::WarnLimit;
 
 /// How often the engine gets a `Tick` (retries, handshake timeouts).
 pub(super) const TICK_MS: u64 = 1_000;
@@ -78,6 +79,8 @@ pub(crate) struct SyncState {
     started: Instant,
     /// When stored sync states were last pruned by age.
     pruned_at: Instant,
+    /// Warnings a peer causes, one line per peer and cause a minute.
+    warnings: WarnLimit,
     /// `Reconcile` frames and bytes sent so far.
     reconcile_sent: (u64, u64),
     /// Published after each round, for callers waiting on sync.
@@ -126,9 +129,17 @@ impl SyncState {
             inputs: Vec::with_capacity(EVENTS_PER_GROUP),
             started: Instant::now(),
             pruned_at: Instant::now(),
+            warnings: WarnLimit::default(),
             reconcile_sent: (0, 0),
             progress,
         }
+    }
+
+    /// Whether to log a warning `peer` caused now; if so, how many of the
+    /// same were held back since the last line.
+    fn warn(&mut self, peer: NodeId, cause: &'static str) -> Option<u64> {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.warnings.allow(peer, cause, now)
     }
 
     /// Publishes the current progress if it changed.
@@ -488,8 +499,8 @@ impl Actor {
             // No membership to go by: nobody is trusted.
             Err(_) => true,
         };
-        if refused {
-            tracing::warn!(%peer, key = %doc_key, "refused a document from a peer the membership log does not name (an inviter is trusted with the log only, for a limited time)");
+        if refused && let Some(repeated) = self.sync.warn(*peer, "refused unnamed") {
+            tracing::warn!(%peer, key = %doc_key, repeated, "refused a document from a peer the membership log does not name (an inviter is trusted with the log only, for a limited time)");
         }
         refused
     }
@@ -507,7 +518,9 @@ impl Actor {
                 }
             }
             Output::Close(peer, reason) => {
-                tracing::warn!(%peer, %reason, "ending sync session");
+                if let Some(repeated) = self.sync.warn(peer, "session ended") {
+                    tracing::warn!(%peer, %reason, repeated, "ending sync session");
+                }
                 if let Some(net) = &self.sync.net {
                     net.disconnect(peer).await;
                 }

@@ -53,6 +53,7 @@ use crate::auth::Role;
 use crate::doc::Document;
 use crate::identity::NodeId;
 use crate::key::DocKey;
+use crate::warn_limit::WarnLimit;
 
 /// A session idle this long with work outstanding re-reconciles; each
 /// further retry waits twice as long, up to 16 times this.
@@ -234,6 +235,8 @@ pub struct Engine {
     spaces: BTreeSet<String>,
     peers: BTreeMap<NodeId, Peer>,
     now: u64,
+    /// Warnings a peer causes, one line per peer and cause a minute.
+    warn: WarnLimit,
 }
 
 fn item_key(key: &DocKey) -> ItemKey {
@@ -252,6 +255,7 @@ impl Engine {
             spaces: spaces.into_iter().collect(),
             peers: BTreeMap::new(),
             now: 0,
+            warn: WarnLimit::default(),
         }
     }
 

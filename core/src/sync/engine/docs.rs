@@ -176,7 +176,9 @@ impl Engine {
         let policy = ChangePolicy::for_doc(doc_key.collection(), doc_key.id(), writer);
         // A reader's changes are never applied: only writers write.
         if policy == ChangePolicy::ReadOnly {
-            tracing::warn!(%peer, key = %doc_key, "refused a document from a reader");
+            if let Some(repeated) = self.warn.allow(peer, "refused document", self.now) {
+                tracing::warn!(%peer, key = %doc_key, repeated, "refused a document from a reader");
+            }
             return;
         }
         if data.len() > MAX_DOC_BYTES {

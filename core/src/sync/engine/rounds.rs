@@ -54,8 +54,10 @@ impl Engine {
         let received = replica
             .doc(&doc_key)
             .receive_sync_message(&mut state, &data, policy);
-        if received.refused_changes > 0 {
-            tracing::warn!(%peer, key = %doc_key, changes = received.refused_changes, "refused changes from a reader");
+        if received.refused_changes > 0
+            && let Some(repeated) = self.warn.allow(peer, "refused changes", now)
+        {
+            tracing::warn!(%peer, key = %doc_key, changes = received.refused_changes, repeated, "refused changes from a reader");
         }
         if received.changed {
             // Whatever Automerge accepted is valid and gets stored,
