@@ -78,9 +78,9 @@ pub fn nested_keys_reconcile(space: &str, wire_bytes: usize) -> Result<Vec<u8>> 
     ranges.push(3); // mode Done
     ranges.extend_from_slice(&0u64.to_le_bytes()); // echo
     let mut keys = Vec::new();
-    // The first key: shares nothing, "a" 0xFF (collection "a", empty id).
-    keys.extend_from_slice(&[1, 2, b'a', 0xFF]);
-    let (mut n, mut len) = (1u64, 2u64);
+    // The first key: shares nothing, "a" 0xFF "a" (collection "a", id "a").
+    keys.extend_from_slice(&[1, 3, b'a', 0xFF, b'a']);
+    let (mut n, mut len) = (1u64, 3u64);
     while keys.len() < wire_bytes {
         put_varint(&mut keys, len + 1); // shares all of the previous key
         keys.extend_from_slice(&[1, b'a']); // and adds one byte
@@ -159,14 +159,15 @@ mod tests {
 
     #[test]
     fn nested_keys_frame_is_a_reconcile_up_to_its_ranges() {
-        // Small enough to decode here: 200 keys of up to 201 bytes.
-        let frame = nested_keys_reconcile("s", 1000).unwrap();
+        // Small enough to decode here: under 200 keys, ids of up to as many
+        // bytes (a valid id has at most 256).
+        let frame = nested_keys_reconcile("s", 600).unwrap();
         match wire::decode(&frame).unwrap() {
             Message::Reconcile { ranges, .. } => match &ranges[0].payload {
                 RangePayload::Done { differ, .. } => {
                     assert!(differ.len() > 150);
                     let last = differ.last().unwrap();
-                    assert_eq!(last.id.len(), differ.len() - 1);
+                    assert_eq!(last.id.len(), differ.len());
                 }
                 other => panic!("{other:?}"),
             },
