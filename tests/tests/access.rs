@@ -554,23 +554,7 @@ const QUIET: Duration = Duration::from_secs(3);
 async fn a_reader_only_space_goes_quiet() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, reader, space, _) = reader_with_note(da.path(), db.path()).await;
-    a.wait_synced(WAIT).await.unwrap();
-    reader.wait_synced(WAIT).await.unwrap();
-    let (a0, r0) = (
-        a.status().await.unwrap().net,
-        reader.status().await.unwrap().net,
-    );
-    // An absence has no event to wait for: watch the counters for a while.
-    tokio::time::sleep(QUIET).await;
-    let (a1, r1) = (
-        a.status().await.unwrap().net,
-        reader.status().await.unwrap().net,
-    );
-    let moved = (a1.frames_sent - a0.frames_sent) + (r1.frames_sent - r0.frames_sent);
-    assert!(
-        moved <= QUIET_FRAMES,
-        "{moved} frames in {QUIET:?} after both sides were synced (admin {a0:?} -> {a1:?})"
-    );
+    assert_quiet(&[&a, &reader]).await;
     // The reader's join reached the admin by sync: it is a member there.
     let members = a
         .space_list()
@@ -583,4 +567,68 @@ async fn a_reader_only_space_goes_quiet() {
     assert_eq!(members.get(&reader.node_id()), Some(&Role::Reader));
     a.close().await.unwrap();
     reader.close().await.unwrap();
+}
+
+/// Waits until every node is synced, then checks that their frame counters
+/// stay still for [`QUIET`] (an absence has no event to wait for).
+async fn assert_quiet(nodes: &[&Node]) {
+    for (i, n) in nodes.iter().enumerate() {
+        if let Err(e) = n.wait_synced(WAIT).await {
+            panic!("node {i} did not settle: {e}");
+        }
+    }
+    let mut before = Vec::new();
+    for n in nodes {
+        before.push(n.status().await.unwrap().net.frames_sent);
+    }
+    tokio::time::sleep(QUIET).await;
+    let mut moved = 0;
+    for (n, b) in nodes.iter().zip(before) {
+        moved += n.status().await.unwrap().net.frames_sent - b;
+    }
+    assert!(
+        moved <= QUIET_FRAMES,
+        "{moved} frames in {QUIET:?} after every node was synced"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_writer_reader_revoked_and_outsider_all_go_quiet() {
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = node(dirs[0].path()).await;
+    let space = a.space_create("team").await.unwrap().to_string();
+    let (writer, reader, revoked, outsider) = (
+        node(dirs[1].path()).await,
+        node(dirs[2].path()).await,
+        node(dirs[3].path()).await,
+        node(dirs[4].path()).await,
+    );
+    join(&a, &writer, &space, Role::Writer).await;
+    join(&a, &reader, &space, Role::Reader).await;
+    join(&a, &revoked, &space, Role::Writer).await;
+    outsider.connect(&a.listen_addrs().await[0]).await.unwrap();
+    for (i, n) in [&a, &writer, &revoked].into_iter().enumerate() {
+        let key = DocKey::new(&space, "notes", format!("n{i}")).unwrap();
+        n.put(&key, json!({"by": i})).await.unwrap();
+    }
+    // What the revoked member wrote while a member stays in the space.
+    until(&a, "the members' notes", async |n: &Node| {
+        docs_in(n, &space).await == 3
+    })
+    .await;
+    a.space_revoke(Some(&space), revoked.node_id())
+        .await
+        .unwrap();
+    let after = DocKey::new(&space, "notes", "after").unwrap();
+    writer.put(&after, json!({"v": 1})).await.unwrap();
+    until(&reader, "every note", async |n: &Node| {
+        docs_in(n, &space).await == 4
+    })
+    .await;
+    assert_quiet(&[&a, &writer, &reader, &revoked, &outsider]).await;
+    assert_eq!(revoked.get(&after).await.unwrap(), None);
+    assert_eq!(docs_in(&outsider, &space).await, 0);
+    for n in [a, writer, reader, revoked, outsider] {
+        n.close().await.unwrap();
+    }
 }

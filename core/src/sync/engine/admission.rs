@@ -23,6 +23,7 @@ pub const MAX_PROOF_ENTRIES: usize = 16;
 /// costs a log evaluation.
 pub const MAX_REFUSALS: u32 = 64;
 use crate::identity::NodeId;
+use crate::key::DocKey;
 use crate::sync::wire::{Claim, Message};
 
 impl Engine {
@@ -197,12 +198,7 @@ impl Engine {
             p.refused.insert(space.to_owned());
             return;
         };
-        let log_key = crate::key::DocKey::new(
-            space,
-            crate::auth::SYSTEM_COLLECTION,
-            crate::auth::MEMBERS_ID,
-        );
-        if log_changed && let Ok(key) = log_key {
+        if log_changed && let Ok(key) = log_key(space) {
             out.push(Output::Applied { peer, key });
         }
         p.sessions.insert(
@@ -261,6 +257,18 @@ impl Engine {
         for p in self.peers.values_mut() {
             p.refused.remove(space);
         }
+        // Not a member by this log (revoked): no peer answers for this space
+        // any more, so our side of its sessions ends too instead of retrying
+        // forever. Peers whose claims hold are admitted again at the next
+        // log change that names us (a joiner's log arriving in parts).
+        if replica.role(space, self.me).is_none() {
+            for (peer, p) in &mut self.peers {
+                if p.sessions.remove(space).is_some() {
+                    tracing::info!(%peer, space, "no longer a member; ending the session");
+                }
+            }
+            return;
+        }
         for peer in peers {
             let Some(in_session) = self
                 .peers
@@ -272,6 +280,12 @@ impl Engine {
             match replica.role(space, peer) {
                 None if in_session => {
                     tracing::info!(%peer, space, "peer is no longer a member; ending its session");
+                    // Tell it why first: the log with its revocation, so its
+                    // side of the session ends too instead of retrying
+                    // against one that is gone.
+                    if let Ok(log) = log_key(space) {
+                        self.generate(replica, peer, &log, false, out);
+                    }
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.sessions.remove(space);
                         // Named again should it become a member again.
@@ -293,4 +307,13 @@ impl Engine {
             self.reveal(replica, peer, vec![space.to_owned()], false, out);
         }
     }
+}
+
+/// The space's membership log document.
+pub(super) fn log_key(space: &str) -> crate::Result<DocKey> {
+    DocKey::new(
+        space,
+        crate::auth::SYSTEM_COLLECTION,
+        crate::auth::MEMBERS_ID,
+    )
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::admission::{MAX_CLAIMS, MAX_PROOF_ENTRIES};
+use super::admission::{MAX_CLAIMS, MAX_PROOF_ENTRIES, log_key};
 use super::budget::Kind;
 use super::{Engine, Input, Needs, Peer, item_key};
 use crate::auth::Role;
@@ -27,9 +27,17 @@ impl Engine {
                     self.frame_needs(*peer, p, message, &mut needs);
                 }
             }
-            Input::Offer(space) | Input::MembershipChanged(space) => {
+            Input::Offer(space) => {
                 needs.memberships.push(space.clone());
                 needs.digests.push(space.clone());
+            }
+            Input::MembershipChanged(space) => {
+                needs.memberships.push(space.clone());
+                needs.digests.push(space.clone());
+                // A peer that loses its session is sent the log first.
+                if let Ok(log) = log_key(space) {
+                    needs.docs.push(log);
+                }
             }
             Input::StartSync {
                 keys, absent: true, ..
