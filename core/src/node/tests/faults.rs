@@ -37,21 +37,25 @@ async fn networked(dir: &Path) -> Node {
     Node::open(config).await.unwrap()
 }
 
+/// A one-hour writer invite to `space` from `a`, bound to `b`.
+async fn writer_invite(a: &Node, b: &Node, space: &str) -> String {
+    a.space_invite(
+        Some(space),
+        Role::Writer,
+        Duration::from_secs(3600),
+        Some(b.node_id()),
+    )
+    .await
+    .unwrap()
+}
+
 /// A connected to B, both writers of a space A created.
 async fn pair(da: &Path, db: &Path) -> (Node, Node, String) {
     let (a, b) = (networked(da).await, networked(db).await);
     let addr = b.listen_addrs().await.into_iter().next().unwrap();
     assert_eq!(a.connect(&addr).await.unwrap(), b.node_id());
     let space = a.space_create("team").await.unwrap().to_string();
-    let token = a
-        .space_invite(
-            Some(&space),
-            Role::Writer,
-            Duration::from_secs(3600),
-            Some(b.node_id()),
-        )
-        .await
-        .unwrap();
+    let token = writer_invite(&a, &b, &space).await;
     b.space_join(&token).await.unwrap();
     let s = space.clone();
     until(&b, async move |n: &Node| {
@@ -207,15 +211,7 @@ async fn an_inviter_is_trusted_with_the_log_only_and_not_for_long() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (super::open(da.path()).await, super::open(db.path()).await);
     let space = a.space_create("team").await.unwrap().to_string();
-    let token = a
-        .space_invite(
-            Some(&space),
-            Role::Writer,
-            Duration::from_secs(3600),
-            Some(b.node_id()),
-        )
-        .await
-        .unwrap();
+    let token = writer_invite(&a, &b, &space).await;
     // B joins offline: its log holds only its own join.
     b.space_join(&token).await.unwrap();
     b.space_list().await.unwrap();
