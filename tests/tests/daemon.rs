@@ -391,3 +391,78 @@ fn local_apps_reach_the_daemon_with_its_files() {
     assert_eq!(a.json(&["get", "notes", "from-api"]), json!({"via": "api"}));
     assert!(daemon.terminate().success());
 }
+
+/// Frames the daemons of a settled space may still send in [`QUIET`]: none
+/// is expected (pings are libp2p's, not sync frames).
+const QUIET_FRAMES: u64 = 4;
+const QUIET: Duration = Duration::from_secs(3);
+/// Frames a reader may exchange from its join until the space is settled
+/// (the handshake, the log and two notes take a few dozen).
+const READER_FRAMES: u64 = 100;
+
+fn frames(d: &Device) -> (u64, u64) {
+    let status = d.json(&["status"]);
+    let t = &status["traffic"];
+    (
+        t["frames_sent"].as_u64().unwrap(),
+        t["frames_received"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn a_reader_and_a_revoked_member_leave_the_daemons_quiet() {
+    let (a, reader, revoked) = (Device::new(), Device::new(), Device::new());
+    let _da = a.start_daemon(&[]);
+    let _dr = reader.start_daemon(&[]);
+    let _dv = revoked.start_daemon(&[]);
+    a.ok(&["space", "create", "team"]);
+    for (d, role) in [(&reader, "reader"), (&revoked, "writer")] {
+        let token = a.ok(&["--space", "team", "space", "invite", "--role", role]);
+        d.ok(&["space", "join", token.trim()]);
+    }
+    let note = |d: &Device, id: &str| d.run(&["--space", "team", "get", "notes", id]);
+    // Joining returns before the inviter admitted the joiner and its log arrived.
+    eventually(SYNC_WAIT, || {
+        let spaces = revoked.ok(&["space", "list"]);
+        spaces
+            .lines()
+            .any(|l| l.contains("team") && l.contains("writer"))
+            .then_some(())
+    })
+    .expect("the writer was admitted");
+    revoked.ok(&["--space", "team", "put", "notes", "before", r#"{"v":1}"#]);
+    eventually(SYNC_WAIT, || {
+        note(&a, "before").status.success().then_some(())
+    })
+    .expect("the member's note reached the admin");
+    let revoked_id = revoked.json(&["id"])["node_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.ok(&["--space", "team", "space", "revoke", &revoked_id]);
+    a.ok(&["--space", "team", "put", "notes", "after", r#"{"v":2}"#]);
+    eventually(SYNC_WAIT, || {
+        note(&reader, "after").status.success().then_some(())
+    })
+    .expect("the reader received the admin's note");
+    for d in [&a, &reader, &revoked] {
+        d.ok(&["status", "--wait-synced", "--timeout", "60"]);
+    }
+    let (sent, received) = frames(&reader);
+    assert!(
+        sent + received < READER_FRAMES,
+        "the reader exchanged {sent} + {received} frames to settle"
+    );
+    let before: Vec<_> = [&a, &reader, &revoked].map(frames).to_vec();
+    std::thread::sleep(QUIET);
+    let after: Vec<_> = [&a, &reader, &revoked].map(frames).to_vec();
+    let moved: u64 = before.iter().zip(&after).map(|(b, a)| a.0 - b.0).sum();
+    assert!(
+        moved <= QUIET_FRAMES,
+        "{moved} frames in {QUIET:?} after every daemon settled ({before:?} -> {after:?})"
+    );
+    assert!(
+        !note(&revoked, "after").status.success(),
+        "a revoked member received a note"
+    );
+}
