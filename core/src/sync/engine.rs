@@ -39,7 +39,7 @@ mod rounds;
 #[cfg(test)]
 mod tests;
 use super::wire::{Item, ItemKey, Message, RangePayload, WireError, proof_bytes};
-pub use admission::{MAX_CLAIMS, MAX_PROOF_ENTRIES, MAX_REFUSALS};
+pub use admission::{MAX_CLAIMS, MAX_PROOF_ENTRIES, MAX_PROOF_ENTRY_BYTES, MAX_REFUSALS};
 use budget::{Budgets, Kind};
 pub use budget::{
     CLAIM_BURST, CLAIM_PER_SEC, IGNORED_BURST, IGNORED_PER_SEC, RECONCILE_BURST, RECONCILE_PER_SEC,
@@ -65,6 +65,15 @@ pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Documents started per follow-up input, so memory and queued messages stay
 /// bounded however many documents differ.
 pub const START_BATCH: usize = 256;
+/// Documents a session tracks as pending at most: a peer names them in
+/// `Done` and `Sync` frames, so this bounds what it can make us remember;
+/// beyond it the session stays unreconciled and a later exchange finds the
+/// rest (the same bound as the backlog of documents to start).
+pub const MAX_PENDING: usize = docs::MAX_BACKLOG;
+/// Peers whose budgets are remembered after they leave: a member that
+/// reconnects in a loop finds its buckets as it left them. A stranger with
+/// a fresh key gets fresh ones anyway, so this only needs to cover members.
+pub const MAX_REMEMBERED_BUDGETS: usize = 1024;
 /// Documents started and not yet answered, per session.
 pub const START_WINDOW: usize = 2 * START_BATCH;
 
@@ -237,6 +246,9 @@ pub struct Engine {
     now: u64,
     /// Warnings a peer causes, one line per peer and cause a minute.
     warn: WarnLimit,
+    /// Budgets of peers that left, so reconnecting does not refill them
+    /// (at most [`MAX_REMEMBERED_BUDGETS`]).
+    left: BTreeMap<NodeId, Budgets>,
 }
 
 fn item_key(key: &DocKey) -> ItemKey {
@@ -256,6 +268,7 @@ impl Engine {
             peers: BTreeMap::new(),
             now: 0,
             warn: WarnLimit::default(),
+            left: BTreeMap::new(),
         }
     }
 
@@ -331,6 +344,7 @@ impl Engine {
             Input::Connected(peer, challenge) => self.connected(peer, challenge, &mut out),
             Input::Disconnected(peer) => {
                 if let Some(p) = self.peers.remove(&peer) {
+                    self.remember_budgets(peer, p.budgets);
                     let states = saved_states(&p);
                     if !states.is_empty() {
                         out.push(Output::SaveStates(peer, states));
@@ -414,8 +428,16 @@ impl Engine {
         self.peers.get_mut(&peer)?.sessions.get_mut(space)
     }
 
+    fn remember_budgets(&mut self, peer: NodeId, budgets: Budgets) {
+        if self.left.len() >= MAX_REMEMBERED_BUDGETS && !self.left.contains_key(&peer) {
+            self.left.pop_first();
+        }
+        self.left.insert(peer, budgets);
+    }
+
     fn close(&mut self, peer: NodeId, reason: String, out: &mut Vec<Output>) {
         if let Some(p) = self.peers.remove(&peer) {
+            self.remember_budgets(peer, p.budgets);
             let states = saved_states(&p);
             if !states.is_empty() {
                 out.push(Output::SaveStates(peer, states));
@@ -588,7 +610,8 @@ impl Engine {
         };
         session.last_progress = now;
         for settled in &outcome.settled {
-            settle(
+            // Past the bound the rest is found again by a later exchange.
+            stale |= !settle(
                 &mut session.pending,
                 settled.lower.as_ref(),
                 settled.upper.as_ref(),
@@ -642,17 +665,18 @@ fn reconcile(out: &mut Vec<Output>, peer: NodeId, space: &str, items: Vec<Item>)
 }
 
 /// A settled range has nothing pending but its differing documents.
+/// Returns `false` if [`MAX_PENDING`] left some of them unrecorded.
 fn settle(
     pending: &mut BTreeSet<ItemKey>,
     lower: Option<&ItemKey>,
     upper: Option<&ItemKey>,
     differ: &[ItemKey],
-) {
+) -> bool {
     use std::ops::Bound;
     if let (Some(l), Some(u)) = (lower, upper)
         && l >= u
     {
-        return;
+        return true;
     }
     let range = (
         lower.map_or(Bound::Unbounded, Bound::Included),
@@ -666,7 +690,13 @@ fn settle(
     for key in done {
         pending.remove(&key);
     }
-    pending.extend(differ.iter().cloned());
+    for key in differ {
+        if pending.len() >= MAX_PENDING {
+            return false;
+        }
+        pending.insert(key.clone());
+    }
+    true
 }
 
 impl Engine {

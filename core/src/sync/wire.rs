@@ -260,6 +260,9 @@ fn check_keys(message: &Message) -> Result<(), WireError> {
             key(k, false)
         }
         Message::DocAck { space, .. } => check_name("space", space).map_err(bad),
+        Message::Offer { spaces } => spaces
+            .iter()
+            .try_for_each(|c| check_name("space", &c.space).map_err(bad)),
         _ => Ok(()),
     }
 }

@@ -19,6 +19,10 @@ use super::{Budgets, Engine, Output, Peer, Replica, Session, reconcile};
 pub const MAX_CLAIMS: usize = 256;
 /// Most membership entries one claim may carry.
 pub const MAX_PROOF_ENTRIES: usize = 16;
+/// Largest membership entry a claim may carry: a `Join` with its invite
+/// (addresses included) takes a few hundred bytes to a few KiB, so claims
+/// held per peer stay within `spaces × MAX_PROOF_ENTRIES × 16 KiB`.
+pub const MAX_PROOF_ENTRY_BYTES: usize = 16 * 1024;
 /// Distinct refused claims a peer may present before it is cut off: each
 /// costs a log evaluation.
 pub const MAX_REFUSALS: u32 = 64;
@@ -29,10 +33,11 @@ use crate::sync::wire::{Claim, Message};
 impl Engine {
     pub(super) fn connected(&mut self, peer: NodeId, challenge: [u8; 32], out: &mut Vec<Output>) {
         let now = self.now;
+        let budgets = self.left.remove(&peer).unwrap_or_else(|| Budgets::new(now));
         let fresh = Peer {
             connected_at: now,
             challenge,
-            budgets: Budgets::new(now),
+            budgets,
             ..Peer::default()
         };
         if let Some(old) = self.peers.insert(peer, fresh) {
@@ -80,7 +85,14 @@ impl Engine {
             if !p.claims.contains_key(&claim.space) && p.claims.len() >= MAX_CLAIMS {
                 return self.close(peer, "too many membership claims".into(), out);
             }
-            if claim.proof.len() > MAX_PROOF_ENTRIES {
+            // Claims for spaces we do not hold are not kept: should we
+            // join one, the peer names it to us again once it admits us.
+            if !self.spaces.contains(&claim.space) {
+                continue;
+            }
+            if claim.proof.len() > MAX_PROOF_ENTRIES
+                || claim.proof.iter().any(|e| e.len() > MAX_PROOF_ENTRY_BYTES)
+            {
                 // An oversized proof costs that claim, not the connection.
                 tracing::debug!(%peer, space = claim.space, "ignoring an oversized membership claim");
                 continue;

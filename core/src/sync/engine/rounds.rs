@@ -140,8 +140,11 @@ impl Engine {
         // Pending until the peer has told us it holds exactly our heads.
         if in_sync {
             session.pending.remove(&item);
-        } else {
+        } else if session.pending.len() < super::MAX_PENDING {
             session.pending.insert(item.clone());
+        } else {
+            // Not remembered: a later exchange finds it again.
+            session.reconciled = false;
         }
         if let Some(data) = message {
             out.push(Output::Send(

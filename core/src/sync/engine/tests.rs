@@ -578,6 +578,11 @@ fn a_reconcile_flood_spends_the_budget_and_closes() {
         }
     }
     assert_eq!(closed_at, Some(RECONCILE_BURST));
+    // Reconnecting does not refill the budget: the next one closes again.
+    me.input(Input::Disconnected(peer.id));
+    in_session(&mut me, &peer);
+    let r = closed(&me.input(frame.clone())).map(str::to_owned);
+    assert!(r.is_some_and(|r| r.contains("budget")));
 }
 
 #[test]
@@ -673,4 +678,54 @@ fn a_retry_releases_one_window_and_never_a_document_twice() {
     assert_eq!(count(&outs), n);
     let session = &me.engine.peers[&reader.id].sessions[TEAM];
     assert_eq!(session.queued.len(), 2 * START_WINDOW);
+}
+
+#[test]
+fn pending_is_bounded_whatever_keys_a_peer_names() {
+    let mut me = side(1, &[TEAM]);
+    let peer = side(2, &[]);
+    in_session(&mut me, &peer);
+    let key = |i: usize| ItemKey {
+        collection: "c".into(),
+        id: format!("{i:08}"),
+    };
+    // Made-up differing keys in ranges where we hold nothing (so the
+    // echo, the sum of our empty side, matches): more than the bound.
+    let per = 1_000;
+    for m in 0..(MAX_PENDING * 2 / per) {
+        let (lo, hi) = (m * per, (m + 1) * per);
+        let outs = me.input(Input::Received(
+            peer.id,
+            Message::Reconcile {
+                space: TEAM.into(),
+                lower: Some(key(lo)),
+                ranges: vec![Range {
+                    upper: Some(key(hi)),
+                    payload: RangePayload::Done {
+                        echo: 0,
+                        differ: (lo..hi).map(key).collect(),
+                    },
+                }],
+            },
+        ));
+        assert!(closed(&outs).is_none(), "{outs:?}");
+    }
+    assert_eq!(me.engine.pending(peer.id)[TEAM], MAX_PENDING);
+}
+
+#[test]
+fn claims_for_other_spaces_or_with_oversized_entries_are_not_kept() {
+    let mut me = side(1, &[TEAM]);
+    let peer = side(2, &[]);
+    proven(&mut me, &peer);
+    let big = vec![0u8; MAX_PROOF_ENTRY_BYTES + 1];
+    let outs = me.input(Input::Received(
+        peer.id,
+        Message::Offer {
+            spaces: vec![claim("elsewhere", &[JOIN]), claim(TEAM, &[&big])],
+        },
+    ));
+    assert!(closed(&outs).is_none(), "{outs:?}");
+    let held = me.engine.debug_peers();
+    assert!(held.contains("claims=[]"), "{held}");
 }
