@@ -3,6 +3,7 @@
 //! on events with a timeout; "nothing arrived" is checked after a witness
 //! event that is ordered after what must not arrive.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -66,6 +67,17 @@ async fn reader_with_note(
     })
     .await;
     (a, reader, space, note)
+}
+
+/// The members of `space` by `node`'s log.
+async fn members_of(node: &Node, space: &str) -> BTreeMap<NodeId, Role> {
+    node.space_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == space)
+        .unwrap()
+        .members
 }
 
 async fn docs_in(node: &Node, space: &str) -> u64 {
@@ -340,14 +352,7 @@ async fn readers_cannot_write_anywhere() {
             .unwrap(),
         None
     );
-    let members = a
-        .space_list()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id == space)
-        .unwrap()
-        .members;
+    let members = members_of(&a, &space).await;
     assert_eq!(members.get(&raw_id), Some(&Role::Reader));
     a.close().await.unwrap();
     reader.close().await.unwrap();
@@ -472,14 +477,7 @@ async fn tampered_entries_and_bad_proofs_admit_nobody() {
     let raw = Raw::connect([88; 32], &a, vec![claim]).await;
     let seen = raw.leave().await;
     assert!(seen.is_empty(), "a tampered claim was sent {seen:?}");
-    let members = a
-        .space_list()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id == space)
-        .unwrap()
-        .members;
+    let members = members_of(&a, &space).await;
     assert!(!members.contains_key(&raw_id), "{members:?}");
 
     // A valid join, but a proof of identity signed over the wrong challenge:
@@ -556,14 +554,7 @@ async fn a_reader_only_space_goes_quiet() {
     let (a, reader, space, _) = reader_with_note(da.path(), db.path()).await;
     assert_quiet(&[&a, &reader]).await;
     // The reader's join reached the admin by sync: it is a member there.
-    let members = a
-        .space_list()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id == space)
-        .unwrap()
-        .members;
+    let members = members_of(&a, &space).await;
     assert_eq!(members.get(&reader.node_id()), Some(&Role::Reader));
     a.close().await.unwrap();
     reader.close().await.unwrap();

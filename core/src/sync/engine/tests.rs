@@ -198,6 +198,22 @@ fn claim(space: &str, proof: &[&[u8]]) -> Claim {
 }
 
 /// `me` with an open session with `peer` in TEAM (`peer` a writer there).
+/// A peer's first `Reconcile` saying it holds nothing of the space, so every
+/// document we hold goes to it whole.
+fn i_have_nothing() -> Message {
+    Message::Reconcile {
+        space: TEAM.into(),
+        lower: None,
+        ranges: vec![Range {
+            upper: None,
+            payload: RangePayload::Fingerprint {
+                fp: [0; FP_LEN],
+                count: 0,
+            },
+        }],
+    }
+}
+
 fn in_session(me: &mut Side, peer: &Side) {
     me.replica
         .roles
@@ -422,17 +438,7 @@ fn an_acknowledgement_of_more_than_was_sent_closes() {
     }
     in_session(&mut me, &reader);
     // "I have nothing": every document goes whole, one window's worth.
-    let nothing = Message::Reconcile {
-        space: TEAM.into(),
-        lower: None,
-        ranges: vec![Range {
-            upper: None,
-            payload: RangePayload::Fingerprint {
-                fp: [0; FP_LEN],
-                count: 0,
-            },
-        }],
-    };
+    let nothing = i_have_nothing();
     let outs = me.input(Input::Received(reader.id, nothing.clone()));
     let docs = sent(&outs)
         .iter()
@@ -638,17 +644,7 @@ fn a_retry_releases_one_window_and_never_a_document_twice() {
         me.replica.write(TEAM, &format!("d{i:04}"));
     }
     in_session(&mut me, &reader);
-    let nothing = Message::Reconcile {
-        space: TEAM.into(),
-        lower: None,
-        ranges: vec![Range {
-            upper: None,
-            payload: RangePayload::Fingerprint {
-                fp: [0; FP_LEN],
-                count: 0,
-            },
-        }],
-    };
+    let nothing = i_have_nothing();
     let mut whole = std::collections::BTreeSet::new();
     let mut count = |outs: &[Output]| {
         for m in sent(outs) {
