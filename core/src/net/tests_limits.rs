@@ -167,17 +167,23 @@ async fn incoming_connections_past_the_limit_are_refused() {
     victim.shutdown().await;
 }
 
-/// A peer that stops reading: our queue for it never passes the cap, and the
-/// session ends when a frame would pass it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_that_never_reads_is_cut_at_the_queue_cap() {
-    // `peer` never calls `proven`, so it reads two small frames and stops.
-    let ((victim, mut v_rx), (peer, mut p_rx)) = pair().await;
+/// A pair where `victim` proved the peer but the peer never calls `proven`:
+/// it has read two small frames (its pre-auth allowance) and reads no more.
+async fn stalled_reader() -> (Net, Receiver<NetEvent>, Net, Receiver<NetEvent>, NodeId) {
+    let ((victim, v_rx), (peer, mut p_rx)) = pair().await;
     let (iv, ip) = (victim.local_id(), peer.local_id());
     victim.proven(ip);
     victim.send(ip, b"one".to_vec());
     victim.send(ip, b"two".to_vec());
     frames_from(&mut p_rx, iv, 2).await;
+    (victim, v_rx, peer, p_rx, ip)
+}
+
+/// A peer that stops reading: our queue for it never passes the cap, and the
+/// session ends when a frame would pass it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_is_cut_at_the_queue_cap() {
+    let (victim, mut v_rx, peer, _p_rx, ip) = stalled_reader().await;
 
     let frame = vec![7u8; MAX_FRAME];
     // Well past the cap plus the transport's window of a few hundred KiB.
@@ -202,13 +208,8 @@ async fn a_peer_that_never_reads_is_cut_at_the_queue_cap() {
 /// are not read; once it reads again, they are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_congested_peer_is_not_read_until_it_catches_up() {
-    let ((victim, mut v_rx), (peer, mut p_rx)) = pair().await;
-    let (iv, ip) = (victim.local_id(), peer.local_id());
-    victim.proven(ip);
-    // The peer reads two small frames (its pre-auth allowance), then stops.
-    victim.send(ip, b"one".to_vec());
-    victim.send(ip, b"two".to_vec());
-    frames_from(&mut p_rx, iv, 2).await;
+    let (victim, mut v_rx, peer, mut p_rx, ip) = stalled_reader().await;
+    let iv = victim.local_id();
     let chunk = vec![3u8; 1 << 20];
     let mut chunks = 0;
     while victim.queued(ip) <= SEND_HIGH_WATER {

@@ -197,7 +197,6 @@ fn claim(space: &str, proof: &[&[u8]]) -> Claim {
     }
 }
 
-/// `me` with an open session with `peer` in TEAM (`peer` a writer there).
 /// A peer's first `Reconcile` saying it holds nothing of the space, so every
 /// document we hold goes to it whole.
 fn i_have_nothing() -> Message {
@@ -214,6 +213,7 @@ fn i_have_nothing() -> Message {
     }
 }
 
+/// `me` with an open session with `peer` in TEAM (`peer` a writer there).
 fn in_session(me: &mut Side, peer: &Side) {
     me.replica
         .roles
@@ -347,17 +347,7 @@ fn frames_for_a_space_without_a_session_need_nothing() {
         id: "secret".into(),
     };
     for frame in [
-        Message::Reconcile {
-            space: TEAM.into(),
-            lower: None,
-            ranges: vec![Range {
-                upper: None,
-                payload: RangePayload::Fingerprint {
-                    fp: [0; FP_LEN],
-                    count: 0,
-                },
-            }],
-        },
+        i_have_nothing(),
         Message::Sync {
             space: TEAM.into(),
             key: item.clone(),
