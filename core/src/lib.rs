@@ -49,6 +49,6 @@ pub use identity::NodeId;
 pub use key::DocKey;
 pub use node::{
     ChangeEvent, ExternalReply, ExternalSync, FeedError, Node, Origin, PeerStatus, SpaceInfo,
-    Status, SubscribeFilter, Subscription, SyncProgress, Write,
+    SpaceState, Status, SubscribeFilter, Subscription, SyncProgress, Write,
 };
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};

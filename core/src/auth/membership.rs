@@ -89,6 +89,8 @@ pub struct Membership {
     cited: BTreeSet<EntryHash>,
     /// Invites used so far, by nonce.
     used: HashMap<[u8; 16], NodeId>,
+    /// Nodes whose membership a revocation ended (and nothing restored).
+    revoked: BTreeSet<NodeId>,
     /// Every entry evaluated, whatever came of it.
     known: HashSet<EntryHash>,
     /// Entries never ordered (they cite unknown entries, or depend on
@@ -207,7 +209,9 @@ impl Membership {
     }
 
     fn reject(&mut self, hash: EntryHash, reason: String) {
-        tracing::warn!(entry = %short(&hash), %reason, "ignoring membership entry");
+        // Every evaluation meets the same rejected entries again (a peer's
+        // junk, a used invite): not worth a warning each time.
+        tracing::debug!(entry = %short(&hash), %reason, "ignoring membership entry");
         self.rejected.push(Rejected { hash, reason });
     }
 
@@ -280,17 +284,27 @@ impl Membership {
                 self.roles.insert(admin, Role::Admin);
             }
             Effect::Set(node, Some(role)) => {
+                self.revoked.remove(&node);
                 self.roles.insert(node, role);
             }
             Effect::Set(node, None) => {
-                self.roles.remove(&node);
+                if self.roles.remove(&node).is_some() {
+                    self.revoked.insert(node);
+                }
             }
             Effect::Join(node, role, nonce) => {
+                self.revoked.remove(&node);
                 self.used.insert(nonce, node);
                 let current = self.roles.entry(node).or_insert(role);
                 *current = (*current).max(role);
             }
         }
+    }
+
+    /// Whether a revocation ended `node`'s membership (and no grant or
+    /// join restored it since).
+    pub fn revoked(&self, node: NodeId) -> bool {
+        self.revoked.contains(&node)
     }
 
     /// A node's role, if it is a member.

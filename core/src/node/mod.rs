@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
 pub use replication::SyncProgress;
-pub use spaces::SpaceInfo;
+pub use spaces::{SpaceInfo, SpaceState};
 pub use writer::Write;
 
 use crate::auth::{Role, SpaceId};
@@ -64,6 +64,8 @@ struct Inner {
     /// Whether the node was opened with networking (so it can be resumed).
     networked: bool,
     progress: watch::Receiver<SyncProgress>,
+    /// Bumped when this node's standing in a space may have changed.
+    standing: watch::Receiver<u64>,
     /// Makes commits of document writes fail (tests of recovery only).
     #[cfg(any(test, feature = "fault-injection"))]
     commit_faults: store::CommitFaults,
@@ -153,12 +155,14 @@ impl Node {
         };
         let (net_tx, net_rx) = watch::channel(net.as_ref().map(|(n, _)| n.clone()));
         let (progress_tx, progress) = watch::channel(SyncProgress::default());
+        let (standing_tx, standing) = watch::channel(0u64);
         let sync = replication::SyncState::new(
             Engine::new(identity.signing_key().clone(), spaces),
             net,
             config.network.clone(),
             net_tx,
             progress_tx,
+            standing_tx,
         );
         let mut incarnation = [0u8; 8];
         getrandom::fill(&mut incarnation)
@@ -208,6 +212,7 @@ impl Node {
                 net: net_rx,
                 networked: config.network.is_some(),
                 progress,
+                standing,
                 #[cfg(any(test, feature = "fault-injection"))]
                 commit_faults,
             }),
@@ -563,6 +568,43 @@ impl Node {
             }
         }
         Ok(space)
+    }
+
+    /// This node's standing in a joined space (by id or name).
+    pub async fn space_state(&self, space: &str) -> Result<SpaceState> {
+        let id = self.resolve_space(space).await?;
+        self.space_list()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .map(|s| s.state)
+            .ok_or(Error::UnknownSpace(id))
+    }
+
+    /// Waits until a space this node joined admits it (a role) or refuses
+    /// it (an admin or the inviter said why), up to `timeout`; returns the
+    /// state then, [`SpaceState::Pending`] if neither happened in time (the
+    /// inviter was not reachable, or has not answered yet).
+    pub async fn wait_admission(
+        &self,
+        space: &str,
+        timeout: std::time::Duration,
+    ) -> Result<SpaceState> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut standing = self.inner.standing.clone();
+        loop {
+            // Marked seen before reading, so a change during the read wakes us.
+            standing.borrow_and_update();
+            let state = self.space_state(space).await?;
+            if state != SpaceState::Pending {
+                return Ok(state);
+            }
+            match tokio::time::timeout_at(deadline, standing.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Closed),
+                Err(_) => return Ok(SpaceState::Pending),
+            }
+        }
     }
 
     /// Revokes every role of `node` in `space` (default space when `None`).

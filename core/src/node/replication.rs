@@ -85,6 +85,9 @@ pub(crate) struct SyncState {
     reconcile_sent: (u64, u64),
     /// Published after each round, for callers waiting on sync.
     progress: watch::Sender<SyncProgress>,
+    /// Bumped whenever this node's standing in a space may have changed
+    /// (a log changed, a peer admitted or refused us), for joins that wait.
+    pub(super) standing: watch::Sender<u64>,
 }
 
 /// How far sync has come, published whenever it changes.
@@ -110,6 +113,7 @@ impl SyncState {
         config: Option<NetConfig>,
         published: watch::Sender<Option<Net>>,
         progress: watch::Sender<SyncProgress>,
+        standing: watch::Sender<u64>,
     ) -> Self {
         let (net, events) = match net {
             Some((n, e)) => (Some(n), Some(e)),
@@ -132,6 +136,7 @@ impl SyncState {
             warnings: WarnLimit::default(),
             reconcile_sent: (0, 0),
             progress,
+            standing,
         }
     }
 
@@ -224,10 +229,16 @@ impl Replica for View<'_> {
         }
     }
 
-    fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Option<(Role, bool)> {
-        let joined = self.spaces.get_mut(space)?;
-        let key = members_key(space).ok()?;
-        let cached = self.dirty.get_mut(&key)?;
+    fn admit(
+        &mut self,
+        space: &str,
+        node: NodeId,
+        proof: &[Vec<u8>],
+    ) -> Result<(Role, bool), String> {
+        let unheld = || "this peer does not hold the space".to_string();
+        let joined = self.spaces.get_mut(space).ok_or_else(unheld)?;
+        let key = members_key(space).map_err(|_| unheld())?;
+        let cached = self.dirty.get_mut(&key).ok_or_else(unheld)?;
         admit(joined, space, &mut cached.doc, node, proof)
     }
 }
@@ -543,6 +554,11 @@ impl Actor {
                     net.proven(peer);
                 }
             }
+            Output::Access {
+                peer,
+                space,
+                refused,
+            } => self.access(peer, &space, refused).await,
             Output::SaveStates(peer, states) => {
                 if let Err(e) = self.store.save_sync_states(peer, &states) {
                     tracing::warn!(%peer, error = %e, "saving sync states failed");

@@ -26,10 +26,36 @@ pub struct SpaceInfo {
     pub name: String,
     /// This device's role, once the membership log says so.
     pub role: Option<Role>,
+    /// Where this device stands: admitted with a role, refused, or waiting.
+    pub state: SpaceState,
     /// Members and their roles.
     pub members: BTreeMap<NodeId, Role>,
     /// Whether it is the device's default (personal) space.
     pub default: bool,
+}
+
+/// Where this device stands in a space it joined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpaceState {
+    /// The membership log does not name this device yet: the join waits
+    /// for its inviter (or any member) to admit it and send the log.
+    Pending,
+    /// An admin (or the inviter) refused this device, or the log revokes
+    /// it; the reason is theirs. Joining again with a fresh invite retries.
+    Refused(String),
+    /// A member with this role.
+    Member(Role),
+}
+
+impl std::fmt::Display for SpaceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpaceState::Pending => f.write_str("pending"),
+            SpaceState::Refused(reason) => write!(f, "refused: {reason}"),
+            SpaceState::Member(role) => write!(f, "{}", format!("{role:?}").to_lowercase()),
+        }
+    }
 }
 
 /// What the actor knows of a joined space.
@@ -47,6 +73,9 @@ pub(crate) struct Joined {
     /// of our `Join`): before the log's genesis arrives, it is trusted to
     /// send the log (see [`Joined::provisional`]).
     inviter: Option<(NodeId, i64)>,
+    /// The last refusal an admin (or our inviter) sent us, until a peer
+    /// names the space to us again or we join afresh.
+    refused: Option<String>,
 }
 
 /// How long after joining a space its inviter is trusted, unverified, to
@@ -65,6 +94,7 @@ impl Joined {
             previous: None,
             verified: Verified::new(),
             inviter: None,
+            refused: None,
         }
     }
 
@@ -134,17 +164,18 @@ pub(super) fn own_entries(log: &[Vec<u8>], me: NodeId) -> Vec<Vec<u8>> {
 
 /// Whether `node` is a member once its `proof` is added to the log; if the
 /// proof was needed, it is added to the log document (`true` in the result).
+/// If not, why not, in words for the peer's user.
 pub(super) fn admit(
     joined: &mut Joined,
     space: &str,
     doc: &mut crate::doc::Document,
     node: NodeId,
     proof: &[Vec<u8>],
-) -> Option<(Role, bool)> {
+) -> std::result::Result<(Role, bool), String> {
     if let Some(role) = joined.role(node) {
-        return Some((role, false));
+        return Ok((role, false));
     }
-    let id: SpaceId = space.parse().ok()?;
+    let id: SpaceId = space.parse().map_err(|_| "not a space id".to_string())?;
     let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
     // Usually the proof only adds to the evaluated log: that costs the
     // proof's entries, not a walk of the whole log.
@@ -164,7 +195,9 @@ pub(super) fn admit(
             Membership::evaluate_with(id, &entries, &mut joined.verified)
         }
     };
-    let role = membership.role(node)?;
+    let Some(role) = membership.role(node) else {
+        return Err(refusal(&membership, node, &offered));
+    };
     // Keep only what counted: junk riding along with a valid join is dropped.
     let rejected: Vec<[u8; 32]> = membership.rejected().iter().map(|r| r.hash).collect();
     let encoded: Vec<([u8; 32], Vec<u8>)> = offered
@@ -175,15 +208,40 @@ pub(super) fn admit(
         .collect();
     let changed = match doc.add_log_entries(&encoded, now_ms() / 1000) {
         Ok(committed) => committed.is_some(),
-        // Not stored, not admitted.
-        Err(_) => return None,
+        // Not stored, not admitted (the peer may try again later).
+        Err(e) => return Err(format!("the membership log could not take the claim: {e}")),
     };
     // Admitted only on what the log now really holds.
     let stored = doc.log_entries();
     if !encoded.iter().all(|(_, bytes)| stored.contains(bytes)) {
-        return None;
+        return Err("the membership log could not take the claim".into());
     }
-    Some((role, changed))
+    Ok((role, changed))
+}
+
+/// Why `node` is not a member by `membership`, its claim `offered` included.
+fn refusal(membership: &Membership, node: NodeId, offered: &[Entry]) -> String {
+    if membership.members().is_empty() {
+        return "this peer does not hold the space's membership log yet".into();
+    }
+    if membership.revoked(node) {
+        return "revoked by an admin".into();
+    }
+    // The claim's own join, if the log rejected it (used, expired, ...).
+    let joins: Vec<[u8; 32]> = offered
+        .iter()
+        .filter(|e| matches!((e.signer(), e.action()), (Signer::Node(n), Action::Join { .. }) if n == node))
+        .map(Entry::hash)
+        .collect();
+    membership
+        .rejected()
+        .iter()
+        .rev()
+        .find(|r| joins.contains(&r.hash))
+        .map_or_else(
+            || "not a member: no join or grant for this node in the space's log".into(),
+            |r| r.reason.clone(),
+        )
 }
 
 /// Space operations, answered by the writer actor.
@@ -288,6 +346,7 @@ impl Actor {
         self.store.add_joined_space(id, name, default, now_ms())?;
         self.spaces
             .insert(id.to_owned(), Joined::new(name.to_owned(), default));
+        self.sync.standing.send_modify(|n| *n += 1);
         self.drive(Input::Offer(id.to_owned())).await;
         Ok(())
     }
@@ -338,11 +397,22 @@ impl Actor {
         for id in ids {
             let membership = self.membership(&id).await?.clone();
             let joined = &self.spaces[&id];
+            let role = membership.role(me);
+            let state = match (&joined.refused, role) {
+                (Some(reason), _) => SpaceState::Refused(reason.clone()),
+                (None, Some(role)) => SpaceState::Member(role),
+                (None, None) if membership.revoked(me) => {
+                    SpaceState::Refused("revoked by an admin".into())
+                }
+                // Not named yet (the log may still be arriving): waiting.
+                (None, None) => SpaceState::Pending,
+            };
             out.push(SpaceInfo {
                 name: membership
                     .name()
                     .map_or_else(|| joined.name.clone(), str::to_owned),
-                role: membership.role(me),
+                role,
+                state,
                 members: membership.members().clone(),
                 default: joined.default,
                 id,
@@ -431,9 +501,41 @@ impl Actor {
         if key.collection() == SYSTEM_COLLECTION
             && key.id() == MEMBERS_ID
             && let Some(j) = self.spaces.get_mut(key.space())
-            && let Some(m) = j.membership.take()
         {
-            j.previous = Some(m);
+            if let Some(m) = j.membership.take() {
+                j.previous = Some(m);
+            }
+            self.sync.standing.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// A peer admitted us to a space (named it to us) or refused us. Only
+    /// an admin's refusal (or our inviter's, before the log arrives) counts
+    /// for this device's state: another member's log may simply be behind.
+    pub(super) async fn access(&mut self, peer: NodeId, space: &str, refused: Option<String>) {
+        if self.membership(space).await.is_err() {
+            return;
+        }
+        let Some(j) = self.spaces.get_mut(space) else {
+            return;
+        };
+        let before = j.refused.clone();
+        match refused {
+            None => j.refused = None,
+            Some(reason) if j.role(peer) == Some(Role::Admin) => {
+                // The peer's words, shown to people: no control characters.
+                let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
+                if before.as_ref() != Some(&reason) {
+                    tracing::warn!(%peer, space, reason, "an admin refused this node's membership");
+                }
+                j.refused = Some(reason);
+            }
+            Some(reason) => {
+                tracing::debug!(%peer, space, reason, "a member that is not an admin refused us");
+            }
+        }
+        if self.spaces[space].refused != before {
+            self.sync.standing.send_modify(|n| *n += 1);
         }
     }
 

@@ -94,9 +94,14 @@ pub trait Replica {
     /// This node's own membership entries in a space, to prove membership.
     fn proof(&mut self, space: &str) -> Vec<Vec<u8>>;
     /// Whether `node` is a member of `space` once its `proof` entries are
-    /// taken into account; if so, the replica keeps the entries (the engine
-    /// then reports the membership log as changed) and returns the role.
-    fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Option<(Role, bool)>;
+    /// taken into account; if so, the replica keeps the entries and returns
+    /// the role and whether the log changed, else why not (for the peer).
+    fn admit(
+        &mut self,
+        space: &str,
+        node: NodeId,
+        proof: &[Vec<u8>],
+    ) -> Result<(Role, bool), String>;
 }
 
 /// What the runtime must make available before [`Engine::handle`].
@@ -169,6 +174,16 @@ pub enum Output {
     SaveStates(NodeId, Vec<(DocKey, Vec<u8>)>),
     /// The peer proved its identity: the network may read its frames in full.
     Proven(NodeId),
+    /// What a peer says of our membership of a space: it named the space to
+    /// us (`None`: its log makes us a member) or refused our claim (why).
+    Access {
+        /// The peer.
+        peer: NodeId,
+        /// The space.
+        space: String,
+        /// The peer's reason, if it refused.
+        refused: Option<String>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -226,6 +241,8 @@ struct Peer {
     refused: BTreeSet<String>,
     /// Distinct claims refused so far; too many end the connection.
     refusals: u32,
+    /// Refusals we sent the peer, by space: each reason is sent once.
+    told: BTreeMap<String, String>,
     /// Spaces we named to the peer, with the proof we sent: a space is
     /// named only to its members, and again only when our proof changed.
     offered: BTreeMap<String, Vec<Vec<u8>>>,
@@ -484,7 +501,10 @@ impl Engine {
         // session and knows none of our spaces.
         let session_frame = !matches!(
             message,
-            Message::Hello { .. } | Message::Proof { .. } | Message::Offer { .. }
+            Message::Hello { .. }
+                | Message::Proof { .. }
+                | Message::Offer { .. }
+                | Message::Refuse { .. }
         );
         if session_frame && !p.ready {
             return self.close(
@@ -573,6 +593,7 @@ impl Engine {
                 session.started.remove(&key);
                 self.receive_sync(replica, peer, space, key, data, out);
             }
+            Message::Refuse { space, reason } => self.refused_by(peer, space, reason, out),
         }
     }
 

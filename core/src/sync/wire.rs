@@ -28,13 +28,15 @@ mod fuzz;
 pub mod ranges;
 
 /// The only frame version this build speaks.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 /// Largest frame body accepted (the transport enforces the same bound).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 /// Deepest CBOR nesting decoded: a [`Message`] nests at most 5 deep
 /// (variant, fields, claims, a claim, its proofs), so 16 leaves room and
 /// keeps skipping unknown nested values far from the stack's limit.
 pub const MAX_CBOR_DEPTH: usize = 16;
+/// Longest reason a [`Message::Refuse`] may give: a sentence for a person.
+pub const MAX_REASON_LEN: usize = 256;
 
 /// A document inside a space: `(collection, id)`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -183,6 +185,16 @@ pub enum Message {
         /// Documents handled since the last acknowledgement.
         count: u32,
     },
+    /// The sender's log does not make the receiver a member of `space` (its
+    /// claim was refused, or it was revoked): the sender holds no session
+    /// for it, so the receiver ends its own instead of retrying. Sent only
+    /// to a peer that claimed the space, once per reason.
+    Refuse {
+        /// The space claimed.
+        space: String,
+        /// Why, for a person (at most [`MAX_REASON_LEN`] bytes).
+        reason: String,
+    },
 }
 
 /// Why a frame was refused.
@@ -260,6 +272,16 @@ fn check_keys(message: &Message) -> Result<(), WireError> {
             key(k, false)
         }
         Message::DocAck { space, .. } => check_name("space", space).map_err(bad),
+        Message::Refuse { space, reason } => {
+            check_name("space", space).map_err(bad)?;
+            if reason.len() > MAX_REASON_LEN {
+                return Err(WireError::Malformed(format!(
+                    "a refusal reason of {} bytes (at most {MAX_REASON_LEN})",
+                    reason.len()
+                )));
+            }
+            Ok(())
+        }
         Message::Offer { spaces } => spaces
             .iter()
             .try_for_each(|c| check_name("space", &c.space).map_err(bad)),
@@ -348,6 +370,10 @@ mod tests {
                     proof: vec![serde_bytes::ByteBuf::from(vec![1, 2, 3])],
                 }],
             },
+            Message::Refuse {
+                space: "team".into(),
+                reason: "invite already used".into(),
+            },
         ]
     }
 
@@ -422,6 +448,21 @@ mod tests {
         assert!(reconcile(bound("c", "")).is_ok());
         assert!(matches!(
             reconcile(bound("", "i")),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn refusal_reasons_are_bounded() {
+        let refuse = |reason: String| {
+            decode(&encode(&Message::Refuse {
+                space: "team".into(),
+                reason,
+            }))
+        };
+        assert!(refuse("x".repeat(MAX_REASON_LEN)).is_ok());
+        assert!(matches!(
+            refuse("x".repeat(MAX_REASON_LEN + 1)),
             Err(WireError::Malformed(_))
         ));
     }

@@ -28,7 +28,7 @@ pub const MAX_PROOF_ENTRY_BYTES: usize = 16 * 1024;
 pub const MAX_REFUSALS: u32 = 64;
 use crate::identity::NodeId;
 use crate::key::DocKey;
-use crate::sync::wire::{Claim, Message};
+use crate::sync::wire::{Claim, MAX_REASON_LEN, Message};
 
 impl Engine {
     pub(super) fn connected(&mut self, peer: NodeId, challenge: [u8; 32], out: &mut Vec<Output>) {
@@ -104,6 +104,13 @@ impl Engine {
                 p.claims.insert(claim.space.clone(), proof);
             }
             if !spaces.contains(&claim.space) {
+                // The peer names the space to us only if its log makes us a
+                // member: whatever it refused before, it admits us now.
+                out.push(Output::Access {
+                    peer,
+                    space: claim.space.clone(),
+                    refused: None,
+                });
                 spaces.push(claim.space);
             }
         }
@@ -205,11 +212,15 @@ impl Engine {
         let Some(proof) = p.claims.get(space) else {
             return;
         };
-        let Some((role, log_changed)) = replica.admit(space, peer, proof) else {
-            tracing::info!(%peer, space, "peer is not a member; no session");
-            p.refused.insert(space.to_owned());
-            return;
+        let (role, log_changed) = match replica.admit(space, peer, proof) {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                tracing::info!(%peer, space, reason, "peer is not a member; no session");
+                p.refused.insert(space.to_owned());
+                return self.tell_refusal(peer, space, reason, out);
+            }
         };
+        p.told.remove(space);
         if log_changed && let Ok(key) = log_key(space) {
             out.push(Output::Applied { peer, key });
         }
@@ -292,17 +303,36 @@ impl Engine {
             match replica.role(space, peer) {
                 None if in_session => {
                     tracing::info!(%peer, space, "peer is no longer a member; ending its session");
-                    // Tell it why first: the log with its revocation, so its
-                    // side of the session ends too instead of retrying
-                    // against one that is gone.
+                    // Tell it why: the log with its revocation, and a
+                    // refusal in case the log's sync round does not finish
+                    // before the session is gone, so its side ends too
+                    // instead of retrying against one that is gone.
                     if let Ok(log) = log_key(space) {
                         self.generate(replica, peer, &log, false, out);
                     }
+                    let claim = self
+                        .peers
+                        .get(&peer)
+                        .and_then(|p| p.claims.get(space).cloned())
+                        .unwrap_or_default();
+                    let reason = match replica.admit(space, peer, &claim) {
+                        Err(reason) => reason,
+                        // Its stored claim still holds (the role lookup
+                        // and the claim disagree only while a log syncs).
+                        Ok((role, _)) => {
+                            if let Some(s) = self.session(peer, space) {
+                                s.role = Some(role);
+                            }
+                            continue;
+                        }
+                    };
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.sessions.remove(space);
+                        p.refused.insert(space.to_owned());
                         // Named again should it become a member again.
                         p.offered.remove(space);
                     }
+                    self.tell_refusal(peer, space, reason, out);
                 }
                 Some(role) if in_session => {
                     if let Some(s) = self.session(peer, space) {
@@ -318,6 +348,68 @@ impl Engine {
             // let members look again.
             self.reveal(replica, peer, vec![space.to_owned()], false, out);
         }
+    }
+}
+
+impl Engine {
+    /// Tells a peer its claim to `space` was refused, once per reason.
+    fn tell_refusal(&mut self, peer: NodeId, space: &str, reason: String, out: &mut Vec<Output>) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.told.get(space) == Some(&reason) {
+            return;
+        }
+        let mut reason = reason;
+        if reason.len() > MAX_REASON_LEN {
+            let mut end = MAX_REASON_LEN;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        p.told.insert(space.to_owned(), reason.clone());
+        out.push(Output::Send(
+            peer,
+            Message::Refuse {
+                space: space.to_owned(),
+                reason,
+            },
+        ));
+    }
+
+    /// A peer refused our claim to `space`: it holds no session for it, so
+    /// ours ends too (no retries against it) until it names the space to us
+    /// again. A refusal of a claim we never made is ignored, within the
+    /// peer's budget for such frames.
+    pub(super) fn refused_by(
+        &mut self,
+        peer: NodeId,
+        space: String,
+        reason: String,
+        out: &mut Vec<Output>,
+    ) {
+        let claimed = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.offered.contains_key(&space));
+        if !claimed {
+            return self.ignore(peer, &space, "refusal", out);
+        }
+        if !self.spend(peer, Kind::Ignored, 1, out) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.sessions.remove(&space).is_some() {
+            tracing::info!(%peer, space, reason, "the peer refused our membership; ending the session");
+        }
+        out.push(Output::Access {
+            peer,
+            space,
+            refused: Some(reason),
+        });
     }
 }
 

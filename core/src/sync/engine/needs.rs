@@ -74,7 +74,7 @@ impl Engine {
     fn frame_needs(&self, peer: NodeId, p: &Peer, message: &Message, needs: &mut Needs) {
         let session = |space: &str| p.ready.then(|| p.sessions.get(space)).flatten();
         match message {
-            Message::Hello { .. } | Message::DocAck { .. } => {}
+            Message::Hello { .. } | Message::DocAck { .. } | Message::Refuse { .. } => {}
             // Our offer reads every space's membership (who may hear of
             // which space): only for a proof that verifies.
             Message::Proof { signature } => {

@@ -77,15 +77,21 @@ impl Replica for TestReplica {
     fn proof(&mut self, space: &str) -> Vec<Vec<u8>> {
         vec![format!("proof of {space}").into_bytes()]
     }
-    fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Option<(Role, bool)> {
+    fn admit(
+        &mut self,
+        space: &str,
+        node: NodeId,
+        proof: &[Vec<u8>],
+    ) -> Result<(Role, bool), String> {
         self.evaluations += 1;
         if let Some(role) = self.role(space, node) {
-            return Some((role, false));
+            return Ok((role, false));
         }
-        proof.iter().any(|e| e == JOIN).then(|| {
+        if proof.iter().any(|e| e == JOIN) {
             self.roles.insert((space.to_owned(), node), Role::Writer);
-            (Role::Writer, true)
-        })
+            return Ok((Role::Writer, true));
+        }
+        Err("no join".into())
     }
 }
 
@@ -244,14 +250,22 @@ fn spaces_are_offered_only_after_the_proof_and_only_to_members() {
     let stranger = side(3, &[]);
     let outs = proven(&mut me, &stranger);
     assert_eq!(offered(&outs), Some(vec![]));
-    // Claiming a space it is not a member of reveals nothing either.
+    // Claiming a space it is not a member of reveals nothing either: it
+    // hears only that the claim it made was refused.
     let outs = me.input(Input::Received(
         stranger.id,
         Message::Offer {
             spaces: vec![claim(OTHER, &[b"forged"])],
         },
     ));
-    assert_eq!(sent(&outs), Vec::<&Message>::new(), "{outs:?}");
+    assert_eq!(
+        sent(&outs),
+        [&Message::Refuse {
+            space: OTHER.into(),
+            reason: "no join".into()
+        }],
+        "{outs:?}"
+    );
     assert!(me.engine.pending(stranger.id).is_empty());
 }
 
@@ -715,3 +729,5 @@ fn claims_for_other_spaces_or_with_oversized_entries_are_not_kept() {
     let held = me.engine.debug_peers();
     assert!(held.contains("claims=[]"), "{held}");
 }
+
+mod refusal;

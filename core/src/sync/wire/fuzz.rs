@@ -67,6 +67,7 @@ fn heap(message: &Message) -> usize {
             string_heap(space) + key_heap(key) + data.capacity()
         }
         Message::DocAck { space, .. } => string_heap(space),
+        Message::Refuse { space, reason } => string_heap(space) + string_heap(reason),
     }
 }
 

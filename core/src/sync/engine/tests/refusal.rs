@@ -1,0 +1,141 @@
+//! Refusals settle: a refused claim is answered once, the refused side ends
+//! its session instead of retrying, and a refusal nobody asked for is only
+//! charged to the sender.
+
+use super::*;
+
+fn refusals(outs: &[Output]) -> Vec<(String, String)> {
+    sent(outs)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Refuse { space, reason } => Some((space.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_refused_claim_is_answered_once_per_reason() {
+    let mut me = side(1, &[TEAM]);
+    let peer = side(2, &[]);
+    proven(&mut me, &peer);
+    let offer = |proof: &[&[u8]]| {
+        Input::Received(
+            peer.id,
+            Message::Offer {
+                spaces: vec![claim(TEAM, proof)],
+            },
+        )
+    };
+    let outs = me.input(offer(&[b"junk"]));
+    assert_eq!(refusals(&outs), [(TEAM.into(), "no join".into())]);
+    // The same claim again, or another refused for the same reason, is not
+    // answered again: the peer already knows.
+    assert!(refusals(&me.input(offer(&[b"junk"]))).is_empty());
+    assert!(refusals(&me.input(offer(&[b"other junk"]))).is_empty());
+    // A log change re-evaluates the stored claim; the same answer is not
+    // sent twice either.
+    assert!(refusals(&me.input(Input::MembershipChanged(TEAM.into()))).is_empty());
+    // Once admitted, a later refusal is news again.
+    me.input(offer(&[JOIN]));
+    assert!(me.engine.in_session(peer.id, TEAM));
+}
+
+#[test]
+fn a_refusal_ends_our_session_and_reports_it() {
+    let mut me = side(1, &[TEAM]);
+    let inviter = side(2, &[TEAM]);
+    // We trust the inviter (as a joiner does) and claim the space to it.
+    in_session(&mut me, &inviter);
+    assert!(me.engine.in_session(inviter.id, TEAM));
+    let outs = me.input(Input::Received(
+        inviter.id,
+        Message::Refuse {
+            space: TEAM.into(),
+            reason: "invite already used".into(),
+        },
+    ));
+    assert!(!me.engine.in_session(inviter.id, TEAM));
+    assert!(
+        outs.contains(&Output::Access {
+            peer: inviter.id,
+            space: TEAM.into(),
+            refused: Some("invite already used".into()),
+        }),
+        "{outs:?}"
+    );
+    // No session, so nothing is retried against the peer: ticks stay quiet
+    // and the engine is idle.
+    for t in 1..=10 {
+        let outs = me.input(Input::Tick(t * RETRY_AFTER_MS * 20));
+        assert!(sent(&outs).is_empty(), "{outs:?}");
+    }
+    assert!(me.engine.is_idle());
+    // Naming the space to us again (its log admits us now) reopens it.
+    let outs = me.input(Input::Received(
+        inviter.id,
+        Message::Offer {
+            spaces: vec![claim(TEAM, &[])],
+        },
+    ));
+    assert!(outs.contains(&Output::Access {
+        peer: inviter.id,
+        space: TEAM.into(),
+        refused: None,
+    }));
+    assert!(me.engine.in_session(inviter.id, TEAM));
+}
+
+#[test]
+fn a_refusal_of_a_claim_never_made_is_ignored_and_charged() {
+    let mut me = side(1, &[TEAM]);
+    let peer = side(2, &[]);
+    proven(&mut me, &peer);
+    me.input(Input::Received(peer.id, Message::Offer { spaces: vec![] }));
+    // We never named TEAM to this peer: its refusals change nothing, and
+    // a flood of them spends its budget for ignored frames.
+    let mut closed_at = None;
+    for i in 0..=IGNORED_BURST {
+        let outs = me.input(Input::Received(
+            peer.id,
+            Message::Refuse {
+                space: TEAM.into(),
+                reason: "no".into(),
+            },
+        ));
+        assert!(
+            !outs.iter().any(|o| matches!(o, Output::Access { .. })),
+            "{outs:?}"
+        );
+        if closed(&outs).is_some() {
+            closed_at = Some(i);
+            break;
+        }
+    }
+    assert!(closed_at.is_some(), "a refusal flood never closed");
+}
+
+#[test]
+fn a_revoked_member_is_sent_the_log_and_a_refusal() {
+    let mut me = side(1, &[TEAM]);
+    let peer = side(2, &[TEAM]);
+    me.replica.roles.insert((TEAM.into(), me.id), Role::Admin);
+    in_session(&mut me, &peer);
+    // Revoked: the log no longer names the peer, and its stored claim (no
+    // join in it) does not hold either.
+    me.replica.roles.remove(&(TEAM.into(), peer.id));
+    me.replica.write(TEAM, "note");
+    let outs = me.input(Input::MembershipChanged(TEAM.into()));
+    assert!(!me.engine.in_session(peer.id, TEAM));
+    assert_eq!(
+        refusals(&outs),
+        [(TEAM.into(), "no join".into())],
+        "{outs:?}"
+    );
+    // Its frames for the space are ignored from now on, and no retry
+    // reaches it.
+    for t in 1..=10 {
+        let outs = me.input(Input::Tick(t * RETRY_AFTER_MS * 20));
+        assert!(sent(&outs).is_empty(), "{outs:?}");
+    }
+}
