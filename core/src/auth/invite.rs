@@ -94,6 +94,27 @@ impl Invite {
         getrandom::fill(&mut nonce)
             .and_then(|()| getrandom::fill(&mut secret))
             .map_err(|e| AuthError::InvalidToken(format!("no randomness: {e}")))?;
+        Ok(Self::issue_with(
+            inviter, space, name, role, expires, addrs, node, log_heads, nonce, secret,
+        ))
+    }
+
+    /// [`Self::issue`] with the caller's randomness (the invite's nonce and
+    /// its claim secret): for simulations and tests, which must replay
+    /// exactly. Anything else uses [`Self::issue`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_with(
+        inviter: &SigningKey,
+        space: SpaceId,
+        name: &str,
+        role: Role,
+        expires: i64,
+        addrs: Vec<String>,
+        node: Option<NodeId>,
+        log_heads: &[EntryHash],
+        nonce: [u8; 16],
+        secret: [u8; 32],
+    ) -> Self {
         let claim_key = SigningKey::from_bytes(&secret).verifying_key().to_bytes();
         let terms = Terms {
             space,
@@ -111,11 +132,11 @@ impl Invite {
             claim_key: serde_bytes::ByteArray::new(claim_key),
         };
         let signature = inviter.sign(&signing_bytes(DOMAIN, &terms)).to_bytes();
-        Ok(Self {
+        Self {
             terms,
             signature,
             secret: Some(secret),
-        })
+        }
     }
 
     /// Checks the inviter's signature.

@@ -12,11 +12,13 @@
 mod entry;
 mod invite;
 mod membership;
+mod proof;
 mod space;
 
 pub use entry::{Action, Entry, EntryHash, Signer};
 pub use invite::{INVITE_PREFIX, Invite};
 pub use membership::{MAX_VERIFIED, Membership, Rejected, Verified};
+pub use proof::{MAX_PROOF, own_entries, refusal};
 pub use space::{Role, SpaceId, SpaceKey};
 
 /// Collection of Weft's own documents in every space; users cannot write it.

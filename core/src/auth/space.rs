@@ -75,6 +75,12 @@ impl SpaceKey {
         Ok(Self(SigningKey::from_bytes(&secret)))
     }
 
+    /// The space key with this secret (simulations and tests, which need
+    /// the same space on every run; real spaces use [`Self::generate`]).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(&secret))
+    }
+
     /// The space this key defines.
     pub fn id(&self) -> SpaceId {
         SpaceId(self.0.verifying_key().to_bytes())

@@ -381,6 +381,11 @@ impl Document {
             .map(sync::Message::encode)
     }
 
+    /// Whether the document holds the change `hash`.
+    pub fn has_change(&self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_by_hash(hash).is_some()
+    }
+
     /// All changes, oldest first (causal order).
     pub fn history(&mut self) -> Vec<ChangeInfo> {
         self.doc

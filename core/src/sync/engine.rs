@@ -481,6 +481,21 @@ impl Engine {
     /// peer's budget for such frames.
     fn ignore(&mut self, peer: NodeId, space: &str, what: &str, out: &mut Vec<Output>) {
         tracing::debug!(%peer, space, what, "ignoring a frame for a space without a session");
+        // A peer we refused that still talks about the space missed our
+        // refusal (a lost frame): say it again, within the same budget.
+        if what != "refusal"
+            && let Some(p) = self.peers.get(&peer)
+            && p.refused.contains(space)
+            && let Some(reason) = p.told.get(space)
+        {
+            out.push(Output::Send(
+                peer,
+                Message::Refuse {
+                    space: space.to_owned(),
+                    reason: reason.clone(),
+                },
+            ));
+        }
         self.spend(peer, Kind::Ignored, 1, out);
     }
 

@@ -11,4 +11,4 @@ pub mod engine;
 pub mod reconcile;
 pub mod wire;
 
-pub use engine::{Engine, Input, Needs, Output, Replica};
+pub use engine::{Engine, Input, Needs, Output, Replica, START_WINDOW};

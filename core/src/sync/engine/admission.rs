@@ -217,6 +217,9 @@ impl Engine {
             Err(reason) => {
                 tracing::info!(%peer, space, reason, "peer is not a member; no session");
                 p.refused.insert(space.to_owned());
+                // Our refusal ends the peer's side: name the space to it
+                // again should it be admitted later, so it reopens.
+                p.offered.remove(space);
                 return self.tell_refusal(peer, space, reason, out);
             }
         };
@@ -280,18 +283,10 @@ impl Engine {
         for p in self.peers.values_mut() {
             p.refused.remove(space);
         }
-        // Not a member by this log (revoked): no peer answers for this space
-        // any more, so our side of its sessions ends too instead of retrying
-        // forever. Peers whose claims hold are admitted again at the next
-        // log change that names us (a joiner's log arriving in parts).
-        if replica.role(space, self.me).is_none() {
-            for (peer, p) in &mut self.peers {
-                if p.sessions.remove(space).is_some() {
-                    tracing::info!(%peer, space, "no longer a member; ending the session");
-                }
-            }
-            return;
-        }
+        // Not a member by this log (revoked) is no reason to end our side:
+        // peers that know refuse us (and we end those sessions then), and a
+        // peer whose log re-admits us (a grant racing the revocation) must
+        // still reach us with it.
         for peer in peers {
             let Some(in_session) = self
                 .peers

@@ -79,7 +79,10 @@ impl Engine {
         self.generate(replica, peer, &doc_key, false, out);
     }
 
-    /// The in-memory sync state with `peer`, else the persisted one, else new.
+    /// The in-memory sync state with `peer`, else the persisted one, else
+    /// new; read-only where the peer may not write the document, so it is
+    /// told not to send changes (Automerge's `READ_ONLY` flag) and neither
+    /// side waits for changes that would be refused.
     pub(super) fn take_state(
         &mut self,
         replica: &mut impl Replica,
@@ -87,14 +90,23 @@ impl Engine {
         key: &DocKey,
     ) -> State {
         let item = item_key(key);
-        self.session(peer, key.space())
+        let writer = p_role(&self.peers, peer, key.space()).is_some_and(|r| r >= Role::Writer);
+        let read_only =
+            ChangePolicy::for_doc(key.collection(), key.id(), writer) == ChangePolicy::ReadOnly;
+        let mut state = self
+            .session(peer, key.space())
             .and_then(|s| s.states.remove(&item))
             .or_else(|| {
                 replica
                     .sync_state(peer, key)
                     .and_then(|b| State::decode(&b).ok())
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if state.read_only != read_only {
+            // Promoted to writer: the peer is told to resend what we ignored.
+            state.set_read_only(read_only);
+        }
+        state
     }
 
     /// Sends the next sync message for `key` to `peer`, if any. `restart`
@@ -121,10 +133,26 @@ impl Engine {
             state.have_responded = false;
         }
         let doc = replica.doc(key);
+        if doc.is_empty() && state.read_only && state.their_heads.is_some() {
+            // Nothing to give and nothing we take: a round about a document
+            // we do not hold (no state kept) would otherwise restart fresh
+            // with every answer of a peer whose heads never match ours.
+            if let Some(session) = self.session(peer, key.space()) {
+                session.pending.remove(&item_key(key));
+            }
+            return;
+        }
         let message = doc.generate_sync_message(&mut state);
+        let answered = !state.in_flight;
         let in_sync = state.their_heads.as_ref().is_some_and(|theirs| {
             let mine = doc.heads();
-            theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h))
+            let equal = theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h));
+            // Changes flow one way with a reader, so heads may differ for
+            // good (it may hold changes we refuse, or we hold changes it
+            // cannot pass on): done once the side that takes has it all.
+            equal
+                || (state.read_only && message.is_none() && answered)
+                || (state.peer_read_only && theirs.iter().all(|h| doc.has_change(h)))
         });
         // A document this node does not hold keeps no state: the next
         // message about it starts from a fresh one, which costs at most a
