@@ -344,7 +344,9 @@ async fn readers_cannot_write_anywhere() {
     // reader, so there is nothing to say.
     let seen = raw.leave().await;
     assert!(
-        !seen.iter().any(|m| matches!(m, Message::Sync { key, .. } if key.id == "forged")),
+        !seen
+            .iter()
+            .any(|m| matches!(m, Message::Sync { key, .. } if key.id == "forged")),
         "{seen:?}"
     );
     assert_eq!(
