@@ -702,14 +702,7 @@ impl Sim {
             return Err(v.clone());
         }
         self.check_members()?;
-        let summary = |node: &mut SimNode| -> BTreeMap<
-            DocKey,
-            (
-                Option<serde_json::Value>,
-                BTreeSet<String>,
-                BTreeSet<Option<NodeId>>,
-            ),
-        > {
+        let summary = |node: &mut SimNode| -> Summary {
             node.replica
                 .docs
                 .iter_mut()
@@ -758,15 +751,7 @@ impl Sim {
             // A document holding a change by a node whose role changed in
             // the run may rightly differ: a write racing a demotion or a
             // revocation is refused by whoever learnt of it first.
-            let raced = |held: &BTreeMap<
-                DocKey,
-                (
-                    Option<serde_json::Value>,
-                    BTreeSet<String>,
-                    BTreeSet<Option<NodeId>>,
-                ),
-            >,
-                         key: &DocKey| {
+            let raced = |held: &Summary, key: &DocKey| {
                 held.get(key).is_some_and(|(_, _, authors)| {
                     authors.iter().flatten().any(|a| raced_authors.contains(a))
                 })
@@ -820,6 +805,16 @@ impl Sim {
         Ok(())
     }
 }
+
+/// Per document: its JSON, its change hashes and their authors.
+type Summary = BTreeMap<
+    DocKey,
+    (
+        Option<serde_json::Value>,
+        BTreeSet<String>,
+        BTreeSet<Option<NodeId>>,
+    ),
+>;
 
 fn run_seeds(range: std::ops::Range<u64>) {
     if let Ok(seed) = std::env::var("WEFT_SIM_SEED") {
