@@ -376,7 +376,14 @@ fn frames_for_a_space_without_a_session_need_nothing() {
         let input = Input::Received(outsider.id, frame);
         assert_eq!(me.engine.needs(&input), Needs::default(), "{input:?}");
         let outs = me.input(input);
-        assert!(outs.is_empty(), "{outs:?}");
+        // Nothing but the refusal again (the outsider acts as if it missed it).
+        assert!(
+            sent(&outs)
+                .iter()
+                .all(|m| matches!(m, Message::Refuse { space, .. } if space == TEAM)),
+            "{outs:?}"
+        );
+        assert!(closed(&outs).is_none(), "{outs:?}");
     }
 }
 
