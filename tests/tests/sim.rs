@@ -14,7 +14,8 @@
 //! - no link ever holds more than [`MAX_IN_FLIGHT`] frames.
 //!
 //! `WEFT_SIM_SEED=<n>` replays one seed; `WEFT_SIM_SEEDS=<count>` changes how
-//! many seeds each test runs.
+//! many seeds each test runs; `WEFT_SIM_TRACE=1` prints the membership
+//! actions and the handshake, membership and sync frames as delivered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
@@ -110,6 +111,8 @@ enum Event {
         frame: Vec<u8>,
     },
     LinkUp(usize, usize),
+    /// The connection fails (a control frame was lost with it).
+    Cut(usize, usize),
 }
 
 struct Sim {
@@ -331,7 +334,18 @@ impl Sim {
                         if matches!(message, wire::Message::Reconcile { .. }) {
                             self.reconcile_bytes += frame.len();
                         }
-                        self.send(at, to, frame);
+                        // Handshake and membership frames are sent once:
+                        // like the stream they travel on, they arrive or
+                        // the connection fails (session frames may also
+                        // be lost alone; the engine retries those).
+                        let control = matches!(
+                            message,
+                            wire::Message::Hello { .. }
+                                | wire::Message::Proof { .. }
+                                | wire::Message::Offer { .. }
+                                | wire::Message::Refuse { .. }
+                        );
+                        self.send(at, to, frame, control);
                     }
                     Output::Close(peer, reason) => {
                         self.closes.push(reason);
@@ -374,12 +388,15 @@ impl Sim {
         }
     }
 
-    fn send(&mut self, from: usize, to: usize, frame: Vec<u8>) {
+    fn send(&mut self, from: usize, to: usize, frame: Vec<u8>, control: bool) {
         let Some(&epoch) = self.links.get(&pair(from, to)) else {
             return;
         };
         let faulty = self.faulty;
         if faulty && self.rng.chance(3) {
+            if control {
+                self.schedule(1, Event::Cut(from, to));
+            }
             return; // dropped
         }
         let in_flight = self
@@ -442,6 +459,20 @@ impl Sim {
                         m.as_ref().map(|m| m.flags)
                     );
                 }
+                if std::env::var("WEFT_SIM_TRACE").is_ok()
+                    && let Ok(
+                        m @ (wire::Message::Offer { .. }
+                        | wire::Message::Refuse { .. }
+                        | wire::Message::Hello { .. }),
+                    ) = wire::decode(&frame)
+                {
+                    let short = match &m {
+                        wire::Message::Offer { spaces } => format!("Offer {}", spaces.len()),
+                        wire::Message::Refuse { reason, .. } => format!("Refuse {reason}"),
+                        _ => "Hello".into(),
+                    };
+                    eprintln!("t={} {from}->{to} {short}", self.now);
+                }
                 let input = match wire::decode(&frame) {
                     Ok(m) => Input::Received(from_id, m),
                     Err(e) => Input::Malformed(from_id, e),
@@ -452,6 +483,7 @@ impl Sim {
                 self.input(to, input);
             }
             Event::LinkUp(a, b) => self.link_up(a, b),
+            Event::Cut(a, b) => self.link_down(a, b),
         }
     }
 
@@ -621,7 +653,8 @@ impl Sim {
             })
             .collect();
         Err(format!(
-            "no quiescence after healing; queue {:?}, {} links up; per node (idle, pending per peer): {pending:?}",
+            "no quiescence after healing; fates {:?}; queue {:?}, {} links up; per node (idle, pending per peer): {pending:?}",
+            self.nodes.iter().map(|n| n.fate).collect::<Vec<_>>(),
             self.queue
                 .iter()
                 .map(|(t, e)| match e {
@@ -629,6 +662,7 @@ impl Sim {
                         from, to, frame, ..
                     } => format!("{t:?} {from}->{to} {:?}", wire::decode(frame)),
                     Event::LinkUp(a, b) => format!("{t:?} up {a}-{b}"),
+                    Event::Cut(a, b) => format!("{t:?} cut {a}-{b}"),
                 })
                 .collect::<Vec<_>>(),
             self.links.len()
@@ -780,8 +814,14 @@ impl Sim {
                 }
                 if first[key].0 != *json {
                     return Err(format!(
-                        "{key} differs: node 0 {:?}, member {i} {json:?}",
-                        first[key].0
+                        "{key} differs: node 0 {:?} by {:?}, member {i} {json:?} by {:?}; fates {:?}",
+                        first[key].0,
+                        first[key].2,
+                        other[key].2,
+                        self.nodes
+                            .iter()
+                            .map(|n| (n.id, n.fate))
+                            .collect::<Vec<_>>()
                     ));
                 }
             }
@@ -834,17 +874,10 @@ fn run_seeds(range: std::ops::Range<u64>) {
     let mut failed = Vec::new();
     for seed in range.start..end {
         let mut sim = Sim::new(seed);
-        match sim.run() {
-            Ok(()) if KNOWN_FAILING.contains(&seed) => panic!(
-                "seed {seed} passes now: take it off KNOWN_FAILING"
-            ),
-            Ok(()) => {}
-            Err(e) if KNOWN_FAILING.contains(&seed) => {
-                eprintln!("seed {seed}: known failure (issue 15): {}", &e[..e.len().min(200)]);
-            }
-            Err(e) => failed.push(format!(
+        if let Err(e) = sim.run() {
+            failed.push(format!(
                 "simulation failed for seed {seed}: {e}\nreplay: WEFT_SIM_SEED={seed} cargo test -p weft-tests --test sim"
-            )),
+            ));
         }
         closes += sim.closes.len();
     }
@@ -857,12 +890,6 @@ fn run_seeds(range: std::ops::Range<u64>) {
         range.start
     );
 }
-
-/// Seeds that break the quiescence invariant today: a membership change
-/// racing a session leaves one side with a session the other does not hold
-/// (issue 15 is open until this list is empty). Each still fails, or this
-/// run says to take it off.
-const KNOWN_FAILING: &[u64] = &[319, 324, 352, 409, 411, 576, 594];
 
 // 1,000 seeds in CI, split so the two cores share them.
 #[test]

@@ -143,16 +143,20 @@ impl Engine {
             return;
         }
         let message = doc.generate_sync_message(&mut state);
-        let answered = !state.in_flight;
+        // Changes flow one way with a reader, so heads may differ for good
+        // (it may hold changes we refuse, or we hold changes it cannot pass
+        // on): done once the side that takes has it all. The peer has all
+        // of ours when, answered, we would send nothing even counting what
+        // we sent before (a change sent but lost is not "had").
+        let gave_all = state.read_only && message.is_none() && !state.in_flight && {
+            let mut probe = state.clone();
+            probe.sent_hashes.clear();
+            doc.generate_sync_message(&mut probe).is_none()
+        };
         let in_sync = state.their_heads.as_ref().is_some_and(|theirs| {
             let mine = doc.heads();
             let equal = theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h));
-            // Changes flow one way with a reader, so heads may differ for
-            // good (it may hold changes we refuse, or we hold changes it
-            // cannot pass on): done once the side that takes has it all.
-            equal
-                || (state.read_only && message.is_none() && answered)
-                || (state.peer_read_only && theirs.iter().all(|h| doc.has_change(h)))
+            equal || gave_all || (state.peer_read_only && theirs.iter().all(|h| doc.has_change(h)))
         });
         // A document this node does not hold keeps no state: the next
         // message about it starts from a fresh one, which costs at most a
