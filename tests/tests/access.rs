@@ -619,10 +619,8 @@ async fn admin_writer_reader_and_outsider_go_quiet_around_a_revocation() {
         docs_in(n, &space).await == 4
     })
     .await;
-    // The revoked member is left out: it learns of its revocation only if
-    // the log reaches it before its session ends, which is still a race
-    // (seen about once in a dozen loaded runs; open in issue 15).
-    assert_quiet(&[&a, &writer, &reader, &outsider]).await;
+    // The revoked member settles too: refused by the others, it stops.
+    assert_quiet(&[&a, &writer, &reader, &revoked, &outsider]).await;
     assert_eq!(revoked.get(&after).await.unwrap(), None);
     assert_eq!(docs_in(&outsider, &space).await, 0);
     for n in [a, writer, reader, revoked, outsider] {

@@ -445,9 +445,8 @@ fn a_reader_and_a_revoked_member_leave_the_daemons_quiet() {
         note(&reader, "after").status.success().then_some(())
     })
     .expect("the reader received the admin's note");
-    // The revoked daemon is left out: whether it learns of its revocation
-    // before its session ends is still a race (open in issue 15).
-    for d in [&a, &reader] {
+    // The revoked daemon settles too: the admin refuses it, so it stops.
+    for d in [&a, &reader, &revoked] {
         d.ok(&["status", "--wait-synced", "--timeout", "60"]);
     }
     let (sent, received) = frames(&reader);
@@ -455,9 +454,9 @@ fn a_reader_and_a_revoked_member_leave_the_daemons_quiet() {
         sent + received < READER_FRAMES,
         "the reader exchanged {sent} + {received} frames to settle"
     );
-    let before: Vec<_> = [&a, &reader].map(frames).to_vec();
+    let before: Vec<_> = [&a, &reader, &revoked].map(frames).to_vec();
     std::thread::sleep(QUIET);
-    let after: Vec<_> = [&a, &reader].map(frames).to_vec();
+    let after: Vec<_> = [&a, &reader, &revoked].map(frames).to_vec();
     let moved: u64 = before.iter().zip(&after).map(|(b, a)| a.0 - b.0).sum();
     assert!(
         moved <= QUIET_FRAMES,

@@ -192,6 +192,10 @@ struct Session {
     states: BTreeMap<ItemKey, State>,
     /// Documents this side still has something to exchange about.
     pending: BTreeSet<ItemKey>,
+    /// Documents settled one way (a reader's side: heads differ for good),
+    /// with our heads hash then; not started again while it still holds
+    /// (at most [`MAX_PENDING`]).
+    one_way: BTreeMap<ItemKey, [u8; 32]>,
     /// Whether a reconciliation exchange has ended at this side (it sent or
     /// received the message that closed it).
     reconciled: bool,
@@ -645,6 +649,32 @@ impl Engine {
             return;
         };
         session.last_progress = now;
+        // A document settled one way differs for good: not work again
+        // unless we changed since.
+        let unchanged = |k: &ItemKey| {
+            session.one_way.get(k).is_some_and(|h| {
+                let at = index.position(Some(k));
+                // A document we do not hold was recorded with no heads.
+                let ours = index
+                    .items()
+                    .get(at)
+                    .filter(|item| item.key == *k)
+                    .map_or_else(|| super::reconcile::heads_hash(&[]), |item| item.hash);
+                ours == *h
+            })
+        };
+        // Nor for the peer: nothing flows either way, so our answer does not
+        // name it either (else the peer would wait for a round nobody starts).
+        let mut outcome = outcome;
+        outcome.start.retain(|k| !unchanged(k));
+        for settled in &mut outcome.settled {
+            settled.differ.retain(|k| !unchanged(k));
+        }
+        for range in outcome.reply.iter_mut().flatten() {
+            if let RangePayload::Done { differ, .. } = &mut range.payload {
+                differ.retain(|k| !unchanged(k));
+            }
+        }
         for settled in &outcome.settled {
             // Past the bound the rest is found again by a later exchange.
             stale |= !settle(

@@ -15,6 +15,7 @@ use super::{Engine, Output, Peer, Replica, Role, item_key, p_role};
 use crate::doc::ChangePolicy;
 use crate::identity::NodeId;
 use crate::key::DocKey;
+use crate::sync::reconcile::heads_hash;
 use crate::sync::wire::{ItemKey, Message};
 
 /// Sync states held in memory per (peer, space): about as many documents as
@@ -138,7 +139,11 @@ impl Engine {
             // we do not hold (no state kept) would otherwise restart fresh
             // with every answer of a peer whose heads never match ours.
             if let Some(session) = self.session(peer, key.space()) {
-                session.pending.remove(&item_key(key));
+                let item = item_key(key);
+                session.pending.remove(&item);
+                if session.one_way.len() < super::MAX_PENDING {
+                    session.one_way.insert(item, heads_hash(&[]));
+                }
             }
             return;
         }
@@ -153,10 +158,12 @@ impl Engine {
             probe.sent_hashes.clear();
             doc.generate_sync_message(&mut probe).is_none()
         };
-        let in_sync = state.their_heads.as_ref().is_some_and(|theirs| {
-            let mine = doc.heads();
+        let mine = doc.heads();
+        let (in_sync, one_way) = state.their_heads.as_ref().map_or((false, false), |theirs| {
             let equal = theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h));
-            equal || gave_all || (state.peer_read_only && theirs.iter().all(|h| doc.has_change(h)))
+            let one_way =
+                gave_all || (state.peer_read_only && theirs.iter().all(|h| doc.has_change(h)));
+            (equal || one_way, !equal && one_way)
         });
         // A document this node does not hold keeps no state: the next
         // message about it starts from a fresh one, which costs at most a
@@ -168,6 +175,16 @@ impl Engine {
         };
         if held {
             session.states.insert(item.clone(), state);
+        }
+        // Settled one way, the document still differs and reconciliation
+        // keeps saying so: remember at which of our heads, so that it is
+        // not started again until we change (the peer pushes its changes).
+        if one_way {
+            if session.one_way.len() < super::MAX_PENDING {
+                session.one_way.insert(item.clone(), heads_hash(&mine));
+            }
+        } else {
+            session.one_way.remove(&item);
         }
         // Pending until the peer has told us it holds exactly our heads.
         if in_sync {

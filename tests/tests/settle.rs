@@ -1,0 +1,152 @@
+//! Sync settles across real daemons: eight `weft daemon` processes in a
+//! random tree (admins inside, two readers and a member revoked on the way
+//! as leaves) converge, every `status --wait-synced` returns, and then the
+//! daemons exchange fewer than [`QUIET_FRAMES`] frames each in [`QUIET`].
+//!
+//! Readers and the revoked member are leaves because they cannot relay:
+//! changes are not signed per author, so a node takes changes only from a
+//! peer its log lets write, and a reader in the middle of a tree would cut
+//! it in two. `WEFT_TREE_SEED=<n>` picks another tree.
+
+use std::time::Duration;
+
+use weft_tests::{Device, eventually};
+
+const SYNC_WAIT: Duration = Duration::from_secs(60);
+const QUIET: Duration = Duration::from_secs(3);
+/// Frames one daemon may send and receive in [`QUIET`] once settled.
+const QUIET_FRAMES: u64 = 10;
+/// Daemons: admins forming the tree's inside, then the leaves.
+const ADMINS: usize = 5;
+const READERS: usize = 2;
+
+fn frames(d: &Device) -> u64 {
+    let status = d.json(&["status"]);
+    let t = &status["traffic"];
+    t["frames_sent"].as_u64().unwrap() + t["frames_received"].as_u64().unwrap()
+}
+
+/// splitmix64, so a tree can be named by its seed.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `joiner` joins `team` with an invite from `inviter` (which dials the
+/// inviter only: the tree's edge), and waits until it holds `role`.
+fn join(inviter: &Device, joiner: &Device, role: &str) {
+    let token = inviter.ok(&["--space", "team", "space", "invite", "--role", role]);
+    joiner.ok(&["space", "join", token.trim()]);
+    eventually(SYNC_WAIT, || {
+        let spaces = joiner.json(&["space", "list"]);
+        spaces
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "team" && s["role"] == role)
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        let log = |d: &Device| {
+            std::fs::read_to_string(d.path().join("daemon-test.log")).unwrap_or_default()
+        };
+        panic!(
+            "the {role} was not admitted: joiner {}, inviter {}\njoiner's log:\n{}\ninviter's log:\n{}",
+            joiner.json(&["space", "list"]),
+            inviter.json(&["space", "list"]),
+            log(joiner),
+            log(inviter)
+        )
+    });
+}
+
+fn has_note(d: &Device, id: &str) -> bool {
+    d.run(&["--space", "team", "get", "notes", id])
+        .status
+        .success()
+}
+
+#[test]
+fn eight_daemons_in_a_random_tree_settle() {
+    let mut seed: u64 = std::env::var("WEFT_TREE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let devices: Vec<Device> = (0..ADMINS + READERS + 1).map(|_| Device::new()).collect();
+    let _daemons: Vec<_> = devices.iter().map(|d| d.start_daemon(&[])).collect();
+    devices[0].ok(&["space", "create", "team"]);
+    // The inside: each admin joins through a random earlier admin.
+    let mut edges = Vec::new();
+    for i in 1..ADMINS {
+        let parent = (next(&mut seed) % i as u64) as usize;
+        join(&devices[parent], &devices[i], "admin");
+        edges.push((parent, i));
+    }
+    // The leaves: two readers and a writer to be revoked.
+    let revoked = ADMINS + READERS;
+    for i in ADMINS..=revoked {
+        let parent = (next(&mut seed) % ADMINS as u64) as usize;
+        let role = if i == revoked { "writer" } else { "reader" };
+        join(&devices[parent], &devices[i], role);
+        edges.push((parent, i));
+    }
+    eprintln!("tree (parent, child): {edges:?}");
+    // Every writer writes; the revoked member too, before its revocation.
+    for (i, d) in devices.iter().enumerate() {
+        if i < ADMINS || i == revoked {
+            d.ok(&[
+                "--space",
+                "team",
+                "put",
+                "notes",
+                &format!("n{i}"),
+                r#"{"v":1}"#,
+            ]);
+        }
+    }
+    let written: Vec<String> = (0..ADMINS)
+        .chain([revoked])
+        .map(|i| format!("n{i}"))
+        .collect();
+    for (i, d) in devices.iter().enumerate().take(revoked) {
+        eventually(SYNC_WAIT, || {
+            written.iter().all(|id| has_note(d, id)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("daemon {i} did not receive every note"));
+    }
+    let revoked_id = devices[revoked].json(&["id"])["node_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    devices[0].ok(&["--space", "team", "space", "revoke", &revoked_id]);
+    devices[0].ok(&["--space", "team", "put", "notes", "after", r#"{"v":2}"#]);
+    for (i, d) in devices.iter().enumerate().take(revoked) {
+        eventually(SYNC_WAIT, || has_note(d, "after").then_some(()))
+            .unwrap_or_else(|| panic!("daemon {i} did not receive the note after the revocation"));
+    }
+    for (i, d) in devices.iter().enumerate() {
+        let out = d.run(&["status", "--wait-synced", "--timeout", "90"]);
+        assert!(
+            out.status.success(),
+            "daemon {i} did not settle: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let before: Vec<u64> = devices.iter().map(frames).collect();
+    std::thread::sleep(QUIET);
+    let after: Vec<u64> = devices.iter().map(frames).collect();
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            a - b < QUIET_FRAMES,
+            "daemon {i} moved {} frames in {QUIET:?} after every daemon settled",
+            a - b
+        );
+    }
+    assert!(
+        !has_note(&devices[revoked], "after"),
+        "the revoked member received a note written after its revocation"
+    );
+}
