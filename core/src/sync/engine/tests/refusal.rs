@@ -139,3 +139,77 @@ fn a_revoked_member_is_sent_the_log_and_a_refusal() {
         assert!(sent(&outs).is_empty(), "{outs:?}");
     }
 }
+
+/// Runs two engines against each other until no frame is left; returns the
+/// `Sync` frames exchanged.
+fn pump(a: &mut Side, b: &mut Side, mut to_b: Vec<Output>, mut to_a: Vec<Output>) -> usize {
+    let mut syncs = 0;
+    for _ in 0..10_000 {
+        if to_a.is_empty() && to_b.is_empty() {
+            return syncs;
+        }
+        let mut next_b = Vec::new();
+        for out in std::mem::take(&mut to_b) {
+            match out {
+                Output::Send(_, m) => {
+                    syncs += usize::from(matches!(m, Message::Sync { .. }));
+                    to_a.extend(b.input(Input::Received(a.id, m)));
+                }
+                Output::Applied { key, .. } => next_b.extend(a.input(Input::Changed(key))),
+                _ => {}
+            }
+        }
+        for out in std::mem::take(&mut to_a) {
+            match out {
+                Output::Send(_, m) => {
+                    syncs += usize::from(matches!(m, Message::Sync { .. }));
+                    next_b.extend(a.input(Input::Received(b.id, m)));
+                }
+                Output::Applied { key, .. } => to_a.extend(b.input(Input::Changed(key))),
+                _ => {}
+            }
+        }
+        to_b = next_b;
+    }
+    panic!("the engines never went quiet");
+}
+
+#[test]
+fn a_reader_holding_refused_changes_settles() {
+    let mut a = side(1, &[TEAM]);
+    let mut b = side(2, &[TEAM]);
+    let (ida, idb) = (a.id, b.id);
+    for s in [&mut a, &mut b] {
+        s.replica.roles.insert((TEAM.into(), ida), Role::Admin);
+        s.replica.roles.insert((TEAM.into(), idb), Role::Reader);
+    }
+    // Both wrote the note; the reader's change (made while it could write)
+    // is one the admin refuses, so their heads differ for good.
+    let key = a.replica.write(TEAM, "note");
+    b.replica.write(TEAM, "note");
+    for round in 0..2 {
+        if round == 1 {
+            // Meeting again, the same difference settles again, quickly.
+            a.input(Input::Disconnected(idb));
+            b.input(Input::Disconnected(ida));
+        }
+        let to_b = a.input(Input::Connected(idb, CHALLENGE));
+        let to_a = b.input(Input::Connected(ida, CHALLENGE));
+        let syncs = pump(&mut a, &mut b, to_b, to_a);
+        assert!(syncs <= 6, "round {round}: {syncs} sync frames");
+        assert!(a.engine.is_idle(), "{}", a.engine.debug_peers());
+        assert!(b.engine.is_idle(), "{}", b.engine.debug_peers());
+        // Time passes: idle sessions retry nothing.
+        let later = (round + 1) * RETRY_AFTER_MS * 100;
+        assert!(sent(&a.input(Input::Tick(later))).is_empty());
+        assert!(sent(&b.input(Input::Tick(later))).is_empty());
+    }
+    let ha = a.replica.doc(&key).heads();
+    let hb = b.replica.doc(&key).heads();
+    assert_ne!(ha, hb, "the admin took the reader's change");
+    let reader = b.replica.doc(&key);
+    assert!(
+        ha.iter().all(|h| reader.has_change(h)),
+        "the reader lacks the admin's change"
+    );
+}
