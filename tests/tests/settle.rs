@@ -150,3 +150,56 @@ fn eight_daemons_in_a_random_tree_settle() {
         "the revoked member received a note written after its revocation"
     );
 }
+
+/// A second device joining with an invite already used: `space join` fails
+/// with the reason and exit 5, the space shows as refused, and neither
+/// daemon keeps working on it (`--wait-synced` returns, traffic stops).
+#[test]
+fn a_reused_invite_is_refused_and_everything_settles() {
+    let (admin, first, second) = (Device::new(), Device::new(), Device::new());
+    let _daemons: Vec<_> = [&admin, &first, &second]
+        .iter()
+        .map(|d| d.start_daemon(&[]))
+        .collect();
+    admin.ok(&["space", "create", "team"]);
+    let token = admin.ok(&["--space", "team", "space", "invite"]);
+    let joined = first.json(&["space", "join", token.trim()]);
+    assert_eq!(joined["state"], "writer", "{joined}");
+    admin.ok(&["--space", "team", "put", "notes", "n", r#"{"v":1}"#]);
+    eventually(SYNC_WAIT, || has_note(&first, "n").then_some(()))
+        .expect("the first device received the note");
+    let out = second.run(&["space", "join", token.trim(), "--timeout", "60"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("invite already used"), "{stderr}");
+    let spaces = second.json(&["space", "list"]);
+    let team = spaces
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "team")
+        .unwrap_or_else(|| panic!("{spaces}"));
+    assert_eq!(team["state"], "refused", "{team}");
+    assert_eq!(team["reason"], "invite already used", "{team}");
+    for d in [&admin, &first, &second] {
+        let out = d.run(&["status", "--wait-synced", "--timeout", "60"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let devices = [&admin, &first, &second];
+    let before: Vec<u64> = devices.iter().map(|d| frames(d)).collect();
+    std::thread::sleep(QUIET);
+    let after: Vec<u64> = devices.iter().map(|d| frames(d)).collect();
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            a - b < QUIET_FRAMES,
+            "daemon {i} moved {} frames in {QUIET:?}",
+            a - b
+        );
+    }
+    // The refused device was sent nothing of the space.
+    assert!(!has_note(&second, "n"), "a refused device received a note");
+}
