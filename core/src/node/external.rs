@@ -68,11 +68,13 @@ impl Actor {
             ));
         }
         // Only a node that may write the space takes a client's changes;
-        // otherwise the client still receives the document.
-        let may_write = match message {
-            Some(_) => self.require(key.space(), Role::Writer).await.is_ok(),
-            None => false,
-        };
+        // otherwise the client still receives the document, and the sync
+        // state says read-only (Automerge's flag), so a client that knows
+        // the flag stops sending changes instead of resending them.
+        let may_write = self.require(key.space(), Role::Writer).await.is_ok();
+        if sync.state.read_only == may_write {
+            sync.state.set_read_only(!may_write);
+        }
         self.load(key).await?;
         // The client's bytes go through Automerge: a panic there costs this
         // document (quarantined), not the actor.
@@ -210,5 +212,55 @@ mod tests {
             Err(Error::Forbidden(_))
         ));
         node.close().await.unwrap();
+    }
+
+    /// A client writing where this node may not (here: a space whose log
+    /// has not arrived) is told the node is read-only; its changes are not
+    /// stored, and the exchange settles instead of failing or looping.
+    #[tokio::test]
+    async fn a_client_writing_where_the_node_may_not_settles_read_only() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let admin = Node::open(Config::with_data_dir(da.path())).await.unwrap();
+        let space = admin.space_create("team").await.unwrap().to_string();
+        let token = admin
+            .space_invite(
+                Some(&space),
+                crate::Role::Writer,
+                std::time::Duration::from_secs(60),
+                None,
+            )
+            .await
+            .unwrap();
+        let node = Node::open(Config::with_data_dir(db.path())).await.unwrap();
+        node.space_join(&token).await.unwrap();
+        let key = DocKey::new(&space, "automerge", "doc1").unwrap();
+        let mut client = AutoCommit::new();
+        client.put(ROOT, "title", "from the client").unwrap();
+        client.commit();
+        let mut ours = ExternalSync::default();
+        let mut theirs = sync::State::new();
+        let mut refused = 0;
+        for _ in 0..6 {
+            let out = client
+                .sync()
+                .generate_sync_message(&mut theirs)
+                .map(sync::Message::encode);
+            let reply = node
+                .external_sync(&key, &mut ours, out.as_deref())
+                .await
+                .unwrap();
+            refused += reply.refused_changes;
+            if let Some(m) = reply.message {
+                client
+                    .sync()
+                    .receive_sync_message(&mut theirs, sync::Message::decode(&m).unwrap())
+                    .unwrap();
+            }
+        }
+        assert!(theirs.is_peer_read_only(), "the client was not told");
+        assert!(refused <= 1, "the client's change was sent {refused} times");
+        assert_eq!(node.get(&key).await.unwrap(), None);
+        node.close().await.unwrap();
+        admin.close().await.unwrap();
     }
 }

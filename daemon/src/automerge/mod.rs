@@ -225,10 +225,6 @@ impl Session {
             .entry(document.clone())
             .or_insert_with(|| (key.clone(), ExternalSync::default()));
         match self.hub.node.external_sync(&key, state, Some(&data)).await {
-            Ok(reply) if reply.refused_changes > 0 => Step::Fail(format!(
-                "this node may not write space {}, so changes to {document} were not stored",
-                key.space()
-            )),
             Ok(reply) if request && !reply.exists => {
                 let frame = protocol::doc_unavailable(&self.hub.me, client, &document);
                 self.sent(frame).await
