@@ -50,7 +50,14 @@ async fn serve_guarded(guard: api::Guard) -> Served {
         space: node.default_space().to_owned(),
         collection: api::DEFAULT_LANDING_COLLECTION.to_owned(),
     };
-    let app = api::router_with(node.clone(), TOKEN.into(), stop_rx, landing, guard);
+    let app = api::router_with(
+        node.clone(),
+        TOKEN.into(),
+        stop_rx,
+        landing,
+        guard,
+        api::DEFAULT_JOIN_TIMEOUT,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -232,10 +239,11 @@ async fn every_documented_operation_works_as_documented() {
         );
         exercised.insert((method.to_string(), template.to_string()));
     }
-    // B joins and dials A: the last two operations.
+    // B joins and dials A: the last two operations. The join waits for A
+    // to admit B (with the token's role) before it answers.
     let (status, joined) = call(&b, Method::POST, "/v1/join", Some(json!({"token": token}))).await;
     assert_eq!(status, StatusCode::OK, "{joined}");
-    assert_eq!(joined["id"], team);
+    assert_eq!(joined, json!({"id": team, "state": "writer"}));
     exercised.insert(("POST".into(), "/v1/join".into()));
     let (status, connected) =
         call(&b, Method::POST, "/v1/peers", Some(json!({"addr": a_addr}))).await;
@@ -468,6 +476,13 @@ async fn bad_input_is_a_documented_4xx_with_a_message() {
             Some(b"{\"token\":\"weft-invite-xyz\"}"),
         ),
         (
+            "negative join timeout",
+            Method::POST,
+            "/v1/join",
+            "/v1/join",
+            Some(b"{\"token\":\"weft-invite-xyz\",\"timeout_secs\":-1}"),
+        ),
+        (
             "SQL write",
             Method::POST,
             "/v1/sql",
@@ -584,18 +599,89 @@ async fn bad_input_is_a_documented_4xx_with_a_message() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_refused_join_is_a_409_with_the_reason() {
+    let (a, b, c) = (serve().await, serve().await, serve().await);
+    let (team, invite) = team_with_invite(&a, json!({"role": "reader"})).await;
+    let join = json!({"token": invite["token"], "timeout_secs": 60});
+    let (status, joined) = call(&b, Method::POST, "/v1/join", Some(join.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined, json!({"id": team, "state": "reader"}));
+    // The same token again, from another device: A refuses it.
+    let (status, refused) = call(&c, Method::POST, "/v1/join", Some(join)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"], "refused", "{refused}");
+    let (_, spec) = call(&c, Method::GET, "/v1/openapi.json", None).await;
+    assert!(
+        spec["paths"]["/v1/join"]["post"]["responses"]["409"].is_object(),
+        "the refusal is documented"
+    );
+    // The space stays listed as refused, with the inviter's reason.
+    let (_, spaces) = call(&c, Method::GET, "/v1/spaces", None).await;
+    let listed = spaces
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == team)
+        .unwrap_or_else(|| panic!("the refused space is listed: {spaces}"));
+    assert_eq!(listed["state"], "refused", "{listed}");
+    let reason = listed["reason"].as_str().unwrap();
+    assert!(
+        refused["message"].as_str().unwrap().contains(reason),
+        "the error carries the reason: {refused} vs {listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_its_inviter_does_not_answer_stays_pending() {
+    let a = serve().await;
+    let b = serve().await;
+    let (team, first) = team_with_invite(&a, json!({})).await;
+    let (_, second) = call(
+        &a,
+        Method::POST,
+        &format!("/v1/spaces/{team}/invites"),
+        Some(json!({})),
+    )
+    .await;
+    // The inviter goes away: nobody can admit or refuse B.
+    a.node.close().await.unwrap();
+    for body in [
+        json!({"token": first["token"], "wait": false}),
+        json!({"token": second["token"], "timeout_secs": 0.5}),
+    ] {
+        let (status, joined) = call(&b, Method::POST, "/v1/join", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {joined}");
+        assert_eq!(joined, json!({"id": team, "state": "pending"}), "{body}");
+    }
+    let (_, spaces) = call(&b, Method::GET, "/v1/spaces", None).await;
+    let listed = spaces
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == team)
+        .unwrap_or_else(|| panic!("the pending space is listed: {spaces}"));
+    assert_eq!(
+        (&listed["state"], &listed["reason"], &listed["role"]),
+        (&json!("pending"), &Value::Null, &Value::Null),
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn events_stream_a_peers_change_and_metrics_count_it() {
     let a = serve().await;
     let b = serve().await;
     let (team, invite) = team_with_invite(&a, json!({})).await;
-    let (status, _) = call(
+    let (status, joined) = call(
         &b,
         Method::POST,
         "/v1/join",
-        Some(json!({"token": invite["token"]})),
+        Some(json!({"token": invite["token"], "timeout_secs": 60})),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    // The join waited for A, so B is a writer (the invite's default) now.
+    assert_eq!(joined, json!({"id": team, "state": "writer"}));
 
     let body = b
         .client
