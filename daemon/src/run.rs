@@ -245,7 +245,7 @@ async fn space_command(
             let wait = (!no_wait && !b.is_embedded()).then_some(limit);
             if wait.is_some() {
                 eprintln!(
-                    "joined; waiting up to {secs} s for the inviter to admit this device (--no-wait returns at once)"
+                    "joining; waiting up to {secs} s for the inviter to admit this device (--no-wait returns at once)"
                 );
             }
             let joined = b.space_join(&token, wait).await?;
