@@ -2,22 +2,19 @@
 //! exercised and answers a status its document promises; auth and bad
 //! input give 4xx JSON errors; the event stream carries a peer's change.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{TOKEN, call, serve, serve_guarded, team_with_invite};
 use futures::StreamExt;
 use http_body_util::BodyDataStream;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use weft_core::net::NetConfig;
-use weft_core::{Config, Node};
 use weft_daemon::api;
-use weft_daemon::client::Client;
 use weft_daemon::output::SseParser;
-
-const TOKEN: &str = "test-token";
 
 /// (what, method, OpenAPI path template, concrete path, body)
 type BadCase = (
@@ -27,71 +24,6 @@ type BadCase = (
     &'static str,
     Option<&'static [u8]>,
 );
-
-struct Served {
-    node: Node,
-    client: Client,
-    addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-async fn serve() -> Served {
-    serve_guarded(api::Guard::default()).await
-}
-
-async fn serve_guarded(guard: api::Guard) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::with_data_dir(dir.path());
-    config.network = Some(NetConfig::local());
-    let node = Node::open(config).await.unwrap();
-    let (stop, stop_rx) = watch::channel(false);
-    let landing = weft_daemon::automerge::Landing {
-        space: node.default_space().to_owned(),
-        collection: api::DEFAULT_LANDING_COLLECTION.to_owned(),
-    };
-    let app = api::router_with(
-        node.clone(),
-        TOKEN.into(),
-        stop_rx,
-        landing,
-        guard,
-        api::DEFAULT_JOIN_TIMEOUT,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Served {
-        node,
-        client: Client::new(addr, TOKEN),
-        addr,
-        _stop: stop,
-        _dir: dir,
-    }
-}
-
-async fn call(s: &Served, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| serde_json::to_vec(&b).unwrap());
-    let (status, bytes) = s.client.raw(method, path, body, Some(&auth)).await.unwrap();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
-}
-
-/// Creates the space `team` on `s` and an invite to it made from `body`.
-async fn team_with_invite(s: &Served, body: Value) -> (String, Value) {
-    let (_, created) = call(s, Method::POST, "/v1/spaces", Some(json!({"name": "team"}))).await;
-    let team = created["id"].as_str().unwrap().to_owned();
-    let (_, invite) = call(
-        s,
-        Method::POST,
-        &format!("/v1/spaces/{team}/invites"),
-        Some(body),
-    )
-    .await;
-    (team, invite)
-}
 
 /// `{error, message}` with a non-empty message.
 fn assert_api_error(status: StatusCode, body: &Value, context: &str) {
@@ -239,11 +171,14 @@ async fn every_documented_operation_works_as_documented() {
         );
         exercised.insert((method.to_string(), template.to_string()));
     }
-    // B joins and dials A: the last two operations. The join waits for A
-    // to admit B (with the token's role) before it answers.
-    let (status, joined) = call(&b, Method::POST, "/v1/join", Some(json!({"token": token}))).await;
+    // B joins and dials A: the last two operations. A revoked B above, and
+    // whether A's answer then admits or refuses B is the core's (see
+    // tests/join.rs for both); not waiting keeps this a plain 200.
+    let body = json!({"token": token, "wait": false});
+    let (status, joined) = call(&b, Method::POST, "/v1/join", Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{joined}");
-    assert_eq!(joined, json!({"id": team, "state": "writer"}));
+    assert_eq!(joined["id"], team);
+    assert!(joined["state"].is_string(), "{joined}");
     exercised.insert(("POST".into(), "/v1/join".into()));
     let (status, connected) =
         call(&b, Method::POST, "/v1/peers", Some(json!({"addr": a_addr}))).await;
@@ -596,75 +531,6 @@ async fn bad_input_is_a_documented_4xx_with_a_message() {
     )
     .await;
     assert_eq!(rows[0]["n"], 0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_refused_join_is_a_409_with_the_reason() {
-    let (a, b, c) = (serve().await, serve().await, serve().await);
-    let (team, invite) = team_with_invite(&a, json!({"role": "reader"})).await;
-    let join = json!({"token": invite["token"], "timeout_secs": 60});
-    let (status, joined) = call(&b, Method::POST, "/v1/join", Some(join.clone())).await;
-    assert_eq!(status, StatusCode::OK, "{joined}");
-    assert_eq!(joined, json!({"id": team, "state": "reader"}));
-    // The same token again, from another device: A refuses it.
-    let (status, refused) = call(&c, Method::POST, "/v1/join", Some(join)).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
-    assert_eq!(refused["error"], "refused", "{refused}");
-    let (_, spec) = call(&c, Method::GET, "/v1/openapi.json", None).await;
-    assert!(
-        spec["paths"]["/v1/join"]["post"]["responses"]["409"].is_object(),
-        "the refusal is documented"
-    );
-    // The space stays listed as refused, with the inviter's reason.
-    let (_, spaces) = call(&c, Method::GET, "/v1/spaces", None).await;
-    let listed = spaces
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == team)
-        .unwrap_or_else(|| panic!("the refused space is listed: {spaces}"));
-    assert_eq!(listed["state"], "refused", "{listed}");
-    let reason = listed["reason"].as_str().unwrap();
-    assert!(
-        refused["message"].as_str().unwrap().contains(reason),
-        "the error carries the reason: {refused} vs {listed}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_join_its_inviter_does_not_answer_stays_pending() {
-    let a = serve().await;
-    let b = serve().await;
-    let (team, first) = team_with_invite(&a, json!({})).await;
-    let (_, second) = call(
-        &a,
-        Method::POST,
-        &format!("/v1/spaces/{team}/invites"),
-        Some(json!({})),
-    )
-    .await;
-    // The inviter goes away: nobody can admit or refuse B.
-    a.node.close().await.unwrap();
-    for body in [
-        json!({"token": first["token"], "wait": false}),
-        json!({"token": second["token"], "timeout_secs": 0.5}),
-    ] {
-        let (status, joined) = call(&b, Method::POST, "/v1/join", Some(body.clone())).await;
-        assert_eq!(status, StatusCode::OK, "{body}: {joined}");
-        assert_eq!(joined, json!({"id": team, "state": "pending"}), "{body}");
-    }
-    let (_, spaces) = call(&b, Method::GET, "/v1/spaces", None).await;
-    let listed = spaces
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == team)
-        .unwrap_or_else(|| panic!("the pending space is listed: {spaces}"));
-    assert_eq!(
-        (&listed["state"], &listed["reason"], &listed["role"]),
-        (&json!("pending"), &Value::Null, &Value::Null),
-        "{listed}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
