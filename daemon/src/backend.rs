@@ -13,8 +13,8 @@ use weft_core::{Config, Error, Node};
 use crate::client::{Client, seg};
 use crate::error::CliError;
 use crate::model::{
-    AutomergeUrl, Change, Connected, Identity, Invite, InviteRequest, ListParams, Listed, Peer,
-    Space, SpaceRef, Status, Written,
+    AutomergeUrl, Change, Connected, Identity, Invite, InviteRequest, JoinRequest, Joined,
+    ListParams, Listed, Peer, Space, SpaceRef, Status, Written,
 };
 use crate::ops;
 
@@ -93,13 +93,24 @@ impl Backend {
         }
     }
 
-    pub async fn space_join(&self, token: &str) -> R<SpaceRef> {
+    /// Joins; through a daemon waits up to `wait` for the inviter's answer
+    /// (a refusal is an error). Embedded there is no network to wait on,
+    /// so it answers at once with the state recorded so far.
+    pub async fn space_join(&self, token: &str, wait: Option<Duration>) -> R<Joined> {
         match self {
             Backend::Remote(c) => {
-                let body = json!({ "token": token });
+                let body = JoinRequest {
+                    token: token.to_owned(),
+                    wait: Some(wait.is_some()),
+                    timeout_secs: wait.map(|w| w.as_secs_f64()),
+                };
                 c.call(Method::POST, "/v1/join", Some(&body)).await
             }
-            Backend::Embedded(n) => Ok(ops::space_join(n, token).await?),
+            Backend::Embedded(n) => {
+                let id = ops::space_join(n, token).await?;
+                let state = n.space_state(&id).await?;
+                Ok(ops::joined(id, state)?)
+            }
         }
     }
 

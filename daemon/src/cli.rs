@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
                   them with peers it meets (Automerge CRDTs over libp2p).\n\n\
                   While `weft daemon` runs for a data dir, the other commands go through its API; \
                   otherwise they open the replica directly.",
-    after_help = "Exit status: 0 on success, 1 on failure, 2 on bad usage, 3 when a document or space does not exist."
+    after_help = "Exit status: 0 on success, 1 on failure, 2 on bad usage, 3 when a document or space does not exist, \
+                  4 when the replica is in use, 5 when a join was refused."
 )]
 pub struct Cli {
     /// The replica's directory [default: the platform data dir, e.g. ~/.local/share/weft]
@@ -126,8 +127,16 @@ pub enum SpaceCommand {
         #[arg(long, value_name = "NODE_ID")]
         node: Option<String>,
     },
-    /// Join a space with an invite token; prints the space id
-    Join { token: String },
+    /// Join a space with an invite token; waits for the inviter to admit this device, then prints the space id
+    Join {
+        token: String,
+        /// Return at once instead of waiting for the inviter to admit or refuse this device
+        #[arg(long, conflicts_with = "timeout")]
+        no_wait: bool,
+        /// Give up waiting after this many seconds; the space stays joined, pending [default: 60; config `status_timeout`]
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+    },
     /// Remove a member from --space (admins only)
     Revoke { node_id: String },
 }
@@ -176,6 +185,8 @@ mod tests {
             "weft space list",
             "weft --space team space invite --role reader --expires 2h",
             "weft space join weft-invite-abc",
+            "weft space join weft-invite-abc --no-wait",
+            "weft --json space join weft-invite-abc --timeout 30",
             "weft space revoke 12D3KooWabc",
             "weft put notes a {\"x\":1}",
             "weft patch notes a -",
@@ -197,5 +208,28 @@ mod tests {
                 panic!("{line}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn join_waits_unless_told_not_to() {
+        let parse = |line: &str| match Cli::try_parse_from(line.split(' ')).map(|c| c.command) {
+            Ok(Command::Space(SpaceCommand::Join {
+                token,
+                no_wait,
+                timeout,
+            })) => (token, no_wait, timeout),
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(parse("weft space join T"), ("T".into(), false, None));
+        assert_eq!(
+            parse("weft space join T --no-wait"),
+            ("T".into(), true, None)
+        );
+        assert_eq!(
+            parse("weft space join T --timeout 2.5"),
+            ("T".into(), false, Some(2.5))
+        );
+        // Waiting at most N seconds without waiting at all makes no sense.
+        assert!(Cli::try_parse_from("weft space join T --no-wait --timeout 3".split(' ')).is_err());
     }
 }

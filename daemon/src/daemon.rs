@@ -32,6 +32,11 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
     let net = net_config(&args, file)?;
     let api_addr = api_addr(args.api.as_deref().or(file.api.as_deref()), file)?;
     let guard = guard(&args, file, api_addr)?;
+    let join_timeout = match file.status_timeout {
+        Some(secs) => crate::ops::join_wait(secs)
+            .map_err(|e| CliError::new("invalid_input", format!("config status_timeout: {e}")))?,
+        None => api::DEFAULT_JOIN_TIMEOUT,
+    };
     if Client::discover(&data_dir).await?.is_some() {
         return Err(CliError::new(
             "conflict",
@@ -50,7 +55,18 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
         }
     };
     let served = match landing(&node, file).await {
-        Ok(landing) => serve(&node, &data_dir, api_addr, landing, guard, stop).await,
+        Ok(landing) => {
+            serve(
+                &node,
+                &data_dir,
+                api_addr,
+                landing,
+                guard,
+                join_timeout,
+                stop,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     tracing::info!("flushing the replica");
@@ -88,6 +104,7 @@ async fn serve(
     api_addr: SocketAddr,
     landing: Landing,
     guard: Guard,
+    join_timeout: Duration,
     stop: watch::Receiver<bool>,
 ) -> Result<(), CliError> {
     let token = load_or_create_token(data_dir)?;
@@ -100,7 +117,14 @@ async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::new("internal", e.to_string()))?;
-    let app = api::router_with(node.clone(), token, stop.clone(), landing, guard);
+    let app = api::router_with(
+        node.clone(),
+        token,
+        stop.clone(),
+        landing,
+        guard,
+        join_timeout,
+    );
     let mut graceful = stop.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = graceful.wait_for(|s| *s).await;

@@ -30,6 +30,18 @@ pub struct SpaceRef {
     pub id: String,
 }
 
+/// A joined space and where this device stands in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Joined {
+    /// The space id (its public key, base58).
+    pub id: String,
+    /// `admin`, `writer` or `reader` once the inviter admitted this device;
+    /// `pending` while it has not answered (the space stays joined and is
+    /// admitted when the inviter is reachable). A refusal is an error
+    /// (409, `refused`), never this field.
+    pub state: String,
+}
+
 /// A space this device is in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Space {
@@ -39,6 +51,12 @@ pub struct Space {
     pub name: String,
     /// This device's role (`reader`, `writer`, `admin`), once known.
     pub role: Option<String>,
+    /// Where this device stands: `pending` (waiting for the inviter),
+    /// `refused` (see `reason`), or its role (`reader`, `writer`, `admin`).
+    pub state: String,
+    /// Why an admin or the inviter refused this device (their words, not
+    /// Weft's); `null` unless `state` is `refused`.
+    pub reason: Option<String>,
     /// Members by node id, with their roles.
     pub members: BTreeMap<String, String>,
     /// Whether it is the device's default (personal) space.
@@ -77,6 +95,15 @@ pub struct Invite {
 pub struct JoinRequest {
     /// The invite token.
     pub token: String,
+    /// Wait until the inviter admits or refuses this device (default
+    /// `true`); `false` answers at once with the state then (`pending`
+    /// unless this device was already a member).
+    #[serde(default)]
+    pub wait: Option<bool>,
+    /// How long to wait, in seconds, at most 86400 (default: the daemon's
+    /// `status_timeout`, else 60). Still pending then: `state: "pending"`.
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
 }
 
 /// The result of a write: the document's heads after it.
@@ -250,7 +277,7 @@ pub struct EventParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApiError {
     /// `invalid_input`, `not_found`, `forbidden`, `unauthorized`, `conflict`,
-    /// `timeout`, `network`, `unavailable` or `internal`.
+    /// `refused`, `timeout`, `network`, `unavailable` or `internal`.
     pub error: String,
     /// What went wrong and what to do.
     pub message: String,

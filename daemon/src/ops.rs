@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use weft_core::auth::Invite as Token;
-use weft_core::{Error, FilterOp, Node, NodeId, Query, Role};
+use weft_core::{Error, FilterOp, Node, NodeId, Query, Role, SpaceState};
 
 use crate::duration::parse_duration;
 use crate::model::{
-    AutomergeUrl, Change, Connected, Event, Identity, Invite, InviteRequest, ListParams, Listed,
-    Peer, Space, SpaceRef, Status, SyncState, Traffic, Written,
+    AutomergeUrl, Change, Connected, Event, Identity, Invite, InviteRequest, Joined, ListParams,
+    Listed, Peer, Space, SpaceRef, Status, SyncState, Traffic, Written,
 };
+use crate::output::clean;
 
 /// Invites last this long unless asked otherwise.
 pub const DEFAULT_INVITE_EXPIRY: &str = "7d";
@@ -47,16 +48,21 @@ pub async fn space_list(node: &Node) -> Result<Vec<Space>, Error> {
         .space_list()
         .await?
         .into_iter()
-        .map(|s| Space {
-            id: s.id,
-            name: s.name,
-            role: s.role.map(|r| role_name(r).to_owned()),
-            members: s
-                .members
-                .into_iter()
-                .map(|(n, r)| (n.to_string(), role_name(r).to_owned()))
-                .collect(),
-            default: s.default,
+        .map(|s| {
+            let (state, reason) = state_name(s.state);
+            Space {
+                id: s.id,
+                name: s.name,
+                role: s.role.map(|r| role_name(r).to_owned()),
+                state,
+                reason,
+                members: s
+                    .members
+                    .into_iter()
+                    .map(|(n, r)| (n.to_string(), role_name(r).to_owned()))
+                    .collect(),
+                default: s.default,
+            }
         })
         .collect())
 }
@@ -91,9 +97,75 @@ pub async fn space_invite(
     })
 }
 
-pub async fn space_join(node: &Node, token: &str) -> Result<SpaceRef, Error> {
-    let id = node.space_join(token.trim()).await?;
-    Ok(SpaceRef { id: id.to_string() })
+/// The longest a join waits for its inviter: a day is far beyond any
+/// sensible wait, and bounds the deadline arithmetic.
+pub const MAX_JOIN_WAIT_SECS: f64 = 86_400.0;
+
+/// How long a join waits for admission, from seconds given by a caller.
+pub fn join_wait(secs: f64) -> Result<Duration, Error> {
+    if !(0.0..=MAX_JOIN_WAIT_SECS).contains(&secs) {
+        return Err(Error::InvalidInput(format!(
+            "a join timeout of {secs} s is not usable: give 0 to {MAX_JOIN_WAIT_SECS} seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Why a join did not leave this device in (or on its way into) a space.
+#[derive(Debug)]
+pub enum JoinError {
+    /// The token or the replica failed.
+    Failed(Error),
+    /// The inviter or an admin refused this device, in their words.
+    Refused { space: String, reason: String },
+}
+
+/// The API's error code for a refused join (HTTP 409, CLI exit 5).
+pub const REFUSED: &str = "refused";
+
+impl From<Error> for JoinError {
+    fn from(e: Error) -> Self {
+        JoinError::Failed(e)
+    }
+}
+
+impl std::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JoinError::Failed(e) => write!(f, "{e}"),
+            // The reason comes from a peer: escaped like a name, since the
+            // message is shown to people.
+            JoinError::Refused { space, reason } => write!(
+                f,
+                "the inviter refused this device in space {space}: {}; ask an admin of the space \
+                 for a new invite and join with it",
+                clean(reason)
+            ),
+        }
+    }
+}
+
+/// Records the join (the token's entry) and, online, dials the inviter;
+/// returns the space id. Where the device stands is [`joined`]'s to say.
+pub async fn space_join(node: &Node, token: &str) -> Result<String, Error> {
+    Ok(node.space_join(token.trim()).await?.to_string())
+}
+
+/// The answer to a join: the space and its state, or the refusal.
+pub fn joined(id: String, state: SpaceState) -> Result<Joined, JoinError> {
+    match state_name(state) {
+        (_, Some(reason)) => Err(JoinError::Refused { space: id, reason }),
+        (state, None) => Ok(Joined { id, state }),
+    }
+}
+
+/// A space state as the CLI and API spell it, and the refusal's reason.
+pub fn state_name(state: SpaceState) -> (String, Option<String>) {
+    match state {
+        SpaceState::Pending => ("pending".to_owned(), None),
+        SpaceState::Refused(reason) => ("refused".to_owned(), Some(reason)),
+        SpaceState::Member(role) => (role_name(role).to_owned(), None),
+    }
 }
 
 pub async fn space_revoke(node: &Node, space: Option<&str>, member: &str) -> Result<(), Error> {

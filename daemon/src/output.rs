@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{
-    AutomergeUrl, Change, Connected, Event, Identity, Invite, Listed, Peer, Space, SpaceRef,
-    Status, Written,
+    AutomergeUrl, Change, Connected, Event, Identity, Invite, Joined, Listed, Peer, Space,
+    SpaceRef, Status, Written,
 };
 
 pub struct Printer {
@@ -78,6 +78,14 @@ impl Printer {
     pub fn space_ref(&self, s: &SpaceRef) {
         if !self.emit_json(s) {
             let _ = line(&s.id);
+        }
+    }
+
+    /// A join prints the id alone for people, as `space create` does; its
+    /// state is in the JSON (a refusal or a timeout is an error instead).
+    pub fn joined(&self, j: &Joined) {
+        if !self.emit_json(j) {
+            let _ = line(&j.id);
         }
     }
 
@@ -219,13 +227,17 @@ impl Printer {
 }
 
 /// One space as `weft space list` prints it; its name may come from a peer
-/// (the space's creator), so it is cleaned.
+/// (the space's creator), and so does a refusal's reason: both are cleaned.
 fn space_line(s: &Space) -> String {
+    let state = match &s.reason {
+        Some(reason) => format!("{}: {}", s.state, clean(reason)),
+        None => s.state.clone(),
+    };
     format!(
         "{}  {}  {}{}  {} members",
         s.id,
         clean(&s.name),
-        s.role.as_deref().unwrap_or("pending"),
+        state,
         if s.default { "  (default)" } else { "" },
         s.members.len()
     )
@@ -285,15 +297,51 @@ mod tests {
             id: "sp1".into(),
             name: "\x1b[31mred\x1b[0m".into(),
             role: Some("admin".into()),
+            state: "admin".into(),
+            reason: None,
             default: false,
             members: Default::default(),
         };
         let printed = space_line(&space);
         assert!(!printed.contains('\x1b'), "{printed:?}");
         assert!(printed.contains("\\u{1b}[31mred\\u{1b}[0m"), "{printed}");
+        assert!(printed.contains("  admin  "), "{printed}");
         // JSON output keeps the name exactly.
         let json: Value = serde_json::from_str(&compact(&space)).unwrap();
         assert_eq!(json["name"], "\x1b[31mred\x1b[0m");
+    }
+
+    #[test]
+    fn spaces_print_their_state_and_a_refusal_its_escaped_reason() {
+        let space = |state: &str, reason: Option<&str>| Space {
+            id: "sp1".into(),
+            name: "team".into(),
+            role: None,
+            state: state.into(),
+            reason: reason.map(str::to_owned),
+            default: false,
+            members: Default::default(),
+        };
+        assert_eq!(
+            space_line(&space("pending", None)),
+            "sp1  team  pending  0 members"
+        );
+        let refused = space("refused", Some("invite already used\x1b[2J"));
+        assert_eq!(
+            space_line(&refused),
+            "sp1  team  refused: invite already used\\u{1b}[2J  0 members"
+        );
+        let json: Value = serde_json::from_str(&compact(&refused)).unwrap();
+        assert_eq!(
+            (&json["state"], &json["reason"], &json["role"]),
+            (
+                &Value::from("refused"),
+                &Value::from("invite already used\x1b[2J"),
+                &Value::Null
+            )
+        );
+        let json: Value = serde_json::from_str(&compact(&space("writer", None))).unwrap();
+        assert_eq!(json["reason"], Value::Null, "reason is always present");
     }
 
     #[test]

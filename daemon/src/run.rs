@@ -233,8 +233,25 @@ async fn space_command(
             }
             out.invite(&invite);
         }
-        SpaceCommand::Join { token } => {
-            let joined = b.space_join(&token).await?;
+        SpaceCommand::Join {
+            token,
+            no_wait,
+            timeout,
+        } => {
+            let secs = timeout.or(file.status_timeout).unwrap_or(60.0);
+            // Checked before joining, so a bad --timeout changes nothing.
+            let limit = crate::ops::join_wait(secs)
+                .map_err(|e| CliError::new("invalid_input", format!("--timeout: {e}")))?;
+            let wait = (!no_wait && !b.is_embedded()).then_some(limit);
+            if wait.is_some() {
+                eprintln!(
+                    "joining; waiting up to {secs} s for the inviter to admit this device (--no-wait returns at once)"
+                );
+            }
+            let joined = b.space_join(&token, wait).await?;
+            if wait.is_some() && joined.state == "pending" {
+                return Err(not_admitted_in_time(&joined.id, secs));
+            }
             if b.is_embedded() {
                 let addrs = weft_core::auth::Invite::from_token(token.trim())
                     .map(|i| i.addrs().to_vec())
@@ -249,7 +266,7 @@ async fn space_command(
                     }
                 );
             }
-            out.space_ref(&joined);
+            out.joined(&joined);
         }
         SpaceCommand::Revoke { node_id } => {
             b.space_revoke(space, &node_id).await?;
@@ -257,6 +274,19 @@ async fn space_command(
         }
     }
     Ok(())
+}
+
+/// A join still pending after its wait: not a refusal (the inviter may just
+/// be offline), so the space stays joined and is admitted later.
+fn not_admitted_in_time(space: &str, secs: f64) -> CliError {
+    CliError::new(
+        "timeout",
+        format!(
+            "the inviter did not answer within {secs} s; space {space} stays joined as pending \
+             and is admitted once the inviter is reachable (`weft space list` shows it): \
+             make sure the inviter's daemon runs, or `weft connect` to it, or wait longer with --timeout"
+        ),
+    )
 }
 
 /// The JSON argument (standard input was read in already).

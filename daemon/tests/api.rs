@@ -2,22 +2,19 @@
 //! exercised and answers a status its document promises; auth and bad
 //! input give 4xx JSON errors; the event stream carries a peer's change.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{TOKEN, call, serve, serve_guarded, team_with_invite};
 use futures::StreamExt;
 use http_body_util::BodyDataStream;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use weft_core::net::NetConfig;
-use weft_core::{Config, Node};
 use weft_daemon::api;
-use weft_daemon::client::Client;
 use weft_daemon::output::SseParser;
-
-const TOKEN: &str = "test-token";
 
 /// (what, method, OpenAPI path template, concrete path, body)
 type BadCase = (
@@ -27,64 +24,6 @@ type BadCase = (
     &'static str,
     Option<&'static [u8]>,
 );
-
-struct Served {
-    node: Node,
-    client: Client,
-    addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-async fn serve() -> Served {
-    serve_guarded(api::Guard::default()).await
-}
-
-async fn serve_guarded(guard: api::Guard) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::with_data_dir(dir.path());
-    config.network = Some(NetConfig::local());
-    let node = Node::open(config).await.unwrap();
-    let (stop, stop_rx) = watch::channel(false);
-    let landing = weft_daemon::automerge::Landing {
-        space: node.default_space().to_owned(),
-        collection: api::DEFAULT_LANDING_COLLECTION.to_owned(),
-    };
-    let app = api::router_with(node.clone(), TOKEN.into(), stop_rx, landing, guard);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Served {
-        node,
-        client: Client::new(addr, TOKEN),
-        addr,
-        _stop: stop,
-        _dir: dir,
-    }
-}
-
-async fn call(s: &Served, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| serde_json::to_vec(&b).unwrap());
-    let (status, bytes) = s.client.raw(method, path, body, Some(&auth)).await.unwrap();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
-}
-
-/// Creates the space `team` on `s` and an invite to it made from `body`.
-async fn team_with_invite(s: &Served, body: Value) -> (String, Value) {
-    let (_, created) = call(s, Method::POST, "/v1/spaces", Some(json!({"name": "team"}))).await;
-    let team = created["id"].as_str().unwrap().to_owned();
-    let (_, invite) = call(
-        s,
-        Method::POST,
-        &format!("/v1/spaces/{team}/invites"),
-        Some(body),
-    )
-    .await;
-    (team, invite)
-}
 
 /// `{error, message}` with a non-empty message.
 fn assert_api_error(status: StatusCode, body: &Value, context: &str) {
@@ -232,10 +171,14 @@ async fn every_documented_operation_works_as_documented() {
         );
         exercised.insert((method.to_string(), template.to_string()));
     }
-    // B joins and dials A: the last two operations.
-    let (status, joined) = call(&b, Method::POST, "/v1/join", Some(json!({"token": token}))).await;
+    // B joins and dials A: the last two operations. A revoked B above, and
+    // whether A's answer then admits or refuses B is the core's (see
+    // tests/join.rs for both); not waiting keeps this a plain 200.
+    let body = json!({"token": token, "wait": false});
+    let (status, joined) = call(&b, Method::POST, "/v1/join", Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{joined}");
     assert_eq!(joined["id"], team);
+    assert!(joined["state"].is_string(), "{joined}");
     exercised.insert(("POST".into(), "/v1/join".into()));
     let (status, connected) =
         call(&b, Method::POST, "/v1/peers", Some(json!({"addr": a_addr}))).await;
@@ -468,6 +411,13 @@ async fn bad_input_is_a_documented_4xx_with_a_message() {
             Some(b"{\"token\":\"weft-invite-xyz\"}"),
         ),
         (
+            "negative join timeout",
+            Method::POST,
+            "/v1/join",
+            "/v1/join",
+            Some(b"{\"token\":\"weft-invite-xyz\",\"timeout_secs\":-1}"),
+        ),
+        (
             "SQL write",
             Method::POST,
             "/v1/sql",
@@ -588,14 +538,16 @@ async fn events_stream_a_peers_change_and_metrics_count_it() {
     let a = serve().await;
     let b = serve().await;
     let (team, invite) = team_with_invite(&a, json!({})).await;
-    let (status, _) = call(
+    let (status, joined) = call(
         &b,
         Method::POST,
         "/v1/join",
-        Some(json!({"token": invite["token"]})),
+        Some(json!({"token": invite["token"], "timeout_secs": 60})),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    // The join waited for A, so B is a writer (the invite's default) now.
+    assert_eq!(joined, json!({"id": team, "state": "writer"}));
 
     let body = b
         .client

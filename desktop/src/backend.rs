@@ -3,6 +3,7 @@
 //! sends `Update`s back, waking the UI with `request_repaint` each time. The
 //! UI thread only ever does `try_recv` and non-blocking sends.
 
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use weft_core::{
-    ChangeEvent, Config, DocKey, FeedError, Node, Origin, Query, Role, SubscribeFilter,
+    ChangeEvent, Config, DocKey, FeedError, Node, Origin, Query, Role, SpaceState, SubscribeFilter,
 };
 
 use crate::msg::{
@@ -26,6 +27,9 @@ const PEERS_EVERY: Duration = Duration::from_secs(1);
 const REFRESH_DELAY: Duration = Duration::from_millis(150);
 /// Invites issued from the app last a week, like the CLI's default.
 const INVITE_EXPIRY: Duration = Duration::from_secs(7 * 86_400);
+/// How long a join waits for the inviter's answer before the status line
+/// says it is still waiting, like the CLI's default.
+const ADMISSION_WAIT: Duration = Duration::from_secs(60);
 
 /// Wakes the UI after an update is queued.
 pub type Waker = Box<dyn Fn() + Send + Sync>;
@@ -50,7 +54,10 @@ impl BackendHandle {
         let (commands, rx) = mpsc::unbounded_channel();
         let (tx, updates) = std_mpsc::channel();
         let (closed_tx, closed) = std_mpsc::channel();
-        let out = Out { tx, waker };
+        let out = Out {
+            tx,
+            waker: Arc::from(waker),
+        };
         std::thread::Builder::new()
             .name("weft-backend".into())
             .spawn(move || {
@@ -102,9 +109,11 @@ impl Drop for BackendHandle {
     }
 }
 
+/// Cloned into tasks that answer later (a join waiting for its inviter).
+#[derive(Clone)]
 struct Out {
     tx: std_mpsc::Sender<Update>,
-    waker: Waker,
+    waker: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Out {
@@ -232,7 +241,23 @@ impl Backend {
             Command::Join(token) => match self.node.space_join(token.trim()).await {
                 Ok(id) => {
                     self.spaces().await;
-                    self.out.send(Update::SpaceAdded(id.to_string()));
+                    let id = id.to_string();
+                    self.out.send(Update::SpaceAdded(id.clone()));
+                    self.out.send(admission(id.clone(), SpaceState::Pending));
+                    // Waited for in its own task, so the backend keeps
+                    // serving the UI meanwhile.
+                    let (node, out) = (self.node.clone(), self.out.clone());
+                    tokio::spawn(async move {
+                        match node.wait_admission(&id, ADMISSION_WAIT).await {
+                            Ok(state) => {
+                                if let Ok(list) = node.space_list().await {
+                                    out.send(Update::Spaces(space_entries(list)));
+                                }
+                                out.send(admission(id, state));
+                            }
+                            Err(e) => out.error("Could not learn whether the join was admitted", e),
+                        }
+                    });
                 }
                 Err(e) => self.out.error(
                     "Could not join (paste the whole token an admin copied for you)",
@@ -347,21 +372,7 @@ impl Backend {
 
     async fn spaces(&self) {
         match self.node.space_list().await {
-            Ok(list) => {
-                let mut spaces: Vec<SpaceEntry> = list
-                    .into_iter()
-                    .map(|s| SpaceEntry {
-                        id: s.id,
-                        name: s.name,
-                        role: s.role.map(|r| role_name(r).to_owned()),
-                        members: s.members.len(),
-                        default: s.default,
-                    })
-                    .collect();
-                // The personal space first, then by name: a stable list.
-                spaces.sort_by(|a, b| (!a.default, &a.name).cmp(&(!b.default, &b.name)));
-                self.out.send(Update::Spaces(spaces));
-            }
+            Ok(list) => self.out.send(Update::Spaces(space_entries(list))),
             Err(e) => self.out.error("Could not list spaces", e),
         }
     }
@@ -577,6 +588,46 @@ impl Backend {
                 .collect(),
             summary,
         });
+    }
+}
+
+/// The spaces as the UI lists them: the personal space first, then by
+/// name, so the list is stable.
+fn space_entries(list: Vec<weft_core::SpaceInfo>) -> Vec<SpaceEntry> {
+    let mut spaces: Vec<SpaceEntry> = list
+        .into_iter()
+        .map(|s| {
+            let (state, reason) = state_parts(s.state);
+            SpaceEntry {
+                id: s.id,
+                name: s.name,
+                role: s.role.map(|r| role_name(r).to_owned()),
+                state,
+                reason,
+                members: s.members.len(),
+                default: s.default,
+            }
+        })
+        .collect();
+    spaces.sort_by(|a, b| (!a.default, &a.name).cmp(&(!b.default, &b.name)));
+    spaces
+}
+
+/// A space state as the CLI spells it, and the refusal's reason.
+fn state_parts(state: SpaceState) -> (String, Option<String>) {
+    match state {
+        SpaceState::Pending => ("pending".to_owned(), None),
+        SpaceState::Refused(reason) => ("refused".to_owned(), Some(reason)),
+        SpaceState::Member(role) => (role_name(role).to_owned(), None),
+    }
+}
+
+fn admission(space: String, state: SpaceState) -> Update {
+    let (state, reason) = state_parts(state);
+    Update::Admission {
+        space,
+        state,
+        reason,
     }
 }
 

@@ -73,6 +73,10 @@ pub struct SpaceEntry {
     pub name: String,
     /// This device's role (`admin`, `writer`, `reader`), once known.
     pub role: Option<String>,
+    /// Where this device stands: `pending`, `refused` or its role.
+    pub state: String,
+    /// The refusal's reason (a peer's words), when `state` is `refused`.
+    pub reason: Option<String>,
     pub members: usize,
     pub default: bool,
 }
@@ -142,6 +146,14 @@ pub enum Update {
     Spaces(Vec<SpaceEntry>),
     /// A space was created or joined: select it.
     SpaceAdded(String),
+    /// Where this device stands in a space it joined: `state` is its role
+    /// once admitted, `refused` (with the inviter's `reason`), or `pending`
+    /// while the inviter has not answered.
+    Admission {
+        space: String,
+        state: String,
+        reason: Option<String>,
+    },
     Invite {
         space: String,
         token: String,

@@ -198,6 +198,11 @@ impl AppState {
             Update::Fatal(message) => self.fatal = Some(message),
             Update::Spaces(spaces) => self.spaces = spaces,
             Update::SpaceAdded(id) => self.select_space(id),
+            Update::Admission {
+                space,
+                state,
+                reason,
+            } => self.admission(&space, &state, reason.as_deref()),
             Update::Invite { space, token } => {
                 self.copy_request = Some(token.clone());
                 self.invite = Some((space, token));
@@ -291,6 +296,21 @@ impl AppState {
             | Update::DocSaved { .. }
             | Update::History { .. } => {}
         }
+    }
+
+    /// The status line after a join: admitted, refused, or still waiting.
+    fn admission(&mut self, space: &str, state: &str, reason: Option<&str>) {
+        let name = self.space_name(space);
+        self.notice = Some(match (state, reason) {
+            ("pending", _) => Notice::Info(format!(
+                "Joined {name}: waiting for the inviter to admit this device \
+                 (it is admitted once the inviter is online)"
+            )),
+            (_, Some(reason)) => Notice::Error(format!(
+                "Joining {name} was refused: {reason}. Ask an admin of the space for a new invite."
+            )),
+            (role, None) => Notice::Info(format!("Joined {name}: admitted as {role}")),
+        });
     }
 
     fn is_current(&self, space: &str) -> bool {

@@ -18,6 +18,11 @@ pub enum WeftError {
     /// An invite token is malformed, expired, forged or meant for another node.
     #[error("{0}")]
     Invite(String),
+    /// The inviter or an admin refused this device in a space it joined
+    /// (the invite was already used or expired, or the inviter was
+    /// revoked); the message has their reason. Ask for a new invite.
+    #[error("{0}")]
+    Refused(String),
     /// Another process has the replica open.
     #[error("{0}")]
     Locked(String),

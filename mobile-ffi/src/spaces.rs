@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weft_core::NodeId;
+use weft_core::{NodeId, SpaceState};
 
 use crate::error::WeftError;
 use crate::node::WeftNode;
@@ -28,6 +28,13 @@ pub struct Space {
     pub name: String,
     /// This device's role, once the membership log says so.
     pub role: Option<Role>,
+    /// Where this device stands: `pending` (its inviter has not admitted
+    /// it yet), `refused` (see `reason`), or its role (`reader`, `writer`,
+    /// `admin`).
+    pub state: String,
+    /// Why the inviter or an admin refused this device, in their words;
+    /// `None` unless `state` is `refused`.
+    pub reason: Option<String>,
     /// Members and their roles.
     pub members: Vec<Member>,
     /// Whether it is the device's default (personal) space.
@@ -60,19 +67,24 @@ impl WeftNode {
         let spaces = self.run(async move { node.space_list().await }).await?;
         Ok(spaces
             .into_iter()
-            .map(|s| Space {
-                id: s.id,
-                name: s.name,
-                role: s.role.map(Role::from),
-                members: s
-                    .members
-                    .into_iter()
-                    .map(|(node, role)| Member {
-                        node_id: node.to_string(),
-                        role: role.into(),
-                    })
-                    .collect(),
-                is_default: s.default,
+            .map(|s| {
+                let (state, reason) = state_parts(s.state);
+                Space {
+                    id: s.id,
+                    name: s.name,
+                    role: s.role.map(Role::from),
+                    state,
+                    reason,
+                    members: s
+                        .members
+                        .into_iter()
+                        .map(|(node, role)| Member {
+                            node_id: node.to_string(),
+                            role: role.into(),
+                        })
+                        .collect(),
+                    is_default: s.default,
+                }
             })
             .collect())
     }
@@ -104,13 +116,45 @@ impl WeftNode {
     }
 
     /// Joins a space with an invite token and, when online, dials the
-    /// inviter so it syncs. Returns the space id.
+    /// inviter so it syncs. Returns the space id at once; the inviter's
+    /// answer comes later: see [`WeftNode::space_wait_admission`].
     pub async fn space_join(&self, token: String) -> Result<String, WeftError> {
         let node = self.node.clone();
         let id = self
             .run(async move { node.space_join(&token).await })
             .await?;
         Ok(id.to_string())
+    }
+
+    /// Waits up to `timeout_ms` (at most a day) for the inviter of a joined
+    /// `space` (name or id) to admit this device, and returns its state:
+    /// the role (`reader`, `writer`, `admin`), or `pending` if the inviter
+    /// has not answered in time (the space stays joined and is admitted
+    /// once the inviter is reachable). A refusal fails with `Refused`.
+    pub async fn space_wait_admission(
+        &self,
+        space: String,
+        timeout_ms: u64,
+    ) -> Result<String, WeftError> {
+        if timeout_ms > MAX_ADMISSION_WAIT_MS {
+            return Err(WeftError::invalid(format!(
+                "timeout_ms {timeout_ms} is too long: wait at most {MAX_ADMISSION_WAIT_MS} ms (a day) and call again"
+            )));
+        }
+        let node = self.node.clone();
+        let waited = space.clone();
+        let state = self
+            .run(async move {
+                node.wait_admission(&waited, Duration::from_millis(timeout_ms))
+                    .await
+            })
+            .await?;
+        match state_parts(state) {
+            (_, Some(reason)) => Err(WeftError::Refused(format!(
+                "the inviter refused this device in space {space}: {reason}; ask an admin of the space for a new invite and join with it"
+            ))),
+            (state, None) => Ok(state),
+        }
     }
 
     /// Revokes every role of `node` in `space` (name or id; the default
@@ -121,6 +165,28 @@ impl WeftNode {
         let handle = self.node.clone();
         self.run(async move { handle.space_revoke(space.as_deref(), revoked).await })
             .await
+    }
+}
+
+/// The longest [`WeftNode::space_wait_admission`] waits: far beyond any
+/// sensible wait, and it bounds the deadline arithmetic.
+const MAX_ADMISSION_WAIT_MS: u64 = 86_400_000;
+
+/// A state as the bindings spell it (as the CLI and API do), and the
+/// refusal's reason.
+fn state_parts(state: SpaceState) -> (String, Option<String>) {
+    match state {
+        SpaceState::Pending => ("pending".to_owned(), None),
+        SpaceState::Refused(reason) => ("refused".to_owned(), Some(reason)),
+        SpaceState::Member(role) => (
+            match role {
+                weft_core::Role::Reader => "reader",
+                weft_core::Role::Writer => "writer",
+                weft_core::Role::Admin => "admin",
+            }
+            .to_owned(),
+            None,
+        ),
     }
 }
 

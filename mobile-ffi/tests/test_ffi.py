@@ -86,6 +86,8 @@ async def main():
         assert addrs and all(x.startswith("/ip4/127.0.0.1/tcp/") for x in addrs), addrs
         assert await b.connect(addrs[0]) == a_id
         assert await b.space_join(token) == team
+        # The join returns at once; the inviter's answer is waited for apart.
+        assert await b.space_wait_admission(team, 30_000) == "writer"
         await until("b to become a writer in team", lambda: b_is_writer(b, team))
 
         recorder = Recorder()
@@ -117,6 +119,7 @@ async def main():
         await expect_error(WeftError.NotFound, "not found", a.url("notes", "nope", space=team))
         spaces = {s.id: s for s in await b.space_list()}
         assert spaces[team].role == Role.WRITER and len(spaces[team].members) == 2, spaces
+        assert spaces[team].state == "writer" and spaces[team].reason is None, spaces
         peers = await a.peers()
         assert any(p.node_id == b.node_id() and p.connected for p in peers), peers
         status = await a.status()
@@ -130,6 +133,8 @@ async def main():
         await expect_error(WeftError.InvalidInput, "SQL", a.sql("DELETE FROM documents"))
         await expect_error(WeftError.InvalidInput, "not a multiaddr", a.connect("not-an-address"))
         await expect_error(WeftError.Invite, "invalid invite", b.space_join("garbage"))
+        await expect_error(WeftError.InvalidInput, "too long", b.space_wait_admission(team, 86_400_001))
+        await expect_error(WeftError.NotFound, "unknown space", b.space_wait_admission("nope", 10))
         bad = NodeOptions(listen=["nonsense"])
         await expect_error(WeftError.InvalidInput, "listen", WeftNode.open(dir_a + "-x", bad))
         await expect_error(WeftError.Locked, "in use", WeftNode.open(dir_a, LOOPBACK))

@@ -42,8 +42,9 @@ fn two_daemons_share_a_space_through_the_cli() {
     ]);
     let token = token.trim();
     assert!(token.starts_with("weft-invite-"), "{token}");
-    let joined = b.ok(&["space", "join", token]).trim().to_owned();
-    assert_eq!(joined, team);
+    // The join waits for A's answer: B is a writer when it returns.
+    let joined = b.json(&["space", "join", token]);
+    assert_eq!(joined, json!({"id": team, "state": "writer"}));
 
     // A watcher on B sees A's change arrive as a remote event.
     let mut watch = b
@@ -421,7 +422,7 @@ fn a_reader_and_a_revoked_member_leave_the_daemons_quiet() {
         d.ok(&["space", "join", token.trim()]);
     }
     let note = |d: &Device, id: &str| d.run(&["--space", "team", "get", "notes", id]);
-    // Joining returns before the inviter admitted the joiner and its log arrived.
+    // Joining waited for the inviter to admit each device; checked here.
     eventually(SYNC_WAIT, || {
         let spaces = revoked.ok(&["space", "list"]);
         spaces

@@ -77,6 +77,19 @@ impl From<Error> for Failure {
     }
 }
 
+impl From<crate::ops::JoinError> for Failure {
+    fn from(e: crate::ops::JoinError) -> Self {
+        match e {
+            crate::ops::JoinError::Failed(e) => e.into(),
+            refused @ crate::ops::JoinError::Refused { .. } => Failure::new(
+                StatusCode::CONFLICT,
+                crate::ops::REFUSED,
+                refused.to_string(),
+            ),
+        }
+    }
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()

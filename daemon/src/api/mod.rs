@@ -11,6 +11,7 @@ mod node;
 mod spaces;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -40,7 +41,14 @@ pub struct AppState {
     openapi: Arc<OnceLock<String>>,
     pub(crate) automerge: Arc<Hub>,
     guard: Arc<Guard>,
+    /// How long `POST /v1/join` waits for the inviter unless the request
+    /// says (config `status_timeout`, else 60 s).
+    pub(crate) join_timeout: Duration,
 }
+
+/// How long joins wait for their inviter when neither the request nor the
+/// config says, as `weft status --wait-synced` waits for sync.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -77,20 +85,29 @@ pub fn router(node: Node, token: String, shutdown: watch::Receiver<bool>) -> Rou
         space: node.default_space().to_owned(),
         collection: DEFAULT_LANDING_COLLECTION.to_owned(),
     };
-    router_with(node, token, shutdown, landing, Guard::default())
+    router_with(
+        node,
+        token,
+        shutdown,
+        landing,
+        Guard::default(),
+        DEFAULT_JOIN_TIMEOUT,
+    )
 }
 
 /// The collection automerge-repo documents land in unless configured.
 pub const DEFAULT_LANDING_COLLECTION: &str = "automerge";
 
 /// The router: the OpenAPI-described routes, plus the automerge-repo
-/// WebSocket (which OpenAPI cannot describe), behind `guard`.
+/// WebSocket (which OpenAPI cannot describe), behind `guard`; joins wait
+/// `join_timeout` for their inviter unless a request says otherwise.
 pub fn router_with(
     node: Node,
     token: String,
     shutdown: watch::Receiver<bool>,
     landing: Landing,
     guard: Guard,
+    join_timeout: Duration,
 ) -> Router {
     let state = AppState {
         automerge: Hub::new(node.clone(), landing),
@@ -99,6 +116,7 @@ pub fn router_with(
         shutdown,
         openapi: Arc::new(OnceLock::new()),
         guard: Arc::new(guard),
+        join_timeout,
     };
     let (router, api) = routes().split_for_parts();
     let json = api

@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::{AppState, Failure};
-use crate::model::{ApiError, CreateSpace, Invite, InviteRequest, JoinRequest, Space, SpaceRef};
+use crate::model::{
+    ApiError, CreateSpace, Invite, InviteRequest, JoinRequest, Joined, Space, SpaceRef,
+};
 use crate::ops;
 
 #[utoipa::path(
@@ -63,18 +65,47 @@ pub async fn invite(
 
 #[utoipa::path(
     post, path = "/v1/join", tag = "spaces", operation_id = "join_space",
+    description = "Joins with an invite token and dials the inviter. Unless `wait` is false, \
+                   answers once the inviter admits this device (`state`: its role) or refuses it \
+                   (409), or after `timeout_secs` with `state: \"pending\"`: the space stays \
+                   joined and is admitted when the inviter is reachable.",
     request_body = JoinRequest,
     responses(
-        (status = 200, description = "Joined; the space syncs from the inviter", body = SpaceRef),
-        (status = 400, description = "Damaged, expired or foreign token", body = ApiError),
+        (status = 200, description = "Joined: admitted with a role, or still pending", body = Joined),
+        (status = 400, description = "Damaged, expired or foreign token, or an unusable timeout", body = ApiError),
+        (status = 409, description = "Refused by the inviter (code `refused`; the invite was already used or expired, or the inviter was revoked); the message has the reason", body = ApiError),
         (status = 401, body = ApiError),
     )
 )]
 pub async fn join(
     State(s): State<AppState>,
     Json(req): Json<JoinRequest>,
-) -> Result<Json<SpaceRef>, Failure> {
-    Ok(Json(ops::space_join(&s.node, &req.token).await?))
+) -> Result<Json<Joined>, Failure> {
+    // The timeout is checked before joining, so a bad one changes nothing.
+    let wait = match req.wait.unwrap_or(true) {
+        true => Some(ops::join_wait(
+            req.timeout_secs.unwrap_or(s.join_timeout.as_secs_f64()),
+        )?),
+        false => None,
+    };
+    let id = ops::space_join(&s.node, &req.token).await?;
+    let state = match wait {
+        Some(limit) => {
+            let mut stop = s.shutdown.clone();
+            tokio::select! {
+                state = s.node.wait_admission(&id, limit) => state?,
+                // A stopping daemon answers with the state so far rather
+                // than holding its shutdown for the rest of the wait.
+                () = async move {
+                    if stop.wait_for(|stopping| *stopping).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => s.node.space_state(&id).await?,
+            }
+        }
+        None => s.node.space_state(&id).await?,
+    };
+    Ok(Json(ops::joined(id, state)?))
 }
 
 #[utoipa::path(

@@ -193,3 +193,39 @@ fn short_ids_keep_both_ends() {
     assert_eq!(short("abc"), "abc");
     assert_eq!(short("12D3KooWAbCdEfGhIj"), "12D3Ko…GhIj");
 }
+
+#[test]
+fn a_join_reports_its_admission_in_the_status_line() {
+    let mut s = AppState::default();
+    s.apply(Update::Spaces(vec![SpaceEntry {
+        id: "sp2".into(),
+        name: "team".into(),
+        role: None,
+        state: "pending".into(),
+        reason: None,
+        members: 1,
+        default: false,
+    }]));
+    let admission = |state: &str, reason: Option<&str>| Update::Admission {
+        space: "sp2".into(),
+        state: state.into(),
+        reason: reason.map(str::to_owned),
+    };
+    s.apply(admission("pending", None));
+    assert!(
+        matches!(&s.notice, Some(Notice::Info(m)) if m.contains("team") && m.contains("waiting for the inviter")),
+        "{:?}",
+        s.notice
+    );
+    s.apply(admission("writer", None));
+    assert_eq!(
+        s.notice,
+        Some(Notice::Info("Joined team: admitted as writer".into()))
+    );
+    s.apply(admission("refused", Some("invite already used")));
+    assert!(
+        matches!(&s.notice, Some(Notice::Error(m)) if m.contains("refused: invite already used") && m.contains("new invite")),
+        "{:?}",
+        s.notice
+    );
+}

@@ -19,9 +19,17 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState) {
                 if space.default {
                     label.push_str(" (personal)");
                 }
-                let role = space.role.as_deref().unwrap_or("joining…");
+                // Not yet (or never) a member: say so beside the name.
+                if matches!(space.state.as_str(), "pending" | "refused") {
+                    label.push_str(&format!(" ({})", space.state));
+                }
+                let standing = match &space.reason {
+                    Some(reason) => format!("refused: {reason}"),
+                    None if space.state == "pending" => "waiting for the inviter".to_owned(),
+                    None => space.state.clone(),
+                };
                 let response = ui.selectable_label(selected, label).on_hover_text(format!(
-                    "{}\nyour role: {role}\nmembers: {}",
+                    "{}\nyou: {standing}\nmembers: {}",
                     space.id, space.members
                 ));
                 if response.clicked() && !selected {

@@ -6,6 +6,7 @@ use super::common::{
     App, SHORT, SYNC, app, body_id, click, cursor, set_cursor, state, type_into, until, wait_ready,
 };
 use egui_kittest::kittest::Queryable;
+use weft_desktop::state::Notice;
 
 fn body(app: &App) -> String {
     state(app)
@@ -52,6 +53,10 @@ fn text_typed_in_one_app_appears_in_the_other() {
                     .any(|sp| sp.id == team && sp.role.as_deref() == Some("writer"))
         },
     );
+    // The join's outcome is in B's status line once A admitted it.
+    until(&mut [&mut a, &mut b], "B told it was admitted", SYNC, |x| {
+        state(x[1]).notice == Some(Notice::Info("Joined team: admitted as writer".into()))
+    });
 
     // A writes a note; B opens it once it has synced.
     click(&mut a, "New note");
