@@ -265,6 +265,15 @@ impl Membership {
                 if self.used.contains_key(&invite.nonce()) {
                     return Err("invite already used".into());
                 }
+                // Nor with any other invite issued to whoever holds it: a
+                // revocation stands until an admin grants a role or invites
+                // this very node (an invite bound to its id).
+                if self.revoked.contains(&joiner) && invite.node() != Some(joiner) {
+                    return Err(
+                        "revoked; an admin can grant this node a role or invite it by its node id"
+                            .into(),
+                    );
+                }
                 Ok(Effect::Join(joiner, invite.role(), invite.nonce()))
             }
         }
@@ -288,9 +297,10 @@ impl Membership {
                 self.roles.insert(node, role);
             }
             Effect::Set(node, None) => {
-                if self.roles.remove(&node).is_some() {
-                    self.revoked.insert(node);
-                }
+                // Also a node not (yet) a member: an admin revoking a node
+                // that holds an invite means it should not get in with it.
+                self.roles.remove(&node);
+                self.revoked.insert(node);
             }
             Effect::Join(node, role, nonce) => {
                 self.revoked.remove(&node);
@@ -301,8 +311,29 @@ impl Membership {
         }
     }
 
-    /// Whether a revocation ended `node`'s membership (and no grant or
-    /// join restored it since).
+    /// Why a claim by `node` carrying `offered` entries must be refused
+    /// although evaluating it might admit it: one of its joins uses an
+    /// invite this log already credits to another node. Evaluation orders
+    /// concurrent joins by their claimed time, which the joiner chooses, so
+    /// only refusing at admission keeps a used token from taking the place
+    /// of the node that used it first.
+    pub fn conflicting_claim(&self, node: NodeId, offered: &[Entry]) -> Option<String> {
+        offered.iter().find_map(|e| match (e.signer(), e.action()) {
+            (Signer::Node(joiner), Action::Join { invite, .. })
+                if joiner == node
+                    && self
+                        .used
+                        .get(&invite.nonce())
+                        .is_some_and(|first| *first != node) =>
+            {
+                Some("invite already used".to_string())
+            }
+            _ => None,
+        })
+    }
+
+    /// Whether a revocation names `node` (and no grant or join restored it
+    /// since), whether or not it was a member then.
     pub fn revoked(&self, node: NodeId) -> bool {
         self.revoked.contains(&node)
     }

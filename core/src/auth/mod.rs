@@ -14,6 +14,8 @@ mod invite;
 mod membership;
 mod proof;
 mod space;
+#[cfg(test)]
+mod tests_reuse;
 
 pub use entry::{Action, Entry, EntryHash, Signer};
 pub use invite::{INVITE_PREFIX, Invite};

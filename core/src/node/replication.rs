@@ -30,6 +30,11 @@ const EVENTS_PER_GROUP: usize = 256;
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Documents held in memory by one sync round before it stores and parks them.
 const DIRTY_LIMIT: usize = 1024;
+/// Batches of documents to start held back for congested peers at most: the
+/// engine's window allows a couple per peer, so this is never reached by
+/// honest sessions; past it, batches start anyway (the queue's hard bound
+/// then ends the session rather than growing).
+const MAX_DEFERRED: usize = 1024;
 
 /// The input without the documents that failed to load; `None` when
 /// nothing is left to do.
@@ -85,6 +90,10 @@ pub(crate) struct SyncState {
     reconcile_sent: (u64, u64),
     /// Published after each round, for callers waiting on sync.
     progress: watch::Sender<SyncProgress>,
+    /// Documents to start for peers whose send queue was above
+    /// [`crate::net::SEND_HIGH_WATER`]: started on a later tick, once the
+    /// peer has taken what is queued (backpressure from the network).
+    deferred: VecDeque<Input>,
     /// Bumped whenever this node's standing in a space may have changed
     /// (a log changed, a peer admitted or refused us), for joins that wait.
     pub(super) standing: watch::Sender<u64>,
@@ -137,6 +146,7 @@ impl SyncState {
             reconcile_sent: (0, 0),
             progress,
             standing,
+            deferred: VecDeque::new(),
         }
     }
 
@@ -317,6 +327,10 @@ impl Actor {
 
     pub(super) async fn tick(&mut self) {
         let now = self.sync.started.elapsed().as_millis() as u64;
+        // Held-back starts go first; those still congested come back.
+        for input in std::mem::take(&mut self.sync.deferred) {
+            self.drive(input).await;
+        }
         self.drive(Input::Tick(now)).await;
         self.flush().await;
         if self.sync.pruned_at.elapsed() >= PRUNE_EVERY {
@@ -385,6 +399,13 @@ impl Actor {
             let now = self.sync.started.elapsed().as_millis() as u64;
             self.sync.engine.advance(now);
             if self.refused_document(&input).await {
+                continue;
+            }
+            if let Input::StartSync { peer, .. } = &input
+                && self.congested(*peer)
+            {
+                tracing::debug!(%peer, "peer congested; starting its documents later");
+                self.sync.deferred.push_back(input);
                 continue;
             }
             if let Input::MembershipChanged(space) = &input {
@@ -478,6 +499,17 @@ impl Actor {
         }
         self.sync.items.clear();
         self.sync.states.clear();
+    }
+
+    /// Whether the peer's send queue is above the high-water mark (and
+    /// there is room to hold a start back).
+    fn congested(&self, peer: NodeId) -> bool {
+        self.sync.deferred.len() < MAX_DEFERRED
+            && self
+                .sync
+                .net
+                .as_ref()
+                .is_some_and(|net| net.queued(peer) > crate::net::SEND_HIGH_WATER)
     }
 
     /// Whether `input` is a document from a peer the evaluated membership

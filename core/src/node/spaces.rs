@@ -155,6 +155,13 @@ pub(super) fn admit(
     }
     let id: SpaceId = space.parse().map_err(|_| "not a space id".to_string())?;
     let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
+    if let Some(reason) = joined
+        .membership
+        .as_ref()
+        .and_then(|m| m.conflicting_claim(node, &offered))
+    {
+        return Err(reason);
+    }
     // Usually the proof only adds to the evaluated log: that costs the
     // proof's entries, not a walk of the whole log.
     let extended = joined

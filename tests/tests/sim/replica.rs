@@ -161,6 +161,9 @@ impl Replica for SimReplica {
             return Ok((role, false));
         }
         let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
+        if let Some(reason) = self.membership().conflicting_claim(node, &offered) {
+            return Err(reason);
+        }
         let mut entries: Vec<Entry> = self
             .log()
             .log_entries()
