@@ -50,7 +50,8 @@ impl Log {
 fn a_used_invite_cannot_displace_its_first_user() {
     let mut log = Log::new();
     let invite = log.invite(None);
-    log.entries.push(Entry::join(&key(2), &invite, 200).unwrap());
+    log.entries
+        .push(Entry::join(&key(2), &invite, 200).unwrap());
     assert_eq!(log.eval().role(id(&key(2))), Some(Role::Writer));
     // A second holder of the token claims an earlier time: by evaluation
     // order alone it would win and push the first user out.
@@ -83,7 +84,8 @@ fn a_revoked_node_gets_in_only_by_an_invite_bound_to_it() {
         &heads,
         150,
     ));
-    log.entries.push(Entry::join(&key(4), &unbound, 200).unwrap());
+    log.entries
+        .push(Entry::join(&key(4), &unbound, 200).unwrap());
     let m = log.eval();
     assert_eq!(m.role(id(&key(4))), None);
     assert!(m.revoked(id(&key(4))));

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::framing::{self, FrameError, HEADER_LEN};
-use super::link::{Link, LinkState};
+use super::link::{Link, LinkState, Links};
 use super::{MAX_FRAME, NetEvent, NetStats, PRE_AUTH_FRAME_MAX, PRE_AUTH_FRAMES, SYNC_PROTOCOL};
 use crate::identity::NodeId;
 
@@ -90,8 +90,6 @@ pub enum Report {
 pub struct SessionHandle {
     /// Distinguishes this session from earlier ones of the same peer.
     pub generation: u64,
-    /// Where `Net` handles queue frames for this session.
-    pub link: Link,
     /// Inbound sync streams from the peer (one is read; more are refused).
     pub inbound: mpsc::UnboundedSender<Stream>,
     _close: oneshot::Sender<()>,
@@ -112,8 +110,10 @@ pub struct SessionParams {
     pub previous: Option<JoinHandle<()>>,
 }
 
-/// Starts a session task on the current runtime.
-pub fn start(params: SessionParams) -> SessionHandle {
+/// Starts a session task on the current runtime, its link registered in
+/// `links` first: the task may announce `Connected` at once (on another
+/// thread), and the app's first frame must find the link.
+pub fn start(params: SessionParams, links: &Links) -> SessionHandle {
     let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
     let (inbound, inbound_rx) = mpsc::unbounded_channel();
     let (close, close_rx) = oneshot::channel();
@@ -124,10 +124,10 @@ pub fn start(params: SessionParams) -> SessionHandle {
         outgoing,
         state: state.clone(),
     };
+    links.insert(params.node, link.clone());
     let done = tokio::spawn(run(params, state, outgoing_rx, inbound_rx, close_rx));
     SessionHandle {
         generation,
-        link,
         inbound,
         _close: close,
         done,

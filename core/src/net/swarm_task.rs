@@ -428,20 +428,22 @@ impl SwarmTask {
             return;
         }
         self.generation += 1;
-        let session = session::start(SessionParams {
-            peer,
-            node: p.node,
-            generation: self.generation,
-            control: self.control.clone(),
-            events: self.events.clone(),
-            reports: self.reports_tx.clone(),
-            counters: self.counters.clone(),
-            previous: p.previous.take(),
-        });
+        let session = session::start(
+            SessionParams {
+                peer,
+                node: p.node,
+                generation: self.generation,
+                control: self.control.clone(),
+                events: self.events.clone(),
+                reports: self.reports_tx.clone(),
+                counters: self.counters.clone(),
+                previous: p.previous.take(),
+            },
+            &self.links,
+        );
         for stream in self.early_streams.remove(&peer).unwrap_or_default() {
             let _ = session.inbound.send(stream);
         }
-        self.links.insert(p.node, session.link.clone());
         p.session = Some(session);
     }
 
