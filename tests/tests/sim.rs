@@ -467,8 +467,16 @@ impl Sim {
                         "t={} {from}->{to} {} heads={:?} need={:?} changes={:?} ro={:?}",
                         self.now,
                         key.id,
-                        m.as_ref().map(|m| m.heads.len()),
-                        m.as_ref().map(|m| m.need.len()),
+                        m.as_ref().map(|m| m
+                            .heads
+                            .iter()
+                            .map(|h| h.to_string()[..6].to_owned())
+                            .collect::<Vec<_>>()),
+                        m.as_ref().map(|m| m
+                            .need
+                            .iter()
+                            .map(|h| h.to_string()[..6].to_owned())
+                            .collect::<Vec<_>>()),
                         m.as_ref().map(|m| m.changes.len()),
                         m.as_ref().map(|m| m.flags)
                     );

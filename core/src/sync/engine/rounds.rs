@@ -134,19 +134,10 @@ impl Engine {
             state.have_responded = false;
         }
         let doc = replica.doc(key);
-        if doc.is_empty() && state.read_only && state.their_heads.is_some() {
-            // Nothing to give and nothing we take: a round about a document
-            // we do not hold (no state kept) would otherwise restart fresh
-            // with every answer of a peer whose heads never match ours.
-            if let Some(session) = self.session(peer, key.space()) {
-                let item = item_key(key);
-                session.pending.remove(&item);
-                if session.one_way.len() < super::MAX_PENDING {
-                    session.one_way.insert(item, heads_hash(&[]));
-                }
-            }
-            return;
-        }
+        // Nothing to give and nothing we take: answered once (our empty
+        // heads, read-only) and settled, since no state is kept for a
+        // document we do not hold.
+        let nothing_either_way = doc.is_empty() && state.read_only && state.their_heads.is_some();
         let message = doc.generate_sync_message(&mut state);
         // Changes flow one way with a reader, so heads may differ for good
         // (it may hold changes we refuse, or we hold changes it cannot pass
@@ -159,16 +150,26 @@ impl Engine {
             doc.generate_sync_message(&mut probe).is_none()
         };
         let mine = doc.heads();
-        let (in_sync, one_way) = state.their_heads.as_ref().map_or((false, false), |theirs| {
-            let equal = theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h));
-            let one_way =
-                gave_all || (state.peer_read_only && theirs.iter().all(|h| doc.has_change(h)));
-            (equal || one_way, !equal && one_way)
-        });
+        // Both sides refuse each other's changes (two readers): nothing can
+        // flow (Automerge stops answering once both have said so).
+        let both_read_only = state.read_only && state.peer_read_only;
+        let (in_sync, one_way) = if nothing_either_way || both_read_only {
+            (true, true)
+        } else {
+            state.their_heads.as_ref().map_or((false, false), |theirs| {
+                let equal = theirs.len() == mine.len() && theirs.iter().all(|h| mine.contains(h));
+                let one_way =
+                    gave_all || (state.peer_read_only && theirs.iter().all(|h| doc.has_change(h)));
+                (equal || one_way, !equal && one_way)
+            })
+        };
+
         // A document this node does not hold keeps no state: the next
         // message about it starts from a fresh one, which costs at most a
         // repeated heads exchange.
-        let held = !doc.is_empty();
+        // (Or one we answered read-only: its state says so, and the next
+        // message from the peer is not answered again.)
+        let held = !doc.is_empty() || nothing_either_way;
         let item = item_key(key);
         let Some(session) = self.session(peer, key.space()) else {
             return;
