@@ -258,7 +258,8 @@ async fn space_command(
                     .unwrap_or_default();
                 eprintln!(
                     "note: joined, but no daemon runs here, so nothing syncs yet: start `weft daemon`; \
-                     it finds the inviter by mDNS on the LAN, or run `weft connect ADDR`{}",
+                     it dials the inviter at the addresses in the invite until it answers, and finds it \
+                     by mDNS on the LAN; from elsewhere, run `weft connect ADDR`{}",
                     if addrs.is_empty() {
                         String::new()
                     } else {

@@ -203,3 +203,29 @@ fn a_reused_invite_is_refused_and_everything_settles() {
     // The refused device was sent nothing of the space.
     assert!(!has_note(&second, "n"), "a refused device received a note");
 }
+
+/// A join recorded while no daemon runs (embedded) completes when the
+/// daemon starts: it dials the inviter from the invite's addresses (mDNS is
+/// off here), is admitted, and receives the space.
+#[test]
+fn a_join_made_offline_completes_when_the_daemon_starts() {
+    let (admin, joiner) = (Device::new(), Device::new());
+    let _da = admin.start_daemon(&[]);
+    admin.ok(&["space", "create", "team"]);
+    admin.ok(&["--space", "team", "put", "notes", "n", r#"{"v":1}"#]);
+    let token = admin.ok(&["--space", "team", "space", "invite"]);
+    let joined = joiner.json(&["space", "join", token.trim()]);
+    assert_eq!(joined["state"], "pending", "{joined}");
+    let _dj = joiner.start_daemon(&[]);
+    eventually(SYNC_WAIT, || has_note(&joiner, "n").then_some(()))
+        .expect("the joiner's daemon reached the inviter and received the space");
+    let spaces = joiner.json(&["space", "list"]);
+    assert!(
+        spaces
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "team" && s["state"] == "writer"),
+        "{spaces}"
+    );
+}

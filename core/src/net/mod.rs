@@ -232,6 +232,13 @@ impl Net {
         }
     }
 
+    /// Keeps the peers at `addrs` (each ending in `/p2p/<id>`) connected:
+    /// dialed now and redialed with backoff whenever they drop, like the
+    /// configured peers (at most `MAX_DISCOVERED` such besides those).
+    pub fn keep(&self, addrs: Vec<Multiaddr>) {
+        let _ = self.commands.send(Command::Keep(addrs));
+    }
+
     /// Addresses others can dial, each ending in `/p2p/<own id>`. Waits (up
     /// to a few seconds) until every listener has reported its addresses.
     pub async fn listen_addrs(&self) -> Vec<Multiaddr> {

@@ -38,6 +38,8 @@ const MAX_EARLY_STREAMS: usize = 1;
 /// Requests from [`super::Net`] handles.
 pub enum Command {
     Connect(Multiaddr, ConnectReply),
+    /// Keep these peers connected: dial now, redial with backoff.
+    Keep(Vec<Multiaddr>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Disconnect(NodeId, oneshot::Sender<()>),
@@ -236,6 +238,27 @@ impl SwarmTask {
         self.answer_addr_waiters(now);
     }
 
+    /// Adds a found peer (mDNS, an invite) to those kept connected, within
+    /// `MAX_DISCOVERED` such peers and `MAX_KNOWN_ADDRS` addresses each.
+    /// Returns whether it is kept.
+    fn keep_addr(&mut self, peer: PeerId, addr: Multiaddr) -> bool {
+        let discovered = self.keep.values().filter(|k| !k.is_static).count();
+        if !self.keep.contains_key(&peer) && discovered >= MAX_DISCOVERED {
+            tracing::debug!(%peer, "not keeping peer: MAX_DISCOVERED reached");
+            return false;
+        }
+        let keep = self.keep.entry(peer).or_insert_with(|| Keep {
+            addrs: Vec::new(),
+            is_static: false,
+            backoff: Backoff::default(),
+            due: None,
+        });
+        if !keep.addrs.contains(&addr) && keep.addrs.len() < MAX_KNOWN_ADDRS {
+            keep.addrs.push(addr);
+        }
+        true
+    }
+
     /// Dials a kept peer unless it is connected or being dialed.
     fn dial_kept(&mut self, peer: PeerId) {
         let Some(keep) = self.keep.get_mut(&peer) else {
@@ -276,6 +299,21 @@ impl SwarmTask {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Connect(addr, reply) => self.connect(addr, reply),
+            Command::Keep(addrs) => {
+                let mut dial = Vec::new();
+                for addr in addrs {
+                    let Some(peer) = split_peer(&addr) else {
+                        tracing::debug!(%addr, "not keeping an address without /p2p/<id>");
+                        continue;
+                    };
+                    if self.keep_addr(peer, addr) && !dial.contains(&peer) {
+                        dial.push(peer);
+                    }
+                }
+                for peer in dial {
+                    self.dial_kept(peer);
+                }
+            }
             Command::ListenAddrs(reply) => {
                 if self.pending_listeners.is_empty() {
                     let _ = reply.send(self.listen_addrs());
@@ -621,21 +659,9 @@ impl SwarmTask {
                         continue;
                     }
                     tracing::debug!(%peer, %addr, "mDNS discovered");
-                    let discovered = self.keep.values().filter(|k| !k.is_static).count();
-                    if !self.keep.contains_key(&peer) && discovered >= MAX_DISCOVERED {
-                        tracing::debug!(%peer, "ignoring mDNS peer: MAX_DISCOVERED reached");
-                        continue;
+                    if self.keep_addr(peer, addr) {
+                        dial.push(peer);
                     }
-                    let keep = self.keep.entry(peer).or_insert_with(|| Keep {
-                        addrs: Vec::new(),
-                        is_static: false,
-                        backoff: Backoff::default(),
-                        due: None,
-                    });
-                    if !keep.addrs.contains(&addr) && keep.addrs.len() < MAX_KNOWN_ADDRS {
-                        keep.addrs.push(addr);
-                    }
-                    dial.push(peer);
                 }
                 dial.dedup();
                 for peer in dial {

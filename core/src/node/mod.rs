@@ -559,7 +559,10 @@ impl Node {
         let (space, addrs) = self
             .call(|reply| Command::Space(SpaceCommand::Join(token.to_owned(), reply)))
             .await?;
-        if self.current_net().is_some() {
+        if let Some(net) = self.current_net() {
+            // Kept dialed, so a join made while the inviter is away (or a
+            // connection lost before it answered) completes when it is back.
+            net.keep(addrs.iter().filter_map(|a| a.parse().ok()).collect());
             for addr in &addrs {
                 match self.connect(addr).await {
                     Ok(_) => break,

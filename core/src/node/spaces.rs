@@ -76,6 +76,9 @@ pub(crate) struct Joined {
     /// of our `Join`): before the log's genesis arrives, it is trusted to
     /// send the log (see [`Joined::provisional`]).
     inviter: Option<(NodeId, i64)>,
+    /// Where that inviter listened when it issued the invite: kept dialed
+    /// while the join waits (until the log names us).
+    inviter_addrs: Vec<String>,
     /// The last refusal an admin (or our inviter) sent us, until a peer
     /// names the space to us again or we join afresh.
     refused: Option<String>,
@@ -97,6 +100,7 @@ impl Joined {
             previous: None,
             verified: Verified::new(),
             inviter: None,
+            inviter_addrs: Vec::new(),
             refused: None,
         }
     }
@@ -433,27 +437,62 @@ impl Actor {
             };
             // Until the genesis arrives, the inviter named in our latest
             // join is the one peer we sync the space's log with.
-            let inviter = entries
+            let latest = entries
                 .iter()
                 .filter_map(|e| match (e.signer(), e.action()) {
                     (Signer::Node(n), Action::Join { invite, .. })
                         if n == me && invite.space() == id =>
                     {
-                        Some((e.time(), invite.inviter()))
+                        Some((e.time(), invite))
                     }
                     _ => None,
                 })
-                .max()
-                .map(|(time, inviter)| (inviter, time));
+                .max_by_key(|(time, _)| *time);
+            let inviter = latest.map(|(time, invite)| (invite.inviter(), time));
+            let addrs = latest
+                .map(|(_, invite)| invite.addrs().to_vec())
+                .unwrap_or_default();
             if let Some(j) = self.spaces.get_mut(space) {
                 j.membership = Some(membership);
                 j.inviter = inviter;
+                j.inviter_addrs = addrs;
             }
         }
         Ok(self.spaces[space]
             .membership
             .as_ref()
             .expect("evaluated above"))
+    }
+
+    /// Keeps dialing the inviters of joins still waiting (the log does not
+    /// name this node yet): a join made while the inviter was away, or
+    /// before a restart, completes once it is reachable.
+    pub(super) async fn keep_inviters(&mut self) {
+        let Some(net) = self.sync.net.clone() else {
+            return;
+        };
+        let ids: Vec<String> = self.spaces.keys().cloned().collect();
+        let mut addrs = Vec::new();
+        for id in ids {
+            let Ok(m) = self.membership(&id).await else {
+                continue;
+            };
+            if m.members().is_empty() {
+                addrs.extend(
+                    self.spaces[&id]
+                        .inviter_addrs
+                        .iter()
+                        .filter_map(|a| a.parse().ok()),
+                );
+            }
+        }
+        if !addrs.is_empty() {
+            tracing::info!(
+                addresses = addrs.len(),
+                "dialing the inviters of joins still waiting"
+            );
+            net.keep(addrs);
+        }
     }
 
     /// Forgets an evaluated membership after its log changed.

@@ -195,6 +195,7 @@ impl Actor {
             super::replication::TICK_MS,
         ));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.keep_inviters().await;
         while close.is_none() {
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
