@@ -63,7 +63,8 @@ fn a_used_invite_cannot_displace_its_first_user() {
     assert_eq!(raced.role(id(&key(2))), None);
     // Which is why admission refuses it against the log as it stands.
     assert_eq!(
-        log.eval().conflicting_claim(id(&key(3)), &[late.clone()]),
+        log.eval()
+            .conflicting_claim(id(&key(3)), std::slice::from_ref(&late)),
         Some("invite already used".into())
     );
     // The first user presenting its own join again is no conflict.
