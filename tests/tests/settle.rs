@@ -202,6 +202,12 @@ fn a_reused_invite_is_refused_and_everything_settles() {
     }
     // The refused device was sent nothing of the space.
     assert!(!has_note(&second, "n"), "a refused device received a note");
+    // A fresh invite admits it: its old, reused join does not count against it.
+    let fresh = admin.ok(&["--space", "team", "space", "invite"]);
+    let joined = second.json(&["space", "join", fresh.trim(), "--timeout", "60"]);
+    assert_eq!(joined["state"], "writer", "{joined}");
+    eventually(SYNC_WAIT, || has_note(&second, "n").then_some(()))
+        .expect("the re-invited device received the note");
 }
 
 /// A join recorded while no daemon runs (embedded) completes when the

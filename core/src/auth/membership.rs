@@ -311,25 +311,19 @@ impl Membership {
         }
     }
 
-    /// Why a claim by `node` carrying `offered` entries must be refused
-    /// although evaluating it might admit it: one of its joins uses an
-    /// invite this log already credits to another node. Evaluation orders
-    /// concurrent joins by their claimed time, which the joiner chooses, so
-    /// only refusing at admission keeps a used token from taking the place
-    /// of the node that used it first.
-    pub fn conflicting_claim(&self, node: NodeId, offered: &[Entry]) -> Option<String> {
-        offered.iter().find_map(|e| match (e.signer(), e.action()) {
-            (Signer::Node(joiner), Action::Join { invite, .. })
-                if joiner == node
-                    && self
-                        .used
-                        .get(&invite.nonce())
-                        .is_some_and(|first| *first != node) =>
-            {
-                Some("invite already used".to_string())
-            }
-            _ => None,
-        })
+    /// Whether `e` is a join using an invite this log already credits to
+    /// another node. Evaluation orders concurrent joins by their claimed
+    /// time, which the joiner chooses, so admission drops such joins from a
+    /// claim (whoever carries them): a used token cannot take the place of
+    /// the node that used it first.
+    pub fn reuses_invite(&self, e: &Entry) -> bool {
+        match (e.signer(), e.action()) {
+            (Signer::Node(joiner), Action::Join { invite, .. }) => self
+                .used
+                .get(&invite.nonce())
+                .is_some_and(|first| *first != joiner),
+            _ => false,
+        }
     }
 
     /// Whether a revocation names `node` (and no grant or join restored it

@@ -97,11 +97,13 @@ impl Document {
         let before = self.doc.get_heads();
         let saved_state = state.clone();
         let result = self.doc.sync().receive_sync_message(state, message);
-        // A peer's summary counted from changes we do not hold (ones we
-        // refused) would make Automerge answer with a reset, and the peer
-        // with the same summary, for ever: drop it. The peer's `need` still
-        // gets it everything it lacks.
-        if let Some(have) = state.their_have.as_mut() {
+        // Where we refuse changes, a peer's summary counted from changes we
+        // do not hold (ones we refused) would make Automerge answer with a
+        // reset, and the peer with the same summary, for ever: drop it. The
+        // peer's `need` still gets it everything it lacks.
+        if policy != ChangePolicy::Write
+            && let Some(have) = state.their_have.as_mut()
+        {
             have.retain(|h| {
                 h.last_sync
                     .iter()

@@ -158,14 +158,14 @@ pub(super) fn admit(
         return Ok((role, false));
     }
     let id: SpaceId = space.parse().map_err(|_| "not a space id".to_string())?;
-    let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
-    if let Some(reason) = joined
-        .membership
-        .as_ref()
-        .and_then(|m| m.conflicting_claim(node, &offered))
-    {
-        return Err(reason);
+    let mut offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
+    // Joins reusing an invite the log credits to another node count for
+    // nothing (the claimer's own old one, or one it carries for another).
+    let before = offered.len();
+    if let Some(m) = joined.membership.as_ref() {
+        offered.retain(|e| !m.reuses_invite(e));
     }
+    let reused = offered.len() < before;
     // Usually the proof only adds to the evaluated log: that costs the
     // proof's entries, not a walk of the whole log.
     let extended = joined
@@ -185,6 +185,9 @@ pub(super) fn admit(
         }
     };
     let Some(role) = membership.role(node) else {
+        if reused && !membership.revoked(node) {
+            return Err("invite already used".into());
+        }
         return Err(refusal(&membership, node, &offered));
     };
     // Keep only what counted: junk riding along with a valid join is dropped.
@@ -204,6 +207,10 @@ pub(super) fn admit(
     let stored = doc.log_entries();
     if !encoded.iter().all(|(_, bytes)| stored.contains(bytes)) {
         return Err("the membership log could not take the claim".into());
+    }
+    // The next claim in the same round is judged with this one counted.
+    if changed {
+        joined.membership = Some(membership);
     }
     Ok((role, changed))
 }
@@ -351,7 +358,11 @@ impl Actor {
         self.add_entries(&id.to_string(), &[entry]).await?;
         self.record_space(&id.to_string(), invite.name(), false)
             .await?;
-        Ok((id, invite.addrs().to_vec()))
+        let addrs = inviter_addrs(invite.addrs(), invite.inviter())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok((id, addrs))
     }
 
     async fn list_spaces(&mut self) -> Result<Vec<SpaceInfo>> {
@@ -367,6 +378,19 @@ impl Actor {
                 (None, Some(role)) => SpaceState::Member(role),
                 (None, None) if membership.revoked(me) => {
                     SpaceState::Refused("revoked by an admin".into())
+                }
+                // The inviter's provisional trust is over and no member
+                // vouched for us: nothing will admit this join any more.
+                (None, None)
+                    if membership.members().is_empty()
+                        && joined.inviter.is_some_and(|(_, since)| {
+                            (now_ms() / 1000).saturating_sub(since) >= PROVISIONAL_TRUST_SECS
+                        }) =>
+                {
+                    SpaceState::Refused(
+                        "the inviter did not admit this device within 10 minutes of joining; join again with a fresh invite"
+                            .into(),
+                    )
                 }
                 // Not named yet (the log may still be arriving): waiting.
                 (None, None) => SpaceState::Pending,
@@ -477,13 +501,14 @@ impl Actor {
             let Ok(m) = self.membership(&id).await else {
                 continue;
             };
-            if m.members().is_empty() {
-                addrs.extend(
-                    self.spaces[&id]
-                        .inviter_addrs
-                        .iter()
-                        .filter_map(|a| a.parse().ok()),
-                );
+            let waiting = m.members().is_empty();
+            let j = &self.spaces[&id];
+            // Only while the inviter may still admit us (its provisional
+            // trust lasts that long), and only the inviter's own addresses.
+            if let (true, None, Some((inviter, since))) = (waiting, &j.refused, j.inviter)
+                && (now_ms() / 1000).saturating_sub(since) < PROVISIONAL_TRUST_SECS
+            {
+                addrs.extend(inviter_addrs(&j.inviter_addrs, inviter));
             }
         }
         if !addrs.is_empty() {
@@ -520,7 +545,10 @@ impl Actor {
         };
         let before = j.refused.clone();
         match refused {
-            None => j.refused = None,
+            // Only an admin (or our inviter) naming the space clears a
+            // refusal: anyone who knows the space id can name it.
+            None if j.role(peer) == Some(Role::Admin) => j.refused = None,
+            None => {}
             Some(reason) if j.role(peer) == Some(Role::Admin) => {
                 // The peer's words, shown to people: no control characters.
                 let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
@@ -574,6 +602,47 @@ impl Actor {
     }
 }
 
+/// The addresses among `addrs` that name `inviter` (a token's addresses
+/// come from whoever made it: only the inviter's own are dialed).
+pub(super) fn inviter_addrs(addrs: &[String], inviter: NodeId) -> Vec<crate::net::Multiaddr> {
+    let suffix = format!("/p2p/{inviter}");
+    addrs
+        .iter()
+        .filter(|a| a.ends_with(&suffix))
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
 fn space_id(space: &str) -> Result<SpaceId> {
     space.parse().map_err(Error::Auth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_inviters_own_addresses_are_dialed() {
+        let inviter = NodeId::from_bytes(
+            ed25519_dalek::SigningKey::from_bytes(&[1; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let other = NodeId::from_bytes(
+            ed25519_dalek::SigningKey::from_bytes(&[2; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let addrs = vec![
+            format!("/ip4/127.0.0.1/tcp/1/p2p/{inviter}"),
+            format!("/ip4/10.0.0.9/tcp/2/p2p/{other}"),
+            "/ip4/10.0.0.9/tcp/3".to_string(),
+            format!("not an address/p2p/{inviter}"),
+        ];
+        let kept: Vec<String> = inviter_addrs(&addrs, inviter)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(kept, [addrs[0].clone()]);
+    }
 }

@@ -160,10 +160,11 @@ impl Replica for SimReplica {
         if let Some(role) = self.role_of(node) {
             return Ok((role, false));
         }
-        let offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
-        if let Some(reason) = self.membership().conflicting_claim(node, &offered) {
-            return Err(reason);
-        }
+        let current = self.membership();
+        let mut offered: Vec<Entry> = proof.iter().filter_map(|b| Entry::decode(b).ok()).collect();
+        let before = offered.len();
+        offered.retain(|e| !current.reuses_invite(e));
+        let reused = offered.len() < before;
         let mut entries: Vec<Entry> = self
             .log()
             .log_entries()
@@ -173,6 +174,9 @@ impl Replica for SimReplica {
         entries.extend(offered.iter().cloned());
         let m = Membership::evaluate_with(space_id(), &entries, &mut self.verified);
         let Some(role) = m.role(node) else {
+            if reused && !m.revoked(node) {
+                return Err("invite already used".into());
+            }
             return Err(refusal(&m, node, &offered));
         };
         let rejected: Vec<[u8; 32]> = m.rejected().iter().map(|r| r.hash).collect();

@@ -26,6 +26,7 @@ pub const MAX_PROOF_ENTRY_BYTES: usize = 16 * 1024;
 /// Distinct refused claims a peer may present before it is cut off: each
 /// costs a log evaluation.
 pub const MAX_REFUSALS: u32 = 64;
+use crate::auth::Role;
 use crate::identity::NodeId;
 use crate::key::DocKey;
 use crate::sync::wire::{Claim, MAX_REASON_LEN, Message};
@@ -99,8 +100,9 @@ impl Engine {
             }
             let proof: Vec<Vec<u8>> = claim.proof.into_iter().map(|b| b.into_vec()).collect();
             if p.claims.get(&claim.space) != Some(&proof) {
-                // A new claim deserves a fresh look.
+                // A new claim deserves a fresh look, and its own answer.
                 p.refused.remove(&claim.space);
+                p.told.remove(&claim.space);
                 p.claims.insert(claim.space.clone(), proof);
             }
             if !spaces.contains(&claim.space) {
@@ -331,7 +333,19 @@ impl Engine {
                 }
                 Some(role) if in_session => {
                     if let Some(s) = self.session(peer, space) {
+                        let could_write = s.role.is_some_and(|r| r >= Role::Writer);
                         s.role = Some(role);
+                        if could_write != (role >= Role::Writer) {
+                            // What flows changed direction: documents settled
+                            // one way start again (the peer learns from our
+                            // next message whether we take its changes).
+                            let again: Vec<_> = std::mem::take(&mut s.one_way)
+                                .into_keys()
+                                .map(|k| (k, false))
+                                .collect();
+                            s.enqueue(space, again);
+                            s.release(peer, out);
+                        }
                     }
                 }
                 // A claim that failed before may hold now (its cited
@@ -397,6 +411,15 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
+        // The peer's words go to logs and screens: no control or
+        // direction-changing characters.
+        let reason: String = reason
+            .chars()
+            .filter(|c| {
+                !c.is_control()
+                    && !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            })
+            .collect();
         if p.sessions.remove(&space).is_some() {
             tracing::info!(%peer, space, reason, "the peer refused our membership; ending the session");
         }

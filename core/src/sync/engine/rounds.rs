@@ -147,6 +147,9 @@ impl Engine {
         let gave_all = state.read_only && message.is_none() && !state.in_flight && {
             let mut probe = state.clone();
             probe.sent_hashes.clear();
+            // Without the peer's v2 capability the probe lists changes but
+            // never saves the whole document, whatever summary a peer sent.
+            probe.their_capabilities = None;
             doc.generate_sync_message(&mut probe).is_none()
         };
         let mine = doc.heads();

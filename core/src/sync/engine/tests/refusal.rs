@@ -29,10 +29,13 @@ fn a_refused_claim_is_answered_once_per_reason() {
     };
     let outs = me.input(offer(&[b"junk"]));
     assert_eq!(refusals(&outs), [(TEAM.into(), "no join".into())]);
-    // The same claim again, or another refused for the same reason, is not
-    // answered again: the peer already knows.
+    // The same claim again is not answered again: the peer already knows.
     assert!(refusals(&me.input(offer(&[b"junk"]))).is_empty());
-    assert!(refusals(&me.input(offer(&[b"other junk"]))).is_empty());
+    // A new claim (a fresh invite) gets its own answer, even the same one.
+    assert_eq!(
+        refusals(&me.input(offer(&[b"other junk"]))),
+        [(TEAM.into(), "no join".into())]
+    );
     // A log change re-evaluates the stored claim; the same answer is not
     // sent twice either.
     assert!(refusals(&me.input(Input::MembershipChanged(TEAM.into()))).is_empty());
@@ -212,4 +215,60 @@ fn a_reader_holding_refused_changes_settles() {
         ha.iter().all(|h| reader.has_change(h)),
         "the reader lacks the admin's change"
     );
+}
+
+#[test]
+fn a_promoted_reader_is_synced_both_ways() {
+    let mut a = side(1, &[TEAM]);
+    let mut b = side(2, &[TEAM]);
+    let (ida, idb) = (a.id, b.id);
+    for s in [&mut a, &mut b] {
+        s.replica.roles.insert((TEAM.into(), ida), Role::Admin);
+        s.replica.roles.insert((TEAM.into(), idb), Role::Reader);
+    }
+    let key = a.replica.write(TEAM, "note");
+    b.replica.write(TEAM, "note");
+    let to_b = a.input(Input::Connected(idb, CHALLENGE));
+    let to_a = b.input(Input::Connected(ida, CHALLENGE));
+    pump(&mut a, &mut b, to_b, to_a);
+    let before = a.replica.doc(&key).heads();
+    // Promoted: what it holds now flows to the admin, without a reconnect.
+    for s in [&mut a, &mut b] {
+        s.replica.roles.insert((TEAM.into(), idb), Role::Writer);
+    }
+    let to_b = a.input(Input::MembershipChanged(TEAM.into()));
+    let to_a = b.input(Input::MembershipChanged(TEAM.into()));
+    pump(&mut a, &mut b, to_b, to_a);
+    let later = RETRY_AFTER_MS * 1000;
+    let to_b = a.input(Input::Tick(later));
+    let to_a = b.input(Input::Tick(later));
+    pump(&mut a, &mut b, to_b, to_a);
+    let after = a.replica.doc(&key).heads();
+    assert_ne!(
+        before, after,
+        "the admin never took the promoted writer's change"
+    );
+    assert_eq!(after, b.replica.doc(&key).heads());
+    assert!(a.engine.is_idle() && b.engine.is_idle());
+}
+
+#[test]
+fn a_refusal_reason_reaches_the_runtime_without_control_characters() {
+    let mut me = side(1, &[TEAM]);
+    let inviter = side(2, &[TEAM]);
+    in_session(&mut me, &inviter);
+    let outs = me.input(Input::Received(
+        inviter.id,
+        Message::Refuse {
+            space: TEAM.into(),
+            reason: "used\u{1b}[2J \u{202e}desrever".into(),
+        },
+    ));
+    let reason = outs.iter().find_map(|o| match o {
+        Output::Access {
+            refused: Some(r), ..
+        } => Some(r.clone()),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("used[2J desrever"));
 }
