@@ -339,16 +339,32 @@ async fn readers_cannot_write_anywhere() {
         .await;
     raw.send_change(&space, "forged");
     // ...and once the node has handled its sync messages (`leave` waits for
-    // that), nothing it wrote was applied. The node does not even answer
-    // them: it holds nothing of that document and takes nothing from a
-    // reader, so there is nothing to say.
+    // that), nothing it wrote was applied. The node answers at most once,
+    // read-only and with nothing: it holds nothing of that document and
+    // takes nothing from a reader.
     let seen = raw.leave().await;
-    assert!(
-        !seen
-            .iter()
-            .any(|m| matches!(m, Message::Sync { key, .. } if key.id == "forged")),
-        "{seen:?}"
-    );
+    let answers: Vec<automerge::sync::Message> = seen
+        .iter()
+        .filter_map(|m| match m {
+            Message::Sync { key, data, .. } if key.id == "forged" => {
+                Some(automerge::sync::Message::decode(data).unwrap())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(answers.len() <= 1, "{seen:?}");
+    for answer in &answers {
+        assert!(
+            answer.heads.is_empty() && answer.changes.is_empty(),
+            "{answer:?}"
+        );
+        assert!(
+            answer
+                .flags
+                .is_some_and(|f| f.contains(automerge::sync::MessageFlags::READ_ONLY)),
+            "{answer:?}"
+        );
+    }
     assert_eq!(
         a.get(&DocKey::new(&space, "notes", "forged").unwrap())
             .await

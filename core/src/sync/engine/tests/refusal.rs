@@ -177,8 +177,10 @@ fn pump(a: &mut Side, b: &mut Side, mut to_b: Vec<Output>, mut to_a: Vec<Output>
     panic!("the engines never went quiet");
 }
 
-#[test]
-fn a_reader_holding_refused_changes_settles() {
+/// An admin `a` and a reader `b` that both wrote the same note: the
+/// reader's change (made while it could write) is one the admin refuses,
+/// so their heads differ for good.
+fn admin_and_reader_with_a_refused_change() -> (Side, Side, DocKey) {
     let mut a = side(1, &[TEAM]);
     let mut b = side(2, &[TEAM]);
     let (ida, idb) = (a.id, b.id);
@@ -186,10 +188,15 @@ fn a_reader_holding_refused_changes_settles() {
         s.replica.roles.insert((TEAM.into(), ida), Role::Admin);
         s.replica.roles.insert((TEAM.into(), idb), Role::Reader);
     }
-    // Both wrote the note; the reader's change (made while it could write)
-    // is one the admin refuses, so their heads differ for good.
     let key = a.replica.write(TEAM, "note");
     b.replica.write(TEAM, "note");
+    (a, b, key)
+}
+
+#[test]
+fn a_reader_holding_refused_changes_settles() {
+    let (mut a, mut b, key) = admin_and_reader_with_a_refused_change();
+    let (ida, idb) = (a.id, b.id);
     for round in 0..2 {
         if round == 1 {
             // Meeting again, the same difference settles again, quickly.
@@ -219,15 +226,8 @@ fn a_reader_holding_refused_changes_settles() {
 
 #[test]
 fn a_promoted_reader_is_synced_both_ways() {
-    let mut a = side(1, &[TEAM]);
-    let mut b = side(2, &[TEAM]);
+    let (mut a, mut b, key) = admin_and_reader_with_a_refused_change();
     let (ida, idb) = (a.id, b.id);
-    for s in [&mut a, &mut b] {
-        s.replica.roles.insert((TEAM.into(), ida), Role::Admin);
-        s.replica.roles.insert((TEAM.into(), idb), Role::Reader);
-    }
-    let key = a.replica.write(TEAM, "note");
-    b.replica.write(TEAM, "note");
     let to_b = a.input(Input::Connected(idb, CHALLENGE));
     let to_a = b.input(Input::Connected(ida, CHALLENGE));
     pump(&mut a, &mut b, to_b, to_a);
