@@ -47,9 +47,12 @@ async fn every_documented_operation_works_as_documented() {
         }
     }
 
-    let (team, invite) = team_with_invite(&a, json!({"role": "writer", "expires": "1h"})).await;
-    let token = invite["token"].as_str().unwrap().to_owned();
     let b_id = b.node.node_id().to_string();
+    // Bound to B: A revokes B below, and only an invite bound to a revoked
+    // node's id lets it in again.
+    let (team, invite) =
+        team_with_invite(&a, json!({"role": "writer", "expires": "1h", "node": b_id})).await;
+    let token = invite["token"].as_str().unwrap().to_owned();
     let a_addr = a.node.listen_addrs().await[0].clone();
     let doc = "/v1/spaces/team/collections/notes/docs/a%2Fb";
 
@@ -171,9 +174,9 @@ async fn every_documented_operation_works_as_documented() {
         );
         exercised.insert((method.to_string(), template.to_string()));
     }
-    // B joins and dials A: the last two operations. A revoked B above, and
-    // whether A's answer then admits or refuses B is the core's (see
-    // tests/join.rs for both); not waiting keeps this a plain 200.
+    // B joins and dials A: the last two operations. A revoked B above; the
+    // invite is bound to B, so A admits it (tests/join.rs covers refusals);
+    // not waiting keeps this a plain 200.
     let body = json!({"token": token, "wait": false});
     let (status, joined) = call(&b, Method::POST, "/v1/join", Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{joined}");
