@@ -272,3 +272,46 @@ fn a_refusal_reason_reaches_the_runtime_without_control_characters() {
     });
     assert_eq!(reason.as_deref(), Some("used[2J desrever"));
 }
+
+/// A reader naming more documents than `MAX_PENDING` (none of which we
+/// hold) leaves at most that many one-way records behind, and in-memory
+/// states within `MAX_STATES`.
+#[test]
+fn one_way_records_are_bounded_whatever_a_reader_names() {
+    use automerge::sync::SyncDoc;
+    let mut me = side(1, &[TEAM]);
+    let reader = side(2, &[TEAM]);
+    me.replica.roles.insert((TEAM.into(), me.id), Role::Admin);
+    in_session(&mut me, &reader);
+    me.replica
+        .roles
+        .insert((TEAM.into(), reader.id), Role::Reader);
+    me.input(Input::MembershipChanged(TEAM.into()));
+    let mut empty = automerge::AutoCommit::new();
+    let data = empty
+        .sync()
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .unwrap()
+        .encode();
+    for i in 0..MAX_PENDING + 100 {
+        me.input(Input::Received(
+            reader.id,
+            Message::Sync {
+                space: TEAM.into(),
+                key: ItemKey {
+                    collection: "c".into(),
+                    id: format!("junk{i}"),
+                },
+                data: data.clone(),
+            },
+        ));
+    }
+    let session = &me.engine.peers[&reader.id].sessions[TEAM];
+    // Filled up to the bound, not past it.
+    assert_eq!(session.one_way.len(), MAX_PENDING);
+    assert!(
+        session.states.len() <= MAX_STATES,
+        "{}",
+        session.states.len()
+    );
+}
