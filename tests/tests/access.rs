@@ -11,7 +11,7 @@ use serde_json::json;
 use weft_core::auth::{Entry, Invite};
 use weft_core::net::{Net, NetConfig, NetEvent};
 use weft_core::sync::wire::{self, Claim, ItemKey, Message};
-use weft_core::{Config, DocKey, Error, Node, NodeId, Role, SubscribeFilter};
+use weft_core::{Config, DocKey, Error, Node, NodeId, Role, SpaceState, SubscribeFilter};
 
 const WAIT: Duration = Duration::from_secs(30);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -640,6 +640,39 @@ async fn admin_writer_reader_and_outsider_go_quiet_around_a_revocation() {
     assert_eq!(revoked.get(&after).await.unwrap(), None);
     assert_eq!(docs_in(&outsider, &space).await, 0);
     for n in [a, writer, reader, revoked, outsider] {
+        n.close().await.unwrap();
+    }
+}
+
+/// A device refused for a reused invite sees `Refused` with the reason from
+/// `wait_admission`, and still after a restart (the reason is stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_reported_and_survives_a_restart() {
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let a = node(da.path()).await;
+    let space = a.space_create("team").await.unwrap().to_string();
+    let token = a
+        .space_invite(Some(&space), Role::Writer, DAY, None)
+        .await
+        .unwrap();
+    let first = node(db.path()).await;
+    first.space_join(&token).await.unwrap();
+    let state = first.wait_admission(&space, WAIT).await.unwrap();
+    assert_eq!(state, SpaceState::Member(Role::Writer));
+    let second = node(dc.path()).await;
+    second.space_join(&token).await.unwrap();
+    let refused = SpaceState::Refused("invite already used".into());
+    assert_eq!(second.wait_admission(&space, WAIT).await.unwrap(), refused);
+    second.close().await.unwrap();
+    let mut config = Config::with_data_dir(dc.path());
+    config.network = None;
+    let reopened = Node::open(config).await.unwrap();
+    assert_eq!(reopened.space_state(&space).await.unwrap(), refused);
+    for n in [a, first, reopened] {
         n.close().await.unwrap();
     }
 }

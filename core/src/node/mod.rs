@@ -141,11 +141,8 @@ impl Node {
         let joined = store_writer.joined_spaces()?;
         #[cfg(any(test, feature = "fault-injection"))]
         let commit_faults = store_writer.commit_faults();
-        let spaces: Vec<String> = joined.iter().map(|(id, _, _)| id.clone()).collect();
-        let default = joined
-            .iter()
-            .find(|(_, _, d)| *d)
-            .map(|(id, _, _)| id.clone());
+        let spaces: Vec<String> = joined.iter().map(|s| s.id.clone()).collect();
+        let default = joined.iter().find(|s| s.is_default).map(|s| s.id.clone());
         let net = match &config.network {
             Some(net_config) => Some(
                 crate::net::spawn(identity.signing_key().to_bytes(), net_config.clone())

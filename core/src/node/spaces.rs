@@ -237,9 +237,13 @@ pub(super) fn members_key(space: &str) -> Result<DocKey> {
 
 impl Actor {
     /// What the actor starts with: the spaces table.
-    pub(super) fn joined(rows: Vec<(String, String, bool)>) -> BTreeMap<String, Joined> {
+    pub(super) fn joined(rows: Vec<crate::store::JoinedSpace>) -> BTreeMap<String, Joined> {
         rows.into_iter()
-            .map(|(id, name, default)| (id, Joined::new(name, default)))
+            .map(|s| {
+                let mut joined = Joined::new(s.name, s.is_default);
+                joined.refused = s.refused;
+                (s.id, joined)
+            })
             .collect()
     }
 
@@ -315,6 +319,8 @@ impl Actor {
 
     async fn record_space(&mut self, id: &str, name: &str, default: bool) -> Result<()> {
         self.store.add_joined_space(id, name, default, now_ms())?;
+        // Joining again starts over: an old refusal no longer stands.
+        self.store.set_space_refused(id, None)?;
         self.spaces
             .insert(id.to_owned(), Joined::new(name.to_owned(), default));
         self.sync.standing.send_modify(|n| *n += 1);
@@ -561,7 +567,11 @@ impl Actor {
                 tracing::debug!(%peer, space, reason, "a member that is not an admin refused us");
             }
         }
-        if self.spaces[space].refused != before {
+        let now = self.spaces[space].refused.clone();
+        if now != before {
+            if let Err(e) = self.store.set_space_refused(space, now.as_deref()) {
+                tracing::warn!(space, error = %e, "recording the refusal failed; it holds until a restart");
+            }
             self.sync.standing.send_modify(|n| *n += 1);
         }
     }

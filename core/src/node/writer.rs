@@ -156,7 +156,7 @@ pub(crate) struct Parts {
     pub sync: super::replication::SyncState,
     pub signing: SigningKey,
     /// Rows of the spaces table: `(id, name, is_default)`.
-    pub joined: Vec<(String, String, bool)>,
+    pub joined: Vec<crate::store::JoinedSpace>,
 }
 
 impl Actor {

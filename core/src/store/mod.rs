@@ -35,7 +35,7 @@ pub use sql::{
     MAX_SQL_CONCURRENT, MAX_SQL_RESULT_BYTES, MAX_SQL_ROWS, MAX_SQL_STATEMENT_BYTES,
     MAX_SQL_VALUE_BYTES, SQL_TIMEOUT,
 };
-pub use sync_state::{MAX_SYNC_STATES_PER_SPACE, SYNC_STATE_MAX_AGE};
+pub use sync_state::{JoinedSpace, MAX_SYNC_STATES_PER_SPACE, SYNC_STATE_MAX_AGE};
 #[cfg(any(test, feature = "fault-injection"))]
 pub use write::CommitFaults;
 pub use write::{Loaded, WriteRow, Writer};

@@ -234,6 +234,19 @@ fn prune_aged(conn: &Connection, cutoff: i64) -> rusqlite::Result<usize> {
     Ok(dropped)
 }
 
+/// A space this device created or joined, as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinedSpace {
+    /// The space id.
+    pub id: String,
+    /// Its name when joined (the log's name wins once it arrives).
+    pub name: String,
+    /// Whether it is the device's personal space.
+    pub is_default: bool,
+    /// Why an admin or the inviter refused this device, if one did.
+    pub refused: Option<String>,
+}
+
 impl Writer {
     /// Records a space this device created or joined.
     pub fn add_joined_space(
@@ -252,17 +265,35 @@ impl Writer {
         Ok(())
     }
 
-    /// Spaces this device created or joined: `(id, name, is_default)`.
-    pub fn joined_spaces(&mut self) -> Result<Vec<(String, String, bool)>, StoreError> {
+    /// Spaces this device created or joined, oldest first.
+    pub fn joined_spaces(&mut self) -> Result<Vec<JoinedSpace>, StoreError> {
         let err = sqlite_err("listing spaces");
         let mut stmt = self
             .conn()
-            .prepare_cached("SELECT id, name, is_default FROM spaces ORDER BY joined_at, id")
+            .prepare_cached(
+                "SELECT id, name, is_default, refused FROM spaces ORDER BY joined_at, id",
+            )
             .map_err(err)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([], |r| {
+                Ok(JoinedSpace {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    is_default: r.get(2)?,
+                    refused: r.get(3)?,
+                })
+            })
             .map_err(err)?;
         rows.collect::<rusqlite::Result<_>>().map_err(err)
+    }
+
+    /// Records why this device was refused in a space (`None`: it is not).
+    pub fn set_space_refused(&mut self, id: &str, refused: Option<&str>) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("UPDATE spaces SET refused = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, refused]))
+            .map_err(sqlite_err("recording a refusal"))?;
+        Ok(())
     }
 }
 
