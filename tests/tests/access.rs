@@ -22,6 +22,17 @@ async fn node(dir: &std::path::Path) -> Node {
     Node::open(config).await.expect("open node")
 }
 
+fn temp_dirs<const N: usize>() -> [tempfile::TempDir; N] {
+    std::array::from_fn(|_| tempfile::tempdir().unwrap())
+}
+
+/// A networked node at `dir` that created the space "team"; its id.
+async fn admin_with_team(dir: &std::path::Path) -> (Node, String) {
+    let a = node(dir).await;
+    let space = a.space_create("team").await.unwrap().to_string();
+    (a, space)
+}
+
 async fn until<F: AsyncFn(&Node) -> bool>(node: &Node, what: &str, check: F) {
     let mut feed = node.subscribe(SubscribeFilter::default());
     let wait = async {
@@ -379,13 +390,8 @@ async fn readers_cannot_write_anywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_member_stops_receiving() {
-    let (da, db, dc) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let a = node(da.path()).await;
-    let space = a.space_create("team").await.unwrap().to_string();
+    let [da, db, dc] = temp_dirs();
+    let (a, space) = admin_with_team(da.path()).await;
     let revoked = node(db.path()).await;
     let witness = node(dc.path()).await;
     join(&a, &revoked, &space, Role::Writer).await;
@@ -648,13 +654,8 @@ async fn admin_writer_reader_and_outsider_go_quiet_around_a_revocation() {
 /// `wait_admission`, and still after a restart (the reason is stored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_reported_and_survives_a_restart() {
-    let (da, db, dc) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let a = node(da.path()).await;
-    let space = a.space_create("team").await.unwrap().to_string();
+    let [da, db, dc] = temp_dirs();
+    let (a, space) = admin_with_team(da.path()).await;
     let token = a
         .space_invite(Some(&space), Role::Writer, DAY, None)
         .await

@@ -143,6 +143,29 @@ fn a_revoked_member_is_sent_the_log_and_a_refusal() {
     }
 }
 
+/// Hands `outs` (outputs of `from`) over to `to`: returns what `to` answers
+/// (for `from`) and what `from` says next (for `to`), counting `Sync` frames.
+fn deliver(
+    from: &mut Side,
+    to: &mut Side,
+    outs: Vec<Output>,
+    syncs: &mut usize,
+) -> (Vec<Output>, Vec<Output>) {
+    let (mut answers, mut more) = (Vec::new(), Vec::new());
+    for out in outs {
+        match out {
+            Output::Send(_, m) => {
+                *syncs += usize::from(matches!(m, Message::Sync { .. }));
+                answers.extend(to.input(Input::Received(from.id, m)));
+            }
+            // The runtime stores the document, then pushes the change.
+            Output::Applied { key, .. } => more.extend(from.input(Input::Changed(key))),
+            _ => {}
+        }
+    }
+    (answers, more)
+}
+
 /// Runs two engines against each other until no frame is left; returns the
 /// `Sync` frames exchanged.
 fn pump(a: &mut Side, b: &mut Side, mut to_b: Vec<Output>, mut to_a: Vec<Output>) -> usize {
@@ -151,28 +174,10 @@ fn pump(a: &mut Side, b: &mut Side, mut to_b: Vec<Output>, mut to_a: Vec<Output>
         if to_a.is_empty() && to_b.is_empty() {
             return syncs;
         }
-        let mut next_b = Vec::new();
-        for out in std::mem::take(&mut to_b) {
-            match out {
-                Output::Send(_, m) => {
-                    syncs += usize::from(matches!(m, Message::Sync { .. }));
-                    to_a.extend(b.input(Input::Received(a.id, m)));
-                }
-                Output::Applied { key, .. } => next_b.extend(a.input(Input::Changed(key))),
-                _ => {}
-            }
-        }
-        for out in std::mem::take(&mut to_a) {
-            match out {
-                Output::Send(_, m) => {
-                    syncs += usize::from(matches!(m, Message::Sync { .. }));
-                    next_b.extend(a.input(Input::Received(b.id, m)));
-                }
-                Output::Applied { key, .. } => to_a.extend(b.input(Input::Changed(key))),
-                _ => {}
-            }
-        }
-        to_b = next_b;
+        let (from_b, more_a) = deliver(a, b, std::mem::take(&mut to_b), &mut syncs);
+        let (from_a, more_b) = deliver(b, a, std::mem::take(&mut to_a), &mut syncs);
+        to_a = from_b.into_iter().chain(more_b).collect();
+        to_b = from_a.into_iter().chain(more_a).collect();
     }
     panic!("the engines never went quiet");
 }
