@@ -81,6 +81,164 @@ pub enum Error {
     /// The node has been closed.
     #[error("the node is closed")]
     Closed,
+    /// An admin or the inviter refused this device in a space it joined
+    /// (the invite was already used or expired, or the inviter was revoked).
+    #[error(
+        "the inviter refused this device in space {space}: {}; ask an admin of the space for a new invite and join with it",
+        printable(reason)
+    )]
+    Refused {
+        /// The space id.
+        space: String,
+        /// Their reason, as a peer sent it.
+        reason: String,
+    },
+}
+
+/// What kind of failure an [`Error`] is: the one classification every front
+/// end renders (API code and status, CLI exit status, FFI error variant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An argument Weft does not accept: malformed JSON, a bad name, id,
+    /// query, address, duration or option.
+    InvalidInput,
+    /// An invite token that is malformed, expired, forged or for another node.
+    InvalidInvite,
+    /// A caller without the credentials a front end asks for (the API token).
+    Unauthorized,
+    /// This node lacks the role the operation needs.
+    Forbidden,
+    /// The document or space does not exist here.
+    NotFound,
+    /// A precondition on the current state failed (the document moved on).
+    PreconditionFailed,
+    /// Another process holds the replica.
+    Locked,
+    /// An admin or the inviter refused this device in a space.
+    Refused,
+    /// Networking failed, is paused or is off.
+    Network,
+    /// Waiting took longer than allowed.
+    Timeout,
+    /// The node is closed or shutting down.
+    Closed,
+    /// The local database or the device identity failed, or a document is
+    /// damaged in storage.
+    Storage,
+    /// A bug in Weft.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, for tables and tests.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::InvalidInvite,
+        ErrorKind::Unauthorized,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::PreconditionFailed,
+        ErrorKind::Locked,
+        ErrorKind::Refused,
+        ErrorKind::Network,
+        ErrorKind::Timeout,
+        ErrorKind::Closed,
+        ErrorKind::Storage,
+        ErrorKind::Internal,
+    ];
+
+    /// The stable machine-readable code (the API's `error` field, the CLI's
+    /// `--json` errors). Storage and internal failures share `internal`:
+    /// either way the replica failed and the log says how.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::InvalidInvite => "invalid_invite",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::PreconditionFailed => "precondition_failed",
+            ErrorKind::Locked => "conflict",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Network => "network",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Closed => "unavailable",
+            ErrorKind::Storage | ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The kind a code stands for (the CLI reading an API answer); `None`
+    /// for a code this build does not know.
+    pub fn from_code(code: &str) -> Option<ErrorKind> {
+        // `internal` reads back as Internal, the first kind with that code.
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// True when the caller's request was at fault, not the replica.
+    pub fn is_caller_error(self) -> bool {
+        !matches!(
+            self,
+            ErrorKind::Network
+                | ErrorKind::Timeout
+                | ErrorKind::Closed
+                | ErrorKind::Storage
+                | ErrorKind::Internal
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Error {
+    /// The kind of failure, for front ends to render.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidKey(_)
+            | Error::Document(_)
+            | Error::InvalidQuery(_)
+            | Error::Sql(_)
+            | Error::UnknownHeads(_)
+            | Error::Config(_)
+            | Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::Auth(_) => ErrorKind::InvalidInvite,
+            Error::NotFound(_) | Error::UnknownSpace(_) => ErrorKind::NotFound,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::Refused { .. } => ErrorKind::Refused,
+            Error::Network(_) => ErrorKind::Network,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Closed => ErrorKind::Closed,
+            Error::Store(_) | Error::Corrupt { .. } | Error::Identity(_) => ErrorKind::Storage,
+        }
+    }
+}
+
+/// Text from a peer (a name, a refusal reason), fit to show people:
+/// control and bidi-override characters escaped, so it cannot rewrite a
+/// terminal or reorder what is printed around it.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Shorthand for results of [`crate::Node`] operations.
@@ -92,5 +250,45 @@ impl From<StoreError> for Error {
             StoreError::Locked { path, pid } => Error::Locked { path, pid },
             e => Error::Store(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_read_back_to_their_kind() {
+        for kind in ErrorKind::ALL {
+            let back = ErrorKind::from_code(kind.code()).expect("known code");
+            assert_eq!(back.code(), kind.code());
+        }
+        assert_eq!(ErrorKind::from_code("nope"), None);
+    }
+
+    #[test]
+    fn caller_mistakes_are_not_replica_failures() {
+        for e in [
+            Error::InvalidKey("x".into()),
+            Error::InvalidQuery("x".into()),
+            Error::NotFound("x".into()),
+            Error::UnknownSpace("x".into()),
+            Error::Forbidden("x".into()),
+        ] {
+            assert!(e.kind().is_caller_error(), "{e}");
+        }
+        assert!(!Error::Closed.kind().is_caller_error());
+    }
+
+    #[test]
+    fn a_refusal_escapes_the_peers_reason() {
+        let e = Error::Refused {
+            space: "sp".into(),
+            reason: "used\x1b[2J\u{202e}".into(),
+        };
+        let text = e.to_string();
+        assert!(!text.contains('\x1b') && !text.contains('\u{202e}'), "{text:?}");
+        assert!(text.contains("new invite"), "{text}");
+        assert_eq!(e.kind(), ErrorKind::Refused);
     }
 }

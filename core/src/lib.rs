@@ -44,7 +44,7 @@ pub mod warn_limit;
 pub use auth::{Role, SpaceId};
 pub use config::Config;
 pub use doc::{ChangeInfo, DocError, MAX_DOC_BYTES, parse_object};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result, printable};
 pub use identity::NodeId;
 pub use key::DocKey;
 pub use node::{

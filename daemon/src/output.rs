@@ -23,29 +23,9 @@ fn line(s: impl std::fmt::Display) -> std::io::Result<()> {
     out.flush()
 }
 
-/// A name or other peer-supplied text made safe for a terminal: control
-/// characters (escape sequences, newlines) and bidirectional overrides are
-/// shown escaped (`\u{1b}`) instead of acting on the screen. JSON output
-/// stays exact; this is for text meant for people.
-pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !s.chars().any(unsafe_char) {
-        return s.into();
-    }
-    s.chars()
-        .map(|c| {
-            if unsafe_char(c) {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
-}
+/// A name or other peer-supplied text made safe for a terminal (JSON output
+/// stays exact; this is for text meant for people).
+pub use weft_core::printable as clean;
 
 fn compact(v: &impl Serialize) -> String {
     serde_json::to_string(v).expect("output serializes")
