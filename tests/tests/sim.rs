@@ -517,19 +517,15 @@ impl Sim {
     /// runtime): in a session, a document other than the log from a peer
     /// the log does not name (the provisionally trusted inviter) is dropped.
     fn unnamed_document(&mut self, at: usize, input: &Input) -> bool {
-        let Input::Received(
-            peer,
-            wire::Message::Sync { space, key, .. } | wire::Message::Doc { space, key, .. },
-        ) = input
-        else {
+        let Some((peer, space, key)) = weft_core::sync::received_document(input) else {
             return false;
         };
-        if !self.nodes[at].engine.in_session(*peer, space) {
+        if !self.nodes[at].engine.in_session(peer, space) {
             return false;
         }
         let log = key.collection == weft_core::auth::SYSTEM_COLLECTION
             && key.id == weft_core::auth::MEMBERS_ID;
-        let named = self.nodes[at].replica.membership().role(*peer).is_some();
+        let named = self.nodes[at].replica.membership().role(peer).is_some();
         !named && !log
     }
 

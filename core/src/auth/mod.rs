@@ -14,6 +14,7 @@ mod invite;
 mod membership;
 mod proof;
 mod space;
+mod standing;
 #[cfg(test)]
 mod tests_reuse;
 
@@ -22,6 +23,7 @@ pub use invite::{INVITE_PREFIX, Invite};
 pub use membership::{MAX_VERIFIED, Membership, Rejected, Verified};
 pub use proof::{MAX_PROOF, own_entries, refusal};
 pub use space::{Role, SpaceId, SpaceKey};
+pub use standing::{Admitted, PROVISIONAL_TRUST_SECS, Standing};
 
 /// Collection of Weft's own documents in every space; users cannot write it.
 pub const SYSTEM_COLLECTION: &str = "_weft";

@@ -43,6 +43,13 @@ impl ChangePolicy {
     }
 }
 
+impl ChangePolicy {
+    /// [`ChangePolicy::for_doc`] for a document key.
+    pub fn for_key(key: &crate::key::DocKey, may_write: bool) -> Self {
+        Self::for_doc(key.collection(), key.id(), may_write)
+    }
+}
+
 /// `true` is [`ChangePolicy::Write`], `false` [`ChangePolicy::ReadOnly`].
 impl From<bool> for ChangePolicy {
     fn from(may_write: bool) -> Self {

@@ -6,9 +6,11 @@
 
 use automerge::sync;
 
+use super::docs::Docs;
 use super::events::Origin;
-use super::writer::Actor;
+use super::spaces::Spaces;
 use crate::auth::{Role, SYSTEM_COLLECTION};
+use crate::doc::ChangePolicy;
 use crate::error::{Error, Result};
 use crate::key::DocKey;
 
@@ -42,86 +44,105 @@ pub(crate) struct ExternalCommand {
     pub reply: tokio::sync::oneshot::Sender<(Box<ExternalSync>, Result<ExternalReply>)>,
 }
 
-impl Actor {
-    pub(super) async fn external_sync(&mut self, cmd: ExternalCommand) {
-        let ExternalCommand {
-            key,
-            mut sync,
-            message,
-            reply,
-        } = cmd;
-        let r = self
-            .external_step(&key, &mut sync, message.as_deref())
-            .await;
-        let _ = reply.send((sync, r));
-    }
-
-    async fn external_step(
-        &mut self,
-        key: &DocKey,
-        sync: &mut ExternalSync,
-        message: Option<&[u8]>,
-    ) -> Result<ExternalReply> {
-        if key.collection() == SYSTEM_COLLECTION {
-            return Err(Error::Forbidden(
-                "membership logs are written through spaces, not synced from clients".into(),
-            ));
+/// One step with a client, answered once the group it is part of is
+/// committed: its changes are stored with the writes queued alongside it.
+pub(super) fn external_sync(docs: &mut Docs, spaces: &mut Spaces, cmd: ExternalCommand) {
+    let ExternalCommand {
+        key,
+        mut sync,
+        message,
+        reply,
+    } = cmd;
+    let outcome = match step(docs, spaces, &key, &mut sync, message.as_deref()) {
+        Ok(outcome) => outcome,
+        // Nothing went through Automerge: nothing to wait for.
+        Err(e) => {
+            let _ = reply.send((sync, Err(e)));
+            return;
         }
-        // Only a node that may write the space takes a client's changes;
-        // otherwise the client still receives the document, and the sync
-        // state says read-only (Automerge's flag), so a client that knows
-        // the flag stops sending changes instead of resending them.
-        let may_write = self.require(key.space(), Role::Writer).await.is_ok();
-        if sync.state.read_only == may_write {
-            sync.state.set_read_only(!may_write);
-        }
-        self.load(key).await?;
-        // The client's bytes go through Automerge: a panic there costs this
-        // document (quarantined), not the actor.
-        let (received, reply, exists) = self.guarded(key, |a| {
-            let cached = a.dirty.get_mut(key).expect("loaded above");
-            let received = message.map(|bytes| {
-                cached
-                    .doc
-                    .receive_sync_message(&mut sync.state, bytes, may_write)
-            });
-            let reply = cached.doc.generate_sync_message(&mut sync.state);
-            (received, reply, !cached.doc.is_empty())
-        })?;
-        let mut changed = false;
-        let mut refused = None;
-        let mut refused_changes = 0;
-        if let Some(received) = received {
-            changed = received.changed;
-            refused = received.error;
-            refused_changes = received.refused_changes;
-            if received.refused_changes > 0 {
-                tracing::info!(%key, changes = received.refused_changes, "dropped a client's changes: this node may not write the space");
-            }
-        }
-        if changed {
-            // Whatever Automerge accepted is valid: store it even when the
-            // rest of the message was refused.
-            self.stage(key, None, Origin::Remote)?;
-            if !self.flush().await {
+    };
+    let answer = move |stored: std::result::Result<(), String>| {
+        let result = match stored {
+            Ok(()) => outcome,
+            Err(_) => {
                 // Not stored: the client must not believe we hold its
-                // changes, so the next step starts over and it resends them.
+                // changes (nor that it has ours), so the next step starts
+                // over and it resends them.
                 sync.state = sync::State::new();
-                return Err(Error::Store(crate::store::StoreError::WriteFailed(
+                Err(Error::Store(crate::store::StoreError::WriteFailed(
                     format!("storing the client's changes to {key} failed"),
-                )));
+                )))
             }
-        }
-        if let Some(e) = refused {
-            return Err(e.into());
-        }
-        Ok(ExternalReply {
-            message: reply,
-            exists,
-            changed,
-            refused_changes,
-        })
+        };
+        let _ = reply.send((sync, result));
+    };
+    docs.on_commit(Box::new(answer));
+}
+
+/// Applies the client's message like a peer's (the same change policy and
+/// Automerge receive path, under the panic guard) and stages what changed.
+/// An error outside is one before Automerge ran (answered at once); the
+/// result inside is answered once the group is committed.
+fn step(
+    docs: &mut Docs,
+    spaces: &mut Spaces,
+    key: &DocKey,
+    sync: &mut ExternalSync,
+    message: Option<&[u8]>,
+) -> Result<Result<ExternalReply>> {
+    if key.collection() == SYSTEM_COLLECTION {
+        return Err(Error::Forbidden(
+            "membership logs are written through spaces, not synced from clients".into(),
+        ));
     }
+    // Only a node that may write the space takes a client's changes;
+    // otherwise the client still receives the document, and the sync
+    // state says read-only (Automerge's flag), so a client that knows
+    // the flag stops sending changes instead of resending them.
+    let may_write = spaces.require(docs, key.space(), Role::Writer).is_ok();
+    let policy = ChangePolicy::for_key(key, may_write);
+    let read_only = policy == ChangePolicy::ReadOnly;
+    if sync.state.read_only != read_only {
+        sync.state.set_read_only(read_only);
+    }
+    docs.load(key)?;
+    // The client's bytes go through Automerge: a panic there costs this
+    // document (quarantined), not the actor.
+    let stepped = docs.guarded(key, |d| {
+        let doc = d.loaded(key);
+        let received =
+            message.map(|bytes| doc.receive_sync_message(&mut sync.state, bytes, policy));
+        let reply = doc.generate_sync_message(&mut sync.state);
+        (received, reply, !doc.is_empty())
+    });
+    let (received, reply, exists) = stepped?;
+    let mut changed = false;
+    let mut refused = None;
+    let mut refused_changes = 0;
+    if let Some(received) = received {
+        changed = received.changed;
+        refused = received.error;
+        refused_changes = received.refused_changes;
+        if received.refused_changes > 0 {
+            tracing::info!(%key, changes = received.refused_changes, "dropped a client's changes: this node may not write the space");
+        }
+    }
+    if changed {
+        // Whatever Automerge accepted is valid: store it even when the
+        // rest of the message was refused.
+        if let Err(e) = docs.stage(key, None, Origin::Remote) {
+            return Ok(Err(e));
+        }
+    }
+    if let Some(e) = refused {
+        return Ok(Err(e.into()));
+    }
+    Ok(Ok(ExternalReply {
+        message: reply,
+        exists,
+        changed,
+        refused_changes,
+    }))
 }
 
 #[cfg(test)]

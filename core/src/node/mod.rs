@@ -6,9 +6,9 @@
 //! with hot documents served from an in-memory cache.
 
 mod cache;
+mod docs;
 mod events;
 mod external;
-mod network;
 mod replication;
 mod spaces;
 mod writer;
@@ -38,8 +38,8 @@ use crate::net::{Net, NetStats};
 use crate::store::{self, ProcessLock, Query, QueryRow, Reader};
 use crate::sync::Engine;
 use cache::JsonCache;
-use spaces::SpaceCommand;
-use writer::{Actor, Command, Parts};
+use spaces::{InviteRequest, SpaceCommand, Spaces, SpacesView};
+use writer::{Actor, Command};
 
 /// Commands queued for the writer before callers wait.
 const WRITER_QUEUE: usize = 4096;
@@ -64,8 +64,9 @@ struct Inner {
     /// Whether the node was opened with networking (so it can be resumed).
     networked: bool,
     progress: watch::Receiver<SyncProgress>,
-    /// Bumped when this node's standing in a space may have changed.
-    standing: watch::Receiver<u64>,
+    /// The spaces this node is in, published by the writer actor after
+    /// every change (also how joins wait for their admission).
+    spaces: watch::Receiver<Arc<SpacesView>>,
     /// Makes commits of document writes fail (tests of recovery only).
     #[cfg(any(test, feature = "fault-injection"))]
     commit_faults: store::CommitFaults,
@@ -133,7 +134,7 @@ impl Node {
         let node_id = identity.node_id();
         let (mut store_writer, reader) = store::open(&data_dir).await?;
         store_writer.set_sync_state_max_age(config.sync_state_max_age);
-        match store_writer.prune_sync_states(writer::now_ms()) {
+        match store_writer.prune_sync_states(docs::now_ms()) {
             Ok(0) => {}
             Ok(n) => tracing::info!(dropped = n, "pruned stale sync states"),
             Err(e) => tracing::warn!(error = %e, "pruning sync states failed"),
@@ -152,14 +153,13 @@ impl Node {
         };
         let (net_tx, net_rx) = watch::channel(net.as_ref().map(|(n, _)| n.clone()));
         let (progress_tx, progress) = watch::channel(SyncProgress::default());
-        let (standing_tx, standing) = watch::channel(0u64);
-        let sync = replication::SyncState::new(
+        let (spaces_tx, spaces_rx) = watch::channel(Arc::new(SpacesView::new()));
+        let sync = replication::SyncHost::new(
             Engine::new(identity.signing_key().clone(), spaces),
             net,
             config.network.clone(),
             net_tx,
             progress_tx,
-            standing_tx,
         );
         let mut incarnation = [0u8; 8];
         getrandom::fill(&mut incarnation)
@@ -167,30 +167,27 @@ impl Node {
         let json = Arc::new(JsonCache::new(config.json_cache_size));
         let (events, _) = broadcast::channel(events::FEED_CAPACITY);
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let actor = Actor::new(Parts {
-            store: store_writer,
-            rx,
-            doc_cache_size: config.doc_cache_size,
-            json: json.clone(),
-            events: events.clone(),
-            actor: crate::doc::actor_for(node_id, incarnation),
-            compact_after: config.compact_after_chunks,
-            lock,
-            sync,
-            signing: identity.signing_key().clone(),
-            joined,
-        });
+        let docs = docs::Docs::new(
+            store_writer,
+            config.doc_cache_size,
+            json.clone(),
+            events.clone(),
+            crate::doc::actor_for(node_id, incarnation),
+            config.compact_after_chunks,
+        );
+        let spaces = Spaces::new(joined, identity.signing_key().clone(), spaces_tx);
+        let actor = Actor::new(rx, docs, sync, spaces, lock);
         tokio::spawn(actor.run());
         // A device starts with one personal space, its default.
         let default_space = match default {
             Some(id) => id,
             None => {
                 let (reply, rx) = oneshot::channel();
-                tx.send(Command::Space(SpaceCommand::Create(
-                    "personal".into(),
-                    true,
+                tx.send(Command::Space(SpaceCommand::Create {
+                    name: "personal".into(),
+                    default: true,
                     reply,
-                )))
+                }))
                 .await
                 .map_err(|_| Error::Closed)?;
                 rx.await.map_err(|_| Error::Closed)??.to_string()
@@ -209,7 +206,7 @@ impl Node {
                 net: net_rx,
                 networked: config.network.is_some(),
                 progress,
-                standing,
+                spaces: spaces_rx,
                 #[cfg(any(test, feature = "fault-injection"))]
                 commit_faults,
             }),
@@ -293,7 +290,7 @@ impl Node {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        self.call(|reply| Command::Write(writes, reply)).await
+        self.call(|reply| Command::Write { writes, reply }).await
     }
 
     /// The document's JSON, or `None` if absent or deleted.
@@ -324,14 +321,21 @@ impl Node {
             .map(|h| h.parse::<ChangeHash>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| Error::UnknownHeads(key.to_string()))?;
-        self.call(|reply| Command::GetAt(key.clone(), parsed, reply))
-            .await
+        self.call(|reply| Command::GetAt {
+            key: key.clone(),
+            heads: parsed,
+            reply,
+        })
+        .await
     }
 
     /// Every change of a document, oldest first.
     pub async fn history(&self, key: &DocKey) -> Result<Vec<ChangeInfo>> {
-        self.call(|reply| Command::History(key.clone(), reply))
-            .await
+        self.call(|reply| Command::History {
+            key: key.clone(),
+            reply,
+        })
+        .await
     }
 
     /// Runs a structured query (in the default space unless it names one).
@@ -367,8 +371,13 @@ impl Node {
     pub async fn create_index(&self, field: &str) -> Result<()> {
         let literal = store::path_literal(field)?;
         let name = index_name(field);
-        self.call(|reply| Command::CreateIndex(field.to_owned(), literal, name, reply))
-            .await
+        self.call(|reply| Command::CreateIndex {
+            field: field.to_owned(),
+            literal,
+            name,
+            reply,
+        })
+        .await
     }
 
     /// A live feed of committed changes matching `filter`.
@@ -489,14 +498,21 @@ impl Node {
                 "space name {name:?} must be 1 to 128 bytes without control characters"
             )));
         }
-        self.call(|reply| Command::Space(SpaceCommand::Create(name.to_owned(), false, reply)))
-            .await
+        self.call(|reply| {
+            Command::Space(SpaceCommand::Create {
+                name: name.to_owned(),
+                default: false,
+                reply,
+            })
+        })
+        .await
     }
 
     /// Spaces this device is in, with roles and members.
     pub async fn space_list(&self) -> Result<Vec<SpaceInfo>> {
-        self.call(|reply| Command::Space(SpaceCommand::List(reply)))
-            .await
+        let now = docs::now_ms() / 1000;
+        let view = self.inner.spaces.borrow().clone();
+        Ok(view.iter().map(|s| s.at(now)).collect())
     }
 
     async fn space_or_default(&self, space: Option<&str>) -> Result<String> {
@@ -533,20 +549,16 @@ impl Node {
         node: Option<NodeId>,
     ) -> Result<String> {
         let space = self.space_or_default(space).await?;
-        let expires = (writer::now_ms() / 1000)
-            .saturating_add(i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX));
-        let addrs = self.listen_addrs().await;
-        self.call(|reply| {
-            Command::Space(SpaceCommand::Invite {
-                space,
-                role,
-                expires,
-                node,
-                addrs,
-                reply,
-            })
-        })
-        .await
+        let request = InviteRequest {
+            expires: (docs::now_ms() / 1000)
+                .saturating_add(i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX)),
+            addrs: self.listen_addrs().await,
+            space,
+            role,
+            node,
+        };
+        self.call(|reply| Command::Space(SpaceCommand::Invite { request, reply }))
+            .await
     }
 
     /// Joins a space with an invite token: records this node's signed
@@ -554,7 +566,12 @@ impl Node {
     /// space syncs. Returns the space id.
     pub async fn space_join(&self, token: &str) -> Result<SpaceId> {
         let (space, addrs) = self
-            .call(|reply| Command::Space(SpaceCommand::Join(token.to_owned(), reply)))
+            .call(|reply| {
+                Command::Space(SpaceCommand::Join {
+                    token: token.to_owned(),
+                    reply,
+                })
+            })
             .await?;
         if let Some(net) = self.current_net() {
             // Kept dialed, so a join made while the inviter is away (or a
@@ -591,7 +608,7 @@ impl Node {
         timeout: std::time::Duration,
     ) -> Result<SpaceState> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut standing = self.inner.standing.clone();
+        let mut standing = self.inner.spaces.clone();
         loop {
             // Marked seen before reading, so a change during the read wakes us.
             standing.borrow_and_update();
@@ -611,7 +628,7 @@ impl Node {
     /// Needs the admin role.
     pub async fn space_revoke(&self, space: Option<&str>, node: NodeId) -> Result<()> {
         let space = self.space_or_default(space).await?;
-        self.call(|reply| Command::Space(SpaceCommand::Revoke(space, node, reply)))
+        self.call(|reply| Command::Space(SpaceCommand::Revoke { space, node, reply }))
             .await
     }
 

@@ -1,25 +1,27 @@
-//! The writer actor's sync side: it hosts the sans-IO [`Engine`], meets each
-//! input's needs (documents loaded, digests and sync states read) before
-//! handing it over, carries the engine's effects out to the network, and
-//! stores what peers send as ordinary writes with origin `Remote`.
+//! The sync host: it hosts the sans-IO [`Engine`] and its network, meets
+//! each input's needs (documents loaded, digests and sync states read)
+//! before handing it over, carries the engine's effects out to the network,
+//! and stages what peers send as ordinary writes with origin `Remote`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use super::PeerStatus;
+use super::docs::{Docs, is_log, now_ms};
 use super::events::Origin;
-use super::spaces::{Joined, MEMBERS_ID, SYSTEM_COLLECTION, admit, members_key, own_entries};
-use super::writer::{Actor, Cached};
-use crate::auth::Role;
-use crate::doc::Document;
+use super::spaces::{Spaces, members_key};
 use crate::identity::NodeId;
 use crate::key::DocKey;
 use crate::net::{Net, NetConfig, NetEvent};
 use crate::sync::wire::{self, Item};
-use crate::sync::{Engine, Input, Needs, Output, Replica};
+use crate::sync::{Engine, Input, Needs, Output};
 use crate::warn_limit::WarnLimit;
+
+mod network;
+mod view;
+
+use view::View;
 
 /// How often the engine gets a `Tick` (retries, handshake timeouts).
 pub(super) const TICK_MS: u64 = 1_000;
@@ -58,18 +60,18 @@ fn without(input: Input, failed: &[DocKey]) -> Option<Input> {
 }
 
 /// The sync engine and its network, owned by the writer actor.
-pub(crate) struct SyncState {
-    pub(super) engine: Engine,
+pub(crate) struct SyncHost {
+    engine: Engine,
     /// `None` while offline or paused.
-    pub(super) net: Option<Net>,
-    pub(super) events: Option<mpsc::Receiver<NetEvent>>,
+    net: Option<Net>,
+    events: Option<mpsc::Receiver<NetEvent>>,
     /// What networking is (re)started with; `None` for an offline node.
-    pub(super) config: Option<NetConfig>,
+    config: Option<NetConfig>,
     /// Where the node facade reads the current [`Net`] from.
-    pub(super) published: watch::Sender<Option<Net>>,
+    published: watch::Sender<Option<Net>>,
     /// Addresses of the peers connected when networking was paused, to
     /// redial on resume.
-    pub(super) redial: Vec<Vec<String>>,
+    redial: Vec<Vec<String>>,
     /// Digests read for the input being handled.
     items: HashMap<String, Vec<Item>>,
     /// Persisted sync states read for the input being handled.
@@ -81,6 +83,8 @@ pub(crate) struct SyncState {
     states_read: HashSet<(NodeId, DocKey)>,
     /// The burst being handled (kept for its capacity).
     inputs: Vec<Input>,
+    /// Documents committed and not yet announced (kept for its capacity).
+    changed: Vec<DocKey>,
     started: Instant,
     /// When stored sync states were last pruned by age.
     pruned_at: Instant,
@@ -94,9 +98,6 @@ pub(crate) struct SyncState {
     /// [`crate::net::SEND_HIGH_WATER`]: started on a later tick, once the
     /// peer has taken what is queued (backpressure from the network).
     deferred: VecDeque<Input>,
-    /// Bumped whenever this node's standing in a space may have changed
-    /// (a log changed, a peer admitted or refused us), for joins that wait.
-    pub(super) standing: watch::Sender<u64>,
 }
 
 /// How far sync has come, published whenever it changes.
@@ -115,14 +116,13 @@ pub struct SyncProgress {
     pub reconcile_bytes: u64,
 }
 
-impl SyncState {
+impl SyncHost {
     pub(crate) fn new(
         engine: Engine,
         net: Option<(Net, mpsc::Receiver<NetEvent>)>,
         config: Option<NetConfig>,
         published: watch::Sender<Option<Net>>,
         progress: watch::Sender<SyncProgress>,
-        standing: watch::Sender<u64>,
     ) -> Self {
         let (net, events) = match net {
             Some((n, e)) => (Some(n), Some(e)),
@@ -140,14 +140,19 @@ impl SyncState {
             saved: HashMap::new(),
             states_read: HashSet::new(),
             inputs: Vec::with_capacity(EVENTS_PER_GROUP),
+            changed: Vec::new(),
             started: Instant::now(),
             pruned_at: Instant::now(),
             warnings: WarnLimit::default(),
             reconcile_sent: (0, 0),
             progress,
-            standing,
             deferred: VecDeque::new(),
         }
+    }
+
+    /// The running network, if any.
+    pub(super) fn net(&self) -> Option<&Net> {
+        self.net.as_ref()
     }
 
     /// Whether to log a warning `peer` caused now; if so, how many of the
@@ -183,159 +188,34 @@ impl SyncState {
             net.shutdown().await;
         }
     }
-}
 
-/// The engine's window on the actor's documents for one input.
-struct View<'a> {
-    dirty: &'a mut HashMap<DocKey, Cached>,
-    items: &'a HashMap<String, Vec<Item>>,
-    states: &'a mut HashMap<(NodeId, DocKey), Vec<u8>>,
-    saved: &'a mut HashMap<DocKey, Vec<u8>>,
-    actor: &'a automerge::ActorId,
-    spaces: &'a mut BTreeMap<String, Joined>,
-    me: NodeId,
-    /// Tests: Automerge work on this document panics.
-    #[cfg(test)]
-    panic_on: Option<&'a DocKey>,
-}
-
-impl Replica for View<'_> {
-    fn items(&mut self, space: &str) -> Vec<Item> {
-        self.items.get(space).cloned().unwrap_or_default()
-    }
-
-    fn doc(&mut self, key: &DocKey) -> &mut Document {
-        #[cfg(test)]
-        if self.panic_on == Some(key) {
-            panic!("injected panic for {key}");
-        }
-        let actor = self.actor;
-        &mut self
-            .dirty
-            .entry(key.clone())
-            .or_insert_with(|| Cached::empty(actor))
-            .doc
-    }
-
-    fn saved(&mut self, key: &DocKey) -> Option<Vec<u8>> {
-        self.saved.remove(key)
-    }
-
-    fn sync_state(&mut self, peer: NodeId, key: &DocKey) -> Option<Vec<u8>> {
-        self.states.remove(&(peer, key.clone()))
-    }
-
-    fn role(&mut self, space: &str, node: NodeId) -> Option<Role> {
-        self.spaces.get(space)?.role(node)
-    }
-
-    fn proof(&mut self, space: &str) -> Vec<Vec<u8>> {
-        let Ok(key) = members_key(space) else {
-            return Vec::new();
-        };
-        match self.dirty.get_mut(&key) {
-            Some(c) => own_entries(&c.doc.log_entries(), self.me),
-            None => Vec::new(),
+    /// Tells the engine about peers' changes a failed commit lost: their
+    /// sessions exchange them again.
+    fn absorb(&mut self, docs: &mut Docs) {
+        let lost = docs.take_lost();
+        if !lost.is_empty() {
+            self.engine.lost(&lost);
         }
     }
 
-    fn admit(
-        &mut self,
-        space: &str,
-        node: NodeId,
-        proof: &[Vec<u8>],
-    ) -> Result<(Role, bool), String> {
-        let unheld = || "this peer does not hold the space".to_string();
-        let joined = self.spaces.get_mut(space).ok_or_else(unheld)?;
-        let key = members_key(space).map_err(|_| unheld())?;
-        let cached = self.dirty.get_mut(&key).ok_or_else(unheld)?;
-        admit(joined, space, &mut cached.doc, node, proof)
-    }
-}
-
-impl Actor {
-    /// Handles a burst of network events, then commits what they changed.
-    pub(super) async fn net_events(&mut self, first: NetEvent) {
-        let now = self.sync.started.elapsed().as_millis() as u64;
-        self.sync.engine.advance(now);
-        let mut event = Some(first);
-        // Reused across bursts (an `Input` is large; growing a fresh vector
-        // each burst showed in profiles).
-        let mut inputs = std::mem::take(&mut self.sync.inputs);
-        while let Some(e) = event.take() {
-            let input = match e {
-                NetEvent::Connected(peer) => {
-                    let mut challenge = [0u8; 32];
-                    if let Err(e) = getrandom::fill(&mut challenge) {
-                        tracing::error!(error = %e, "no randomness for a session challenge");
-                        continue;
-                    }
-                    Input::Connected(peer, challenge)
-                }
-                NetEvent::Disconnected(peer) => Input::Disconnected(peer),
-                NetEvent::Frame(peer, bytes) => match wire::decode(&bytes) {
-                    Ok(message) => Input::Received(peer, message),
-                    Err(err) => Input::Malformed(peer, err),
-                },
-            };
-            inputs.push(input);
-            if inputs.len() < EVENTS_PER_GROUP {
-                event = self.sync.events.as_mut().and_then(|rx| rx.try_recv().ok());
-            }
-        }
-        self.prefetch_for(&inputs);
-        for input in inputs.drain(..) {
-            self.drive(input).await;
-        }
-        self.sync.inputs = inputs;
-        // Unused prefetched rows would go stale once the next write lands.
-        self.sync.states_read.clear();
-        self.prefetched.clear();
-        self.flush().await;
+    /// Commits what the group staged; the engine learns of lost changes.
+    pub(super) fn flush(&mut self, docs: &mut Docs) -> bool {
+        let stored = docs.flush();
+        self.absorb(docs);
+        stored
     }
 
-    /// Reads the documents and sync states a burst of inputs needs in one
-    /// query each, instead of a store round trip per input (a large sync
-    /// brings hundreds of frames per burst, each about another document).
-    fn prefetch_for(&mut self, inputs: &[Input]) {
-        let (mut docs, mut states) = (Vec::new(), Vec::new());
-        for input in inputs {
-            let needs = self.sync.engine.needs(input);
-            docs.extend(needs.docs);
-            states.extend(needs.states);
-        }
-        self.prefetch_docs(docs);
-        let mut by_peer: HashMap<NodeId, Vec<&DocKey>> = HashMap::new();
-        for (peer, key) in &states {
-            by_peer.entry(*peer).or_default().push(key);
-        }
-        for (peer, keys) in by_peer {
-            match self.store.sync_states(peer, &keys) {
-                Ok(found) => {
-                    for (key, state) in found {
-                        self.sync.states.insert((peer, key), state);
-                    }
-                    self.sync
-                        .states_read
-                        .extend(keys.into_iter().map(|k| (peer, k.clone())));
-                }
-                // Each input reads its own states again and reports it.
-                Err(e) => tracing::warn!(error = %e, "prefetching sync states failed"),
-            }
-        }
-    }
-
-    pub(super) async fn tick(&mut self) {
-        let now = self.sync.started.elapsed().as_millis() as u64;
+    pub(super) async fn tick(&mut self, docs: &mut Docs, spaces: &mut Spaces) {
+        let now = self.started.elapsed().as_millis() as u64;
         // Held-back starts go first; those still congested come back.
-        for input in std::mem::take(&mut self.sync.deferred) {
-            self.drive(input).await;
+        for input in std::mem::take(&mut self.deferred) {
+            self.drive(docs, spaces, input).await;
         }
-        self.drive(Input::Tick(now)).await;
-        self.flush().await;
-        if self.sync.pruned_at.elapsed() >= PRUNE_EVERY {
-            self.sync.pruned_at = Instant::now();
-            match self.store.prune_sync_states(super::writer::now_ms()) {
+        self.drive(docs, spaces, Input::Tick(now)).await;
+        self.flush(docs);
+        if self.pruned_at.elapsed() >= PRUNE_EVERY {
+            self.pruned_at = Instant::now();
+            match docs.store().prune_sync_states(now_ms()) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(dropped = n, "pruned stale sync states"),
                 Err(e) => tracing::warn!(error = %e, "pruning sync states failed"),
@@ -343,32 +223,13 @@ impl Actor {
         }
     }
 
-    /// Drops stored sync states of peers that are no longer members of
-    /// `space` (a revocation): they would only be read again should the peer
-    /// return, and then they would be stale.
-    fn forget_non_members(&mut self, space: &str) {
-        let Some(joined) = self.spaces.get(space) else {
-            return;
-        };
-        let peers = match self.store.sync_state_peers(space) {
-            Ok(peers) => peers,
-            Err(e) => return tracing::warn!(error = %e, "listing sync states failed"),
-        };
-        for peer in peers {
-            if joined.role(peer).is_none()
-                && let Err(e) = self.store.delete_sync_states(peer, space)
-            {
-                tracing::warn!(%peer, error = %e, "deleting sync states failed");
-            }
-        }
-    }
-
     /// Pushes every committed change to the sessions of its space.
-    pub(super) async fn announce(&mut self) {
+    pub(super) async fn announce(&mut self, docs: &mut Docs, spaces: &mut Spaces) {
         // Pushing never writes, so one pass suffices; the bound is a guard.
         for _ in 0..4 {
             let mut changed = std::mem::take(&mut self.changed);
-            if changed.is_empty() || self.sync.net.is_none() {
+            docs.take_changed(&mut changed);
+            if changed.is_empty() || self.net.is_none() {
                 changed.clear();
                 self.changed = changed;
                 return;
@@ -376,43 +237,43 @@ impl Actor {
             changed.sort();
             changed.dedup();
             for key in changed.drain(..) {
-                if key.collection() == SYSTEM_COLLECTION && key.id() == MEMBERS_ID {
-                    self.drive(Input::MembershipChanged(key.space().to_owned()))
+                if is_log(&key) {
+                    let space = key.space().to_owned();
+                    self.drive(docs, spaces, Input::MembershipChanged(space))
                         .await;
                 }
-                self.drive(Input::Changed(key)).await;
+                self.drive(docs, spaces, Input::Changed(key)).await;
             }
-            self.flush().await;
-            // Keep the capacity unless new changes arrived meanwhile.
-            if self.changed.is_empty() {
-                self.changed = changed;
-            }
+            self.flush(docs);
+            self.changed = changed;
         }
     }
 
     /// Feeds one input and its follow-ups to the engine.
-    pub(super) async fn drive(&mut self, first: Input) {
+    pub(super) async fn drive(&mut self, docs: &mut Docs, spaces: &mut Spaces, first: Input) {
         let mut queue = VecDeque::from([first]);
         while let Some(input) = queue.pop_front() {
             // One input's follow-ups can take long (thousands of
             // documents started): keep the engine's clock current.
-            let now = self.sync.started.elapsed().as_millis() as u64;
-            self.sync.engine.advance(now);
-            if self.refused_document(&input).await {
+            let now = self.started.elapsed().as_millis() as u64;
+            self.engine.advance(now);
+            self.absorb(docs);
+            spaces.absorb(docs);
+            if self.refused_document(docs, spaces, &input) {
                 continue;
             }
             if let Input::StartSync { peer, .. } = &input
                 && self.congested(*peer)
             {
                 tracing::debug!(%peer, "peer congested; starting its documents later");
-                self.sync.deferred.push_back(input);
+                self.deferred.push_back(input);
                 continue;
             }
             if let Input::MembershipChanged(space) = &input {
-                self.forget_non_members(space);
+                spaces.forget_non_members(docs, space);
             }
-            let needs = self.sync.engine.needs(&input);
-            let failed = match self.meet(&needs).await {
+            let needs = self.engine.needs(&input);
+            let failed = match self.meet(docs, spaces, &needs) {
                 Ok(failed) => failed,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read what a sync step needs; skipping it");
@@ -435,19 +296,14 @@ impl Actor {
                 _ => None,
             };
             let outputs = {
-                let me = self.me();
                 let mut view = View {
-                    dirty: &mut self.dirty,
-                    items: &self.sync.items,
-                    states: &mut self.sync.states,
-                    saved: &mut self.sync.saved,
-                    actor: &self.actor,
-                    spaces: &mut self.spaces,
-                    me,
-                    #[cfg(test)]
-                    panic_on: self.panic_on.as_ref(),
+                    docs: &mut *docs,
+                    spaces: &mut *spaces,
+                    items: &self.items,
+                    states: &mut self.states,
+                    saved: &mut self.saved,
                 };
-                let engine = &mut self.sync.engine;
+                let engine = &mut self.engine;
                 // A bug reachable from peer input must cost that peer its
                 // session, not the node its writer.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -462,8 +318,7 @@ impl Actor {
                         "sync engine panicked; dropping the documents involved"
                     );
                     for key in &needs.docs {
-                        self.dirty.remove(key);
-                        self.log_dropped(key);
+                        docs.forget(key);
                     }
                     if let Some((peer, keys, absent)) = split {
                         for key in keys {
@@ -478,7 +333,7 @@ impl Actor {
                     let involved: BTreeSet<&DocKey> =
                         needs.docs.iter().chain(&needs.saved).collect();
                     if let [key] = involved.into_iter().collect::<Vec<_>>()[..] {
-                        self.quarantine(&key.clone());
+                        docs.quarantine(&key.clone());
                     }
                     match peer {
                         Some(peer) => vec![Output::Close(
@@ -490,23 +345,22 @@ impl Actor {
                 }
             };
             for out in outputs {
-                self.effect(out, &mut queue).await;
+                self.effect(docs, spaces, out, &mut queue).await;
             }
-            if self.dirty.len() > DIRTY_LIMIT {
+            if docs.dirty_len() > DIRTY_LIMIT {
                 // Bound memory during a large sync: store and park.
-                self.flush().await;
+                self.flush(docs);
             }
         }
-        self.sync.items.clear();
-        self.sync.states.clear();
+        self.items.clear();
+        self.states.clear();
     }
 
     /// Whether the peer's send queue is above the high-water mark (and
     /// there is room to hold a start back).
     fn congested(&self, peer: NodeId) -> bool {
-        self.sync.deferred.len() < MAX_DEFERRED
+        self.deferred.len() < MAX_DEFERRED
             && self
-                .sync
                 .net
                 .as_ref()
                 .is_some_and(|net| net.queued(peer) > crate::net::SEND_HIGH_WATER)
@@ -514,75 +368,77 @@ impl Actor {
 
     /// Whether `input` is a document from a peer the evaluated membership
     /// log does not name, other than the log from our provisionally trusted
-    /// inviter ([`Joined::refuses`]): dropped before any work. Such a peer
-    /// has a session only as that inviter, so this keeps its trust to the
-    /// log, which verifies itself, and to its time limit.
-    async fn refused_document(&mut self, input: &Input) -> bool {
-        let Input::Received(
-            peer,
-            wire::Message::Sync { space, key, .. } | wire::Message::Doc { space, key, .. },
-        ) = input
-        else {
+    /// inviter ([`crate::auth::Standing::refuses`]): dropped before any
+    /// work. Such a peer has a session only as that inviter, so this keeps
+    /// its trust to the log, which verifies itself, and to its time limit.
+    fn refused_document(&mut self, docs: &mut Docs, spaces: &mut Spaces, input: &Input) -> bool {
+        let Some((peer, space, key)) = crate::sync::received_document(input) else {
             return false;
         };
         // An invalid key is the engine's to report.
-        let Ok(doc_key) = DocKey::new(space.as_str(), key.collection.as_str(), key.id.as_str())
-        else {
+        let Ok(doc_key) = DocKey::new(space, key.collection.as_str(), key.id.as_str()) else {
             return false;
         };
         // Frames outside a session are the engine's: it ignores them and
         // charges the peer's budget, which it could not if they stopped here.
-        if !self.spaces.contains_key(space.as_str()) || !self.sync.engine.in_session(*peer, space) {
+        if !spaces.contains(space) || !self.engine.in_session(peer, space) {
             return false;
         }
-        let refused = match self.membership(space).await {
-            Ok(_) => self.spaces[space.as_str()]
-                .refuses(*peer, &doc_key, super::writer::now_ms() / 1000)
+        let refused = match spaces.membership(docs, space) {
+            Ok(_) => spaces
+                .get(space)
+                .and_then(|j| j.refuses(peer, &doc_key, now_ms() / 1000))
                 .unwrap_or(true),
             // No membership to go by: nobody is trusted.
             Err(_) => true,
         };
-        if refused && let Some(repeated) = self.sync.warn(*peer, "refused unnamed") {
+        if refused && let Some(repeated) = self.warn(peer, "refused unnamed") {
             tracing::warn!(%peer, key = %doc_key, repeated, "refused a document from a peer the membership log does not name (an inviter is trusted with the log only, for a limited time)");
         }
         refused
     }
 
-    async fn effect(&mut self, out: Output, queue: &mut VecDeque<Input>) {
+    async fn effect(
+        &mut self,
+        docs: &mut Docs,
+        spaces: &mut Spaces,
+        out: Output,
+        queue: &mut VecDeque<Input>,
+    ) {
         match out {
             Output::Send(peer, message) => {
-                if let Some(net) = &self.sync.net {
+                if let Some(net) = &self.net {
                     let frame = wire::encode(&message);
                     if matches!(message, wire::Message::Reconcile { .. }) {
-                        self.sync.reconcile_sent.0 += 1;
-                        self.sync.reconcile_sent.1 += frame.len() as u64;
+                        self.reconcile_sent.0 += 1;
+                        self.reconcile_sent.1 += frame.len() as u64;
                     }
                     net.send(peer, frame);
                 }
             }
             Output::Close(peer, reason) => {
-                if let Some(repeated) = self.sync.warn(peer, "session ended") {
+                if let Some(repeated) = self.warn(peer, "session ended") {
                     tracing::warn!(%peer, %reason, repeated, "ending sync session");
                 }
-                if let Some(net) = &self.sync.net {
+                if let Some(net) = &self.net {
                     net.disconnect(peer).await;
                 }
             }
             Output::Then(next) => queue.push_back(next),
             Output::Applied { peer, key } => {
                 tracing::debug!(%peer, %key, "applied a remote change");
-                if let Err(e) = self.stage(&key, None, Origin::Remote) {
+                if let Err(e) = docs.stage(&key, None, Origin::Remote) {
                     tracing::warn!(%peer, %key, error = %e, "a remote change cannot be stored");
                     return;
                 }
-                if key.collection() == SYSTEM_COLLECTION && key.id() == MEMBERS_ID {
+                if is_log(&key) {
                     // Act on a membership change (a revocation) before the
                     // next frame, not after the burst.
                     queue.push_back(Input::MembershipChanged(key.space().to_owned()));
                 }
             }
             Output::Proven(peer) => {
-                if let Some(net) = &self.sync.net {
+                if let Some(net) = &self.net {
                     net.proven(peer);
                 }
             }
@@ -590,9 +446,9 @@ impl Actor {
                 peer,
                 space,
                 refused,
-            } => self.access(peer, &space, refused).await,
+            } => spaces.access(docs, peer, &space, refused),
             Output::SaveStates(peer, states) => {
-                if let Err(e) = self.store.save_sync_states(peer, &states) {
+                if let Err(e) = docs.store().save_sync_states(peer, &states) {
                     tracing::warn!(%peer, error = %e, "saving sync states failed");
                 }
             }
@@ -602,53 +458,58 @@ impl Actor {
     /// Loads documents, digests and sync states an input needs. Returns the
     /// documents that could not be loaded (corrupt in storage): the input
     /// goes on without them.
-    async fn meet(&mut self, needs: &Needs) -> crate::Result<Vec<DocKey>> {
-        if !needs.digests.is_empty() && !self.rows.is_empty() {
+    fn meet(
+        &mut self,
+        docs: &mut Docs,
+        spaces: &mut Spaces,
+        needs: &Needs,
+    ) -> crate::Result<Vec<DocKey>> {
+        if !needs.digests.is_empty() && docs.has_rows() {
             // Digests are read from the store: commit staged changes first.
-            self.flush().await;
+            self.flush(docs);
         }
         for space in &needs.digests {
-            if !self.sync.items.contains_key(space) {
-                let items = self.store.items(space)?;
-                self.sync.items.insert(space.clone(), items);
+            if !self.items.contains_key(space) {
+                let items = docs.store().items(space)?;
+                self.items.insert(space.clone(), items);
             }
         }
         for space in &needs.memberships {
             // Evaluating loads the log document too; spaces not joined here
             // have no membership, which the engine treats as "not a member".
-            if self.spaces.contains_key(space) {
-                self.membership(space).await?;
+            if spaces.contains(space) {
+                spaces.membership(docs, space)?;
                 // Evaluation may have been cached: the log document itself
                 // must be in memory too (proofs read it, admissions extend it).
-                self.load(&members_key(space)?).await?;
+                docs.load(&members_key(space)?)?;
             }
         }
-        self.read_saved(&needs.saved);
+        self.read_saved(docs, &needs.saved);
         // One query for all of them (a follow-up starts up to 256).
-        self.prefetch_docs(needs.docs.clone());
+        docs.prefetch(needs.docs.clone());
         // Quarantined documents are refused for sync: dropped like a
         // document that does not load.
         let mut failed: Vec<DocKey> = needs
             .saved
             .iter()
-            .filter(|k| self.quarantine.contains(k))
+            .filter(|k| docs.is_quarantined(k))
             .cloned()
             .collect();
         for key in &needs.docs {
-            if let Err(e) = self.load(key).await {
+            if let Err(e) = docs.load(key) {
                 tracing::warn!(%key, error = %e, "document cannot be synced");
                 failed.push(key.clone());
             }
         }
         let mut by_peer: HashMap<NodeId, Vec<&DocKey>> = HashMap::new();
         for (peer, key) in &needs.states {
-            if !self.sync.states_read.contains(&(*peer, key.clone())) {
+            if !self.states_read.contains(&(*peer, key.clone())) {
                 by_peer.entry(*peer).or_default().push(key);
             }
         }
         for (peer, keys) in by_peer {
-            for (key, state) in self.store.sync_states(peer, &keys)? {
-                self.sync.states.insert((peer, key), state);
+            for (key, state) in docs.store().sync_states(peer, &keys)? {
+                self.states.insert((peer, key), state);
             }
         }
         Ok(failed)
@@ -657,56 +518,31 @@ impl Actor {
     /// Stored bytes of `keys` for sending whole: from memory where a
     /// document is loaded (it may be ahead of the store), else straight from
     /// the store, without loading it into Automerge.
-    fn read_saved(&mut self, keys: &[DocKey]) {
-        self.sync.saved.clear();
+    fn read_saved(&mut self, docs: &mut Docs, keys: &[DocKey]) {
+        self.saved.clear();
         let mut from_store = Vec::new();
         for key in keys {
-            if !self.dirty.contains_key(key) && !self.docs.contains(key) {
+            if !docs.in_memory(key) {
                 from_store.push(key);
                 continue;
             }
-            let saved = self.guarded(key, |a| {
-                let doc = match a.dirty.get_mut(key) {
-                    Some(c) => &mut c.doc,
-                    None => &mut a.docs.peek_mut(key)?.doc,
-                };
-                Some(doc.save())
-            });
             // A document that panicked is quarantined and left out.
-            if let Ok(Some(bytes)) = saved {
-                self.sync.saved.insert(key.clone(), bytes);
+            if let Some(bytes) = docs.save_in_memory(key) {
+                self.saved.insert(key.clone(), bytes);
             }
         }
         if from_store.is_empty() {
             return;
         }
-        match self.store.load_many(&from_store) {
+        match docs.store().load_many(&from_store) {
             Ok(found) => {
                 for (key, loaded) in found {
-                    self.sync.saved.insert(key, loaded.bytes);
+                    self.saved.insert(key, loaded.bytes);
                 }
             }
             // The engine falls back to an Automerge round, which loads (and
             // reports) each document itself.
             Err(e) => tracing::warn!(error = %e, "reading documents to send failed"),
         }
-    }
-
-    /// Known peers with their sync progress.
-    pub(super) async fn peer_statuses(&mut self) -> Vec<PeerStatus> {
-        let Some(net) = &self.sync.net else {
-            return Vec::new();
-        };
-        net.peers()
-            .await
-            .into_iter()
-            .map(|p| PeerStatus {
-                pending: self.sync.engine.pending(p.id),
-                id: p.id,
-                addrs: p.addrs,
-                connected: p.connected,
-                last_seen_ms: p.last_seen_ms,
-            })
-            .collect()
     }
 }

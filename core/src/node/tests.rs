@@ -578,7 +578,7 @@ async fn spaces_invites_and_local_enforcement() {
     ));
     // An invite a's key signed that expired a minute ago.
     let a_key = crate::identity::Identity::load_or_create(da.path()).unwrap();
-    let past = writer::now_ms() / 1000 - 60;
+    let past = docs::now_ms() / 1000 - 60;
     let expired = crate::auth::Invite::issue(
         a_key.signing_key(),
         team.parse().unwrap(),
@@ -659,7 +659,7 @@ fn proofs_stay_short_and_about_the_prover() {
         };
         log.push(Entry::sign(&admin, space.id(), grant, &[], 2 + i64::from(n)).encode());
     }
-    assert_eq!(spaces::own_entries(&log, admin_id).len(), 1);
+    assert_eq!(crate::auth::own_entries(&log, admin_id).len(), 1);
     // A node whose role changed many times sends only the latest entries.
     let member = NodeId::from_bytes([7; 32]);
     for t in 0..30 {
@@ -669,7 +669,7 @@ fn proofs_stay_short_and_about_the_prover() {
         };
         log.push(Entry::sign(&admin, space.id(), grant, &[], 100 + t).encode());
     }
-    let proof = spaces::own_entries(&log, member);
+    let proof = crate::auth::own_entries(&log, member);
     assert_eq!(proof.len(), 16);
     assert!(
         proof

@@ -96,13 +96,12 @@ pub trait Replica {
     /// Whether `node` is a member of `space` once its `proof` entries are
     /// taken into account; if so, the replica keeps the entries and returns
     /// the role and whether the log changed, else why not (for the peer).
-    fn admit(
-        &mut self,
-        space: &str,
-        node: NodeId,
-        proof: &[Vec<u8>],
-    ) -> Result<(Role, bool), String>;
+    fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Admission;
 }
+
+/// A [`Replica::admit`] answer: the role and whether the log changed, or
+/// why the claim was refused (for the peer).
+pub type Admission = Result<(Role, bool), String>;
 
 /// What the runtime must make available before [`Engine::handle`].
 #[derive(Debug, Default, PartialEq, Eq)]

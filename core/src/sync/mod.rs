@@ -11,4 +11,18 @@ pub mod engine;
 pub mod reconcile;
 pub mod wire;
 
-pub use engine::{Engine, Input, Needs, Output, Replica, START_WINDOW};
+pub use engine::{Admission, Engine, Input, Needs, Output, Replica, START_WINDOW};
+
+use crate::identity::NodeId;
+
+/// The peer, space and document of a received document frame (`Sync` or
+/// `Doc`), which a runtime checks against the membership before the engine.
+pub fn received_document(input: &Input) -> Option<(NodeId, &str, &wire::ItemKey)> {
+    match input {
+        Input::Received(
+            peer,
+            wire::Message::Sync { space, key, .. } | wire::Message::Doc { space, key, .. },
+        ) => Some((*peer, space.as_str(), key)),
+        _ => None,
+    }
+}

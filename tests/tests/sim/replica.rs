@@ -9,7 +9,7 @@ use weft_core::auth::{Entry, Membership, Verified, own_entries, refusal};
 use weft_core::doc::Document;
 use weft_core::sync::reconcile::heads_hash;
 use weft_core::sync::wire::{Item, ItemKey};
-use weft_core::sync::{Needs, Replica};
+use weft_core::sync::{Admission, Needs, Replica};
 use weft_core::{DocKey, NodeId, Role};
 
 use super::{SPACE, log_key, space_id};
@@ -148,12 +148,7 @@ impl Replica for SimReplica {
         let me = self.me.expect("me set");
         own_entries(&self.log().log_entries(), me)
     }
-    fn admit(
-        &mut self,
-        space: &str,
-        node: NodeId,
-        proof: &[Vec<u8>],
-    ) -> Result<(Role, bool), String> {
+    fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Admission {
         self.check_declared(&format!("the membership of {space}"), |n| {
             n.memberships.iter().any(|s| s == space)
         });

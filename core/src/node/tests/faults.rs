@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::super::spaces::{PROVISIONAL_TRUST_SECS, members_key};
-use super::super::writer::guard::MAX_QUARANTINED;
-use super::super::writer::now_ms;
+use super::super::docs::guard::MAX_QUARANTINED;
+use super::super::docs::now_ms;
+use super::super::spaces::members_key;
 use super::*;
+use crate::auth::PROVISIONAL_TRUST_SECS;
 use crate::auth::Role;
 use crate::net::NetConfig;
 
@@ -88,14 +89,14 @@ async fn a_remote_change_whose_commit_failed_arrives_without_a_reconnect() {
     let (a, b, space) = pair(da.path(), db.path()).await;
     let key = DocKey::new(&space, "notes", "n1").unwrap();
     let k = key.clone();
-    on_actor(&b, move |actor| actor.store.fail_commit_of = Some(k)).await;
+    on_actor(&b, move |actor| actor.docs.store().fail_commit_of = Some(k)).await;
     let value = json!({"t": "survives a failed commit"});
     a.put(&key, value.clone()).await.unwrap();
     let expected = Some(value);
     until(&b, async |n: &Node| n.get(&key).await.unwrap() == expected).await;
     // The failure did happen (the hook is spent), and B still has its one
     // connection to A: the change came by a retry, not a reconnect.
-    assert!(on_actor(&b, |actor| actor.store.fail_commit_of.is_none()).await);
+    assert!(on_actor(&b, |actor| actor.docs.store().fail_commit_of.is_none()).await);
     let peers = b.peers().await.unwrap();
     assert_eq!(peers.len(), 1);
     assert!(peers[0].connected);
@@ -109,7 +110,7 @@ async fn a_panic_on_a_remote_document_quarantines_it_and_the_node_goes_on() {
     let (a, b, space) = pair(da.path(), db.path()).await;
     let bad = DocKey::new(&space, "notes", "bad").unwrap();
     let k = bad.clone();
-    on_actor(&b, move |actor| actor.panic_on = Some(k)).await;
+    on_actor(&b, move |actor| actor.docs.panic_on = Some(k)).await;
     let mut progress = b.sync_progress();
     a.put(&bad, json!({"t": "makes automerge panic"}))
         .await
@@ -119,7 +120,7 @@ async fn a_panic_on_a_remote_document_quarantines_it_and_the_node_goes_on() {
     let quarantined = async {
         loop {
             let k = k.clone();
-            if on_actor(&b, move |actor| actor.quarantine.contains(&k)).await {
+            if on_actor(&b, move |actor| actor.docs.is_quarantined(&k)).await {
                 break;
             }
             progress.changed().await.unwrap();
@@ -151,8 +152,8 @@ async fn a_panic_loading_or_writing_a_document_costs_only_that_document() {
     // Out of memory, so the next read loads it from the store, and panics.
     let k = bad.clone();
     on_actor(&node, move |actor| {
-        actor.docs.pop(&k);
-        actor.panic_on = Some(k);
+        actor.docs.evict(&k);
+        actor.docs.panic_on = Some(k);
     })
     .await;
     for result in [
@@ -171,18 +172,18 @@ async fn a_panic_loading_or_writing_a_document_costs_only_that_document() {
     node.patch(&good, json!({"v": 2})).await.unwrap();
     assert_eq!(node.history(&good).await.unwrap().len(), 2);
     let held = on_actor(&node, |actor| {
-        let space = actor.spaces.keys().next().unwrap().clone();
+        let space = actor.spaces.first_id().unwrap();
         for i in 0..MAX_QUARANTINED + 10 {
             let key = DocKey::new(space.as_str(), "q", format!("{i}").as_str());
-            actor.quarantine(&key.unwrap());
+            actor.docs.quarantine(&key.unwrap());
         }
-        actor.quarantine.len()
+        actor.docs.quarantined_len()
     })
     .await;
     assert_eq!(held, MAX_QUARANTINED);
     // The oldest was released first: `bad` is usable again (and its panic
     // hook is gone).
-    on_actor(&node, |actor| actor.panic_on = None).await;
+    on_actor(&node, |actor| actor.docs.panic_on = None).await;
     assert_eq!(node.history(&bad).await.unwrap().len(), 1);
     node.close().await.unwrap();
 }
@@ -194,7 +195,10 @@ async fn a_membership_change_that_was_not_stored_is_an_error_and_counts_for_noth
     let space = node.space_create("team").await.unwrap().to_string();
     let me = node.node_id();
     let log = members_key(&space).unwrap();
-    on_actor(&node, move |actor| actor.store.fail_commit_of = Some(log)).await;
+    on_actor(&node, move |actor| {
+        actor.docs.store().fail_commit_of = Some(log)
+    })
+    .await;
     // Revoking itself would leave the space without an admin, had it stuck.
     assert!(matches!(
         node.space_revoke(Some(&space), me).await,
@@ -218,7 +222,7 @@ async fn an_inviter_is_trusted_with_the_log_only_and_not_for_long() {
     let (inviter, stranger) = (a.node_id(), NodeId::from_bytes([7; 32]));
     let s = space.clone();
     let checks = on_actor(&b, move |actor| {
-        let joined = &actor.spaces[&s];
+        let joined = actor.spaces.get(&s).unwrap();
         let (log, note) = (
             members_key(&s).unwrap(),
             DocKey::new(&s, "notes", "n").unwrap(),
@@ -267,14 +271,21 @@ async fn a_revoked_members_stored_sync_states_are_dropped() {
     let (bid, k, s) = (b.node_id(), key.clone(), space.clone());
     let stored = on_actor(&a, move |actor| {
         let state = automerge::sync::State::new().encode();
-        actor.store.save_sync_states(bid, &[(k, state)]).unwrap();
-        actor.store.sync_state_peers(&s).unwrap()
+        actor
+            .docs
+            .store()
+            .save_sync_states(bid, &[(k, state)])
+            .unwrap();
+        actor.docs.store().sync_state_peers(&s).unwrap()
     })
     .await;
     assert_eq!(stored, vec![bid]);
     a.space_revoke(Some(&space), bid).await.unwrap();
     let s = space.clone();
-    let left = on_actor(&a, move |actor| actor.store.sync_state_peers(&s).unwrap()).await;
+    let left = on_actor(&a, move |actor| {
+        actor.docs.store().sync_state_peers(&s).unwrap()
+    })
+    .await;
     assert!(left.is_empty(), "states of a revoked member stay: {left:?}");
     a.close().await.unwrap();
     b.close().await.unwrap();

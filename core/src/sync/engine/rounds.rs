@@ -51,7 +51,7 @@ impl Engine {
         // A reader's changes are never applied: only writers write, and
         // system documents take only what their rules allow.
         let writer = p_role(&self.peers, peer, &space).is_some_and(|r| r >= Role::Writer);
-        let policy = ChangePolicy::for_doc(doc_key.collection(), doc_key.id(), writer);
+        let policy = ChangePolicy::for_key(&doc_key, writer);
         let received = replica
             .doc(&doc_key)
             .receive_sync_message(&mut state, &data, policy);
@@ -92,8 +92,7 @@ impl Engine {
     ) -> State {
         let item = item_key(key);
         let writer = p_role(&self.peers, peer, key.space()).is_some_and(|r| r >= Role::Writer);
-        let read_only =
-            ChangePolicy::for_doc(key.collection(), key.id(), writer) == ChangePolicy::ReadOnly;
+        let read_only = ChangePolicy::for_key(key, writer) == ChangePolicy::ReadOnly;
         let mut state = self
             .session(peer, key.space())
             .and_then(|s| s.states.remove(&item))

@@ -77,12 +77,7 @@ impl Replica for TestReplica {
     fn proof(&mut self, space: &str) -> Vec<Vec<u8>> {
         vec![format!("proof of {space}").into_bytes()]
     }
-    fn admit(
-        &mut self,
-        space: &str,
-        node: NodeId,
-        proof: &[Vec<u8>],
-    ) -> Result<(Role, bool), String> {
+    fn admit(&mut self, space: &str, node: NodeId, proof: &[Vec<u8>]) -> Admission {
         self.evaluations += 1;
         if let Some(role) = self.role(space, node) {
             return Ok((role, false));

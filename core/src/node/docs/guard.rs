@@ -1,4 +1,4 @@
-//! Panic containment for Automerge work on the writer actor. Documents hold
+//! Panic containment for Automerge work in the writer actor's documents. Documents hold
 //! bytes from peers and clients; a bug Automerge hits on them must cost that
 //! document, not the actor every `Node` call waits on. A document that
 //! panicked is quarantined: refused for sync and writes (and logged) until
@@ -7,7 +7,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::Actor;
+use super::Docs;
 use crate::error::{Error, Result};
 use crate::key::DocKey;
 
@@ -54,7 +54,7 @@ pub(crate) fn quarantined(key: &DocKey) -> Error {
     }
 }
 
-impl Actor {
+impl Docs {
     /// Runs `f`, Automerge work on `key`'s document; a panic in it
     /// quarantines the document (see [`Self::quarantine`]) and becomes an
     /// error. Refuses a document already quarantined.
@@ -80,7 +80,7 @@ impl Actor {
         self.dirty.remove(key);
         self.docs.pop(key);
         self.prefetched.remove(key);
-        self.log_dropped(key);
+        self.dropped(key);
         self.quarantine.insert(key);
     }
 
