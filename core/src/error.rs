@@ -248,6 +248,10 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Locked { path, pid } => Error::Locked { path, pid },
+            StoreError::InvalidQuery(m) => Error::InvalidQuery(m),
+            StoreError::Statement(m) => Error::Sql(m),
+            StoreError::Timeout(t) => Error::Timeout(t),
+            StoreError::Closed => Error::Closed,
             e => Error::Store(e),
         }
     }

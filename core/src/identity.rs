@@ -63,14 +63,25 @@ impl NodeId {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The bytes of this key's libp2p PeerId.
+    pub(crate) fn peer_id_bytes(&self) -> [u8; 38] {
+        let mut buf = [0u8; 38];
+        buf[..6].copy_from_slice(&PEER_ID_PREFIX);
+        buf[6..].copy_from_slice(&self.0);
+        buf
+    }
+
+    /// The node of a libp2p PeerId's bytes; `None` unless an ed25519 key's.
+    pub(crate) fn from_peer_id_bytes(bytes: &[u8]) -> Option<Self> {
+        let key = bytes.strip_prefix(&PEER_ID_PREFIX[..])?;
+        Some(Self(key.try_into().ok()?))
+    }
 }
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; 38];
-        buf[..6].copy_from_slice(&PEER_ID_PREFIX);
-        buf[6..].copy_from_slice(&self.0);
-        f.write_str(&bs58::encode(buf).into_string())
+        f.write_str(&bs58::encode(self.peer_id_bytes()).into_string())
     }
 }
 
@@ -86,12 +97,7 @@ impl FromStr for NodeId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || IdentityError::InvalidNodeId(s.to_owned());
         let bytes = bs58::decode(s).into_vec().map_err(|_| bad())?;
-        if bytes.len() != 38 || bytes[..6] != PEER_ID_PREFIX {
-            return Err(bad());
-        }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&bytes[6..]);
-        Ok(Self(key))
+        Self::from_peer_id_bytes(&bytes).ok_or_else(bad)
     }
 }
 

@@ -129,3 +129,41 @@ mod tests {
         assert!(DocKey::new("s", "c".repeat(MAX_NAME_LEN + 1), "a").is_err());
     }
 }
+
+/// A document inside a space: `(collection, id)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ItemKey {
+    /// Collection name.
+    pub collection: String,
+    /// Document id.
+    pub id: String,
+}
+
+/// A document's identity and a hash of its heads: equal hashes mean equal
+/// documents.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Item {
+    /// Which document.
+    pub key: ItemKey,
+    /// SHA-256 of its sorted heads.
+    #[serde(with = "serde_bytes")]
+    pub hash: [u8; 32],
+}
+
+/// The hash that stands for a document's state in reconciliation: SHA-256
+/// of its heads, sorted and concatenated.
+pub fn heads_hash(heads: &[automerge::ChangeHash]) -> [u8; 32] {
+    let mut sorted = heads.to_vec();
+    sorted.sort();
+    sorted_heads_hash(sorted.iter().map(|h| &h.0[..]))
+}
+
+/// [`heads_hash`] of heads already sorted (as the store keeps them).
+pub fn sorted_heads_hash<'a>(sorted: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for h in sorted {
+        hasher.update(h);
+    }
+    hasher.finalize().into()
+}

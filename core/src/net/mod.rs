@@ -51,7 +51,8 @@ use swarm_task::Command;
 /// Protocol of the raw sync streams.
 pub const SYNC_PROTOCOL: &str = "/weft/sync/1";
 /// Largest frame body in bytes; a peer announcing more is disconnected.
-pub const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// The wire format's bound: the transport enforces what sync accepts.
+pub use crate::sync::wire::MAX_FRAME;
 /// Frames read from a peer before the sync layer calls [`Net::proven`]: its
 /// `Hello` and its `Proof`, all an honest peer sends before proving itself.
 pub const PRE_AUTH_FRAMES: usize = 2;

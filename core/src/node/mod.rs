@@ -343,7 +343,7 @@ impl Node {
         let space = query.space.as_deref().unwrap_or(self.default_space());
         check_name("space", space)?;
         check_name("collection", &query.collection)?;
-        self.inner.reader.query(query, space).await
+        Ok(self.inner.reader.query(query, space).await?)
     }
 
     /// Runs one read-only SQL statement (SELECT, WITH, VALUES or EXPLAIN of
@@ -353,7 +353,7 @@ impl Node {
     /// [`store::SQL_TIMEOUT`] fails with [`Error::Timeout`]; dropping the
     /// future stops the statement.
     pub async fn sql(&self, statement: &str) -> Result<Vec<Map<String, Value>>> {
-        self.inner.reader.sql(statement, store::SQL_TIMEOUT).await
+        Ok(self.inner.reader.sql(statement, store::SQL_TIMEOUT).await?)
     }
 
     /// [`Node::sql`] with a shorter deadline (longer ones are cut to
@@ -363,7 +363,7 @@ impl Node {
         statement: &str,
         timeout: std::time::Duration,
     ) -> Result<Vec<Map<String, Value>>> {
-        self.inner.reader.sql(statement, timeout).await
+        Ok(self.inner.reader.sql(statement, timeout).await?)
     }
 
     /// Indexes a JSON field (dotted path) so queries filtering or sorting on

@@ -90,6 +90,18 @@ pub enum StoreError {
     /// The database disagrees with itself.
     #[error("damaged data: {0}")]
     Damaged(String),
+    /// A structured query that cannot be compiled.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// A caller-written SQL statement that was refused or failed.
+    #[error("sql: {0}")]
+    Statement(String),
+    /// A statement ran past its deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The store is closed.
+    #[error("the store is closed")]
+    Closed,
 }
 
 /// Attaches what the store was doing to a sqlx error.

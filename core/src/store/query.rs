@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::Error;
+use super::StoreError;
 
 /// Longest field path accepted.
 const MAX_PATH_LEN: usize = 256;
@@ -138,8 +138,8 @@ pub(super) enum Param {
 
 /// Renders a dotted field path as a SQLite JSON path literal, e.g.
 /// `a.b-c.0` -> `'$."a"."b-c"[0]'`.
-pub(crate) fn path_literal(field: &str) -> Result<String, Error> {
-    let bad = |why: &str| Error::InvalidQuery(format!("field path {field:?} {why}"));
+pub(crate) fn path_literal(field: &str) -> Result<String, StoreError> {
+    let bad = |why: &str| StoreError::InvalidQuery(format!("field path {field:?} {why}"));
     if field.is_empty() || field.len() > MAX_PATH_LEN {
         return Err(bad("must be 1 to 256 bytes"));
     }
@@ -166,9 +166,9 @@ pub(crate) fn path_literal(field: &str) -> Result<String, Error> {
 }
 
 /// Compiles a query to SQL and its parameters.
-pub(super) fn compile(q: &Query, space: &str) -> Result<(String, Vec<Param>), Error> {
+pub(super) fn compile(q: &Query, space: &str) -> Result<(String, Vec<Param>), StoreError> {
     if q.filters.len() > MAX_FILTERS {
-        return Err(Error::InvalidQuery(format!(
+        return Err(StoreError::InvalidQuery(format!(
             "at most {MAX_FILTERS} filters"
         )));
     }
@@ -195,7 +195,7 @@ pub(super) fn compile(q: &Query, space: &str) -> Result<(String, Vec<Param>), Er
                 FilterOp::Eq => sql.push_str(&format!(" AND {expr} IS NULL")),
                 FilterOp::Ne => sql.push_str(&format!(" AND {expr} IS NOT NULL")),
                 _ => {
-                    return Err(Error::InvalidQuery(format!(
+                    return Err(StoreError::InvalidQuery(format!(
                         "field {:?}: null can only be compared with eq or ne",
                         f.field
                     )));
@@ -218,7 +218,7 @@ pub(super) fn compile(q: &Query, space: &str) -> Result<(String, Vec<Param>), Er
                 params.push(Param::Text(s.clone()));
             }
             Value::Array(_) | Value::Object(_) => {
-                return Err(Error::InvalidQuery(format!(
+                return Err(StoreError::InvalidQuery(format!(
                     "field {:?}: filters compare scalars (string, number, boolean, null)",
                     f.field
                 )));

@@ -22,7 +22,6 @@ use tokio::sync::watch;
 use super::query::{Param, Query, QueryRow, compile};
 use super::sql::SqlPool;
 use super::{StoreError, connect, sqlite_err};
-use crate::error::Error;
 use crate::key::DocKey;
 
 /// Idle read connections kept open. More are opened when more reads run at
@@ -67,7 +66,7 @@ impl Reader {
 
     /// Closes every idle read connection and interrupts running `sql()`
     /// statements (without waiting for them); later reads fail with
-    /// [`Error::Closed`].
+    /// [`StoreError::Closed`].
     pub async fn close(&self) {
         self.sql.close();
         self.pool.closed.store(true, Ordering::SeqCst);
@@ -77,9 +76,12 @@ impl Reader {
 
     /// Runs `f` on a read connection: an idle one, or a new one when all
     /// are busy. The pool lock is held only to take and return it.
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         if self.pool.closed.load(Ordering::SeqCst) {
-            return Err(Error::Closed);
+            return Err(StoreError::Closed);
         }
         let conn = match self.pool.idle().pop() {
             Some(c) => c,
@@ -98,20 +100,20 @@ impl Reader {
     /// `with` on tokio's blocking pool (see the module doc).
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let reader = self.clone();
         match tokio::task::spawn_blocking(move || reader.with(f)).await {
             Ok(out) => out,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // Only when the runtime shuts down.
-            Err(_) => Err(Error::Closed),
+            Err(_) => Err(StoreError::Closed),
         }
     }
 
     /// The materialized JSON text of a live document (inline: see the
     /// module doc).
-    pub fn get(&self, key: &DocKey) -> Result<Option<String>, Error> {
+    pub fn get(&self, key: &DocKey) -> Result<Option<String>, StoreError> {
         self.with(|conn| {
             let err = sqlite_err("reading a document");
             let mut stmt = conn
@@ -132,7 +134,7 @@ impl Reader {
 
     /// Runs a structured query in `space`; rows are parsed on the blocking
     /// thread too.
-    pub async fn query(&self, q: &Query, space: &str) -> Result<Vec<QueryRow>, Error> {
+    pub async fn query(&self, q: &Query, space: &str) -> Result<Vec<QueryRow>, StoreError> {
         let (sql, params) = compile(q, space)?;
         self.blocking(move |conn| {
             let err = sqlite_err("running a query");
@@ -169,7 +171,7 @@ impl Reader {
         &self,
         statement: &str,
         timeout: Duration,
-    ) -> Result<Vec<Map<String, Value>>, Error> {
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
         self.sql.run(statement, timeout).await
     }
 

@@ -24,8 +24,7 @@ use rusqlite::{Connection, ErrorCode, InterruptHandle};
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, watch};
 
-use super::{connect, sqlite_err};
-use crate::error::Error;
+use super::{StoreError, connect, sqlite_err};
 
 /// Longest a statement runs: honest queries over a replica take
 /// milliseconds to a second or two; past this it is a runaway.
@@ -166,15 +165,19 @@ impl SqlPool {
         self: &Arc<Self>,
         statement: &str,
         timeout: Duration,
-    ) -> Result<Vec<Map<String, Value>>, Error> {
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
         check_read_only(statement)?;
         if statement.len() > MAX_SQL_STATEMENT_BYTES {
-            return Err(Error::Sql(format!(
+            return Err(StoreError::Statement(format!(
                 "the statement is longer than {MAX_SQL_STATEMENT_BYTES} bytes"
             )));
         }
         let timeout = timeout.min(SQL_TIMEOUT);
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Closed)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let running = Arc::new(Running::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.running).insert(id, running.clone());
@@ -186,7 +189,7 @@ impl SqlPool {
         // Checked after registering, so a `close` racing with this call
         // either sees the statement or is seen here.
         if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::Closed);
+            return Err(StoreError::Closed);
         }
         let pool = self.clone();
         let statement = statement.to_owned();
@@ -197,16 +200,22 @@ impl SqlPool {
             Ok(out) => out,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // Only when the runtime shuts down.
-            Err(_) => Err(Failure::Error(Error::Closed)),
+            Err(_) => Err(Failure::Error(StoreError::Closed)),
         };
         drop(guard);
         match out {
             Ok(rows) => Ok(rows),
             Err(Failure::Error(e)) => Err(e),
-            Err(Failure::Interrupted) if self.closed.load(Ordering::SeqCst) => Err(Error::Closed),
-            Err(Failure::Interrupted) if Instant::now() >= deadline => Err(Error::Timeout(timeout)),
+            Err(Failure::Interrupted) if self.closed.load(Ordering::SeqCst) => {
+                Err(StoreError::Closed)
+            }
+            Err(Failure::Interrupted) if Instant::now() >= deadline => {
+                Err(StoreError::Timeout(timeout))
+            }
             // Only a dropped caller cancels, and it reads no answer.
-            Err(Failure::Interrupted) => Err(Error::Sql("the statement was cancelled".into())),
+            Err(Failure::Interrupted) => {
+                Err(StoreError::Statement("the statement was cancelled".into()))
+            }
         }
     }
 
@@ -230,7 +239,7 @@ impl SqlPool {
                 PROGRESS_OPS,
                 Some(move || stop.cancelled.load(Ordering::SeqCst) || Instant::now() >= deadline),
             )
-            .map_err(|e| Error::from(sqlite_err("setting a deadline")(e)))?;
+            .map_err(|e| StoreError::from(sqlite_err("setting a deadline")(e)))?;
         self.executing.send_modify(|n| *n += 1);
         // A cancel that came before the handle was set is seen here; later
         // ones interrupt the statement.
@@ -256,17 +265,17 @@ impl SqlPool {
 enum Failure {
     /// SQLite's interrupt (deadline, cancel or close): told apart by cause.
     Interrupted,
-    Error(Error),
+    Error(StoreError),
 }
 
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
         Self::Error(e)
     }
 }
 
 /// Opens a `sql()` connection: read-only, with the authorizer and limits.
-fn open(path: &std::path::Path) -> Result<SqlConn, Error> {
+fn open(path: &std::path::Path) -> Result<SqlConn, StoreError> {
     let err = sqlite_err("opening a SQL connection");
     let conn = connect(path, true).map_err(err)?;
     for (limit, value) in [
@@ -331,14 +340,14 @@ fn query(conn: &SqlConn, statement: &str) -> Result<Vec<Map<String, Value>>, Fai
     // without end stops at the cap instead of exhausting memory.
     while let Some(row) = rows.next().map_err(fail)? {
         if out.len() == MAX_SQL_ROWS {
-            return Err(Failure::Error(Error::Sql(format!(
+            return Err(Failure::Error(StoreError::Statement(format!(
                 "the statement returns more than {MAX_SQL_ROWS} rows; add a LIMIT or aggregate"
             ))));
         }
         let (json, cost) = row_to_json(row, &names)?;
         bytes = bytes.saturating_add(cost);
         if bytes > MAX_SQL_RESULT_BYTES {
-            return Err(Failure::Error(Error::Sql(format!(
+            return Err(Failure::Error(StoreError::Statement(format!(
                 "the result is larger than {} MiB; select fewer columns or rows, add a LIMIT or aggregate",
                 MAX_SQL_RESULT_BYTES >> 20
             ))));
@@ -353,12 +362,12 @@ fn sql_error(e: rusqlite::Error, conn: &SqlConn) -> Failure {
         return Failure::Interrupted;
     }
     if let Some(what) = lock(&conn.denied).take() {
-        return Failure::Error(Error::Sql(format!(
+        return Failure::Error(StoreError::Statement(format!(
             "{what} is not allowed: sql() is read-only and runs queries only \
              (SELECT, WITH, VALUES or EXPLAIN of one)"
         )));
     }
-    Failure::Error(Error::Sql(match e {
+    Failure::Error(StoreError::Statement(match e {
         rusqlite::Error::SqliteFailure(_, Some(message)) => message,
         rusqlite::Error::MultipleStatement => "sql() runs one statement at a time".into(),
         other => other.to_string(),
@@ -367,7 +376,7 @@ fn sql_error(e: rusqlite::Error, conn: &SqlConn) -> Failure {
 
 /// First keyword must start a query. The authorizer is what enforces it;
 /// this only gives the common mistakes a clearer message.
-fn check_read_only(statement: &str) -> Result<(), Error> {
+fn check_read_only(statement: &str) -> Result<(), StoreError> {
     let word = statement
         .trim_start()
         .split(|c: char| !c.is_ascii_alphabetic())
@@ -376,8 +385,8 @@ fn check_read_only(statement: &str) -> Result<(), Error> {
         .to_ascii_uppercase();
     match word.as_str() {
         "SELECT" | "WITH" | "VALUES" | "EXPLAIN" => Ok(()),
-        "" => Err(Error::Sql("empty statement".into())),
-        other => Err(Error::Sql(format!(
+        "" => Err(StoreError::Statement("empty statement".into())),
+        other => Err(StoreError::Statement(format!(
             "{other} is not allowed: sql() is read-only and runs SELECT, WITH, VALUES or EXPLAIN; \
              change documents with put, patch or delete"
         ))),
@@ -390,12 +399,15 @@ fn check_read_only(statement: &str) -> Result<(), Error> {
 fn row_to_json(
     row: &rusqlite::Row<'_>,
     names: &[String],
-) -> Result<(Map<String, Value>, usize), Error> {
+) -> Result<(Map<String, Value>, usize), StoreError> {
     let mut out = Map::new();
     let mut cost = 0usize;
     for (i, name) in names.iter().enumerate() {
         cost = cost.saturating_add(name.len() + VALUE_COST);
-        let value = match row.get_ref(i).map_err(|e| Error::Sql(e.to_string()))? {
+        let value = match row
+            .get_ref(i)
+            .map_err(|e| StoreError::Statement(e.to_string()))?
+        {
             ValueRef::Null => Value::Null,
             ValueRef::Integer(n) => Value::from(n),
             ValueRef::Real(f) => Value::from(f),
@@ -403,7 +415,7 @@ fn row_to_json(
                 cost = cost.saturating_add(t.len());
                 Value::from(
                     std::str::from_utf8(t)
-                        .map_err(|e| Error::Sql(format!("column {name}: {e}")))?,
+                        .map_err(|e| StoreError::Statement(format!("column {name}: {e}")))?,
                 )
             }
             ValueRef::Blob(b) => {
@@ -467,7 +479,7 @@ mod tests {
             "SELECT 1; DELETE FROM spaces",
         ] {
             match pool.run(statement, SQL_TIMEOUT).await {
-                Err(Error::Sql(m)) => assert!(
+                Err(StoreError::Statement(m)) => assert!(
                     m.contains("not allowed") || m.contains("one statement"),
                     "{statement}: {m}"
                 ),
@@ -525,7 +537,7 @@ mod tests {
         let deadline = Duration::from_millis(200);
         let started = Instant::now();
         match pool.run(ENDLESS, deadline).await {
-            Err(Error::Timeout(t)) => assert_eq!(t, deadline),
+            Err(StoreError::Timeout(t)) => assert_eq!(t, deadline),
             other => panic!("expected a timeout, got {other:?}"),
         }
         assert!(
@@ -578,10 +590,10 @@ mod tests {
             .await
             .expect("close waited for the statement")
             .unwrap();
-        assert!(matches!(out, Err(Error::Closed)), "{out:?}");
+        assert!(matches!(out, Err(StoreError::Closed)), "{out:?}");
         assert!(matches!(
             pool.run("SELECT 1", SQL_TIMEOUT).await,
-            Err(Error::Closed)
+            Err(StoreError::Closed)
         ));
     }
 
@@ -628,18 +640,18 @@ mod tests {
             1 << 20
         );
         match pool.run(&big, SQL_TIMEOUT).await {
-            Err(Error::Sql(m)) => assert!(m.contains("MiB"), "{m}"),
+            Err(StoreError::Statement(m)) => assert!(m.contains("MiB"), "{m}"),
             other => panic!("expected the byte cap, got {other:?}"),
         }
         let huge_value = format!("SELECT length(zeroblob({})) AS n", MAX_SQL_VALUE_BYTES + 1);
         match pool.run(&huge_value, SQL_TIMEOUT).await {
-            Err(Error::Sql(m)) => assert!(m.contains("too big"), "{m}"),
+            Err(StoreError::Statement(m)) => assert!(m.contains("too big"), "{m}"),
             other => panic!("expected the value cap, got {other:?}"),
         }
         let long = format!("SELECT 1 {}", " ".repeat(MAX_SQL_STATEMENT_BYTES));
         assert!(matches!(
             pool.run(&long, SQL_TIMEOUT).await,
-            Err(Error::Sql(_))
+            Err(StoreError::Statement(_))
         ));
         assert_eq!(count_spaces(&pool).await, 1);
     }

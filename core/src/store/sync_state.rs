@@ -11,12 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior, params};
-use sha2::{Digest, Sha256};
 
 use super::{StoreError, Writer, now_ms, sqlite_err};
 use crate::identity::NodeId;
 use crate::key::DocKey;
-use crate::sync::wire::{Item, ItemKey};
+use crate::key::{Item, ItemKey, sorted_heads_hash};
 
 /// Sync states kept per (peer, space), newest first: a state is ~100 bytes,
 /// so at most ~10-20 MB per pair, while spaces up to this many documents
@@ -45,9 +44,8 @@ impl Writer {
                         collection: r.get(0)?,
                         id: r.get(1)?,
                     },
-                    // Heads are stored sorted and concatenated, which is
-                    // exactly what `reconcile::heads_hash` hashes.
-                    hash: Sha256::digest(r.get_ref(2)?.as_blob()?).into(),
+                    // Heads are stored sorted and concatenated.
+                    hash: sorted_heads_hash([r.get_ref(2)?.as_blob()?]),
                 })
             })
             .map_err(err)?;

@@ -29,9 +29,6 @@
 
 use std::collections::BTreeSet;
 
-use automerge::ChangeHash;
-use sha2::{Digest, Sha256};
-
 use super::wire::ranges::MAX_RANGES;
 use super::wire::{Item, ItemKey, Range, RangePayload};
 
@@ -59,16 +56,7 @@ pub const MESSAGE_BUDGET: usize = 1 << 20;
 /// than an honest initial sync does.
 pub const MAX_KEYS: usize = 1 << 18;
 
-/// The hash that stands for a document's state in reconciliation.
-pub fn heads_hash(heads: &[ChangeHash]) -> [u8; 32] {
-    let mut sorted = heads.to_vec();
-    sorted.sort();
-    let mut hasher = Sha256::new();
-    for h in &sorted {
-        hasher.update(h.0);
-    }
-    hasher.finalize().into()
-}
+pub use crate::key::heads_hash;
 
 /// Whether `key` lies in `[lower, upper)`.
 pub fn in_bounds(key: &ItemKey, lower: Option<&ItemKey>, upper: Option<&ItemKey>) -> bool {

@@ -38,25 +38,7 @@ pub const MAX_CBOR_DEPTH: usize = 16;
 /// Longest reason a [`Message::Refuse`] may give: a sentence for a person.
 pub const MAX_REASON_LEN: usize = 256;
 
-/// A document inside a space: `(collection, id)`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ItemKey {
-    /// Collection name.
-    pub collection: String,
-    /// Document id.
-    pub id: String,
-}
-
-/// A document's identity and a hash of its heads: equal hashes mean equal
-/// documents.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Item {
-    /// Which document.
-    pub key: ItemKey,
-    /// SHA-256 of its sorted heads.
-    #[serde(with = "serde_bytes")]
-    pub hash: [u8; 32],
-}
+pub use crate::key::{Item, ItemKey};
 
 /// One range of a reconciliation message: what the sender says about the
 /// keys in `[previous upper bound, upper)` (see `sync::reconcile`).

@@ -17,8 +17,9 @@ use super::{Budgets, Engine, Output, Peer, Replica, Session, reconcile};
 
 /// Most spaces one offer may claim (and a peer may claim in all).
 pub const MAX_CLAIMS: usize = 256;
-/// Most membership entries one claim may carry.
-pub const MAX_PROOF_ENTRIES: usize = 16;
+/// Most membership entries one claim may carry: as many as a node presents
+/// of its own ([`crate::auth::own_entries`]).
+pub const MAX_PROOF_ENTRIES: usize = crate::auth::MAX_PROOF;
 /// Largest membership entry a claim may carry: a `Join` with its invite
 /// (addresses included) takes a few hundred bytes to a few KiB, so claims
 /// held per peer stay within `spaces × MAX_PROOF_ENTRIES × 16 KiB`.
