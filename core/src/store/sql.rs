@@ -239,7 +239,7 @@ impl SqlPool {
                 PROGRESS_OPS,
                 Some(move || stop.cancelled.load(Ordering::SeqCst) || Instant::now() >= deadline),
             )
-            .map_err(|e| StoreError::from(sqlite_err("setting a deadline")(e)))?;
+            .map_err(sqlite_err("setting a deadline"))?;
         self.executing.send_modify(|n| *n += 1);
         // A cancel that came before the handle was set is seen here; later
         // ones interrupt the statement.
