@@ -15,7 +15,7 @@ use weft_core::{
 };
 
 use crate::msg::{
-    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, PeerRow, SpaceEntry,
+    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, SpaceEntry,
     Update,
 };
 use crate::text_merge::merge3;
@@ -570,16 +570,7 @@ impl Backend {
             listen_addrs: self.node.listen_addrs().await,
         };
         self.out.send(Update::Peers {
-            peers: peers
-                .into_iter()
-                .map(|p| PeerRow {
-                    id: p.id.to_string(),
-                    addrs: p.addrs,
-                    connected: p.connected,
-                    last_seen_ms: p.last_seen_ms,
-                    pending: p.pending,
-                })
-                .collect(),
+            peers,
             summary,
         });
     }
