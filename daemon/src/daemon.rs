@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use weft_core::net::{Multiaddr, NetConfig};
 use weft_core::{Config, Error, Node};
+use weft_core::{Multiaddr, NetConfig};
 
 use crate::api::{self, Guard};
 use crate::automerge::Landing;

@@ -56,26 +56,21 @@ impl WeftError {
 
 impl From<weft_core::Error> for WeftError {
     fn from(e: weft_core::Error) -> Self {
-        use weft_core::Error as E;
+        use weft_core::ErrorKind as K;
         let message = e.to_string();
-        match e {
-            E::InvalidKey(_)
-            | E::Document(_)
-            | E::InvalidQuery(_)
-            | E::Sql(_)
-            | E::UnknownHeads(_)
-            | E::InvalidInput(_)
-            | E::Config(_) => WeftError::InvalidInput(message),
-            E::NotFound(_) | E::UnknownSpace(_) => WeftError::NotFound(message),
-            E::Forbidden(_) => WeftError::Forbidden(message),
-            E::Auth(_) => WeftError::Invite(message),
-            E::Locked { .. } => WeftError::Locked(message),
-            E::Network(_) => WeftError::Network(message),
-            E::Timeout(_) => WeftError::Timeout(message),
-            E::Closed => WeftError::Closed(message),
-            E::Store(_) | E::Corrupt { .. } | E::Identity(_) => WeftError::Storage(message),
-            // The core error is non-exhaustive; a new kind still arrives
-            // with its message rather than being lost.
+        match e.kind() {
+            K::InvalidInput | K::PreconditionFailed => WeftError::InvalidInput(message),
+            K::InvalidInvite => WeftError::Invite(message),
+            K::NotFound => WeftError::NotFound(message),
+            K::Forbidden | K::Unauthorized => WeftError::Forbidden(message),
+            K::Refused => WeftError::Refused(message),
+            K::Locked => WeftError::Locked(message),
+            K::Network => WeftError::Network(message),
+            K::Timeout => WeftError::Timeout(message),
+            K::Closed => WeftError::Closed(message),
+            K::Storage => WeftError::Storage(message),
+            // The kind is non-exhaustive; a new one still arrives with its
+            // message rather than being lost.
             _ => WeftError::Internal(message),
         }
     }

@@ -76,7 +76,7 @@ impl Reader {
 
     /// Runs `f` on a read connection: an idle one, or a new one when all
     /// are busy. The pool lock is held only to take and return it.
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -98,7 +98,7 @@ impl Reader {
     }
 
     /// `with` on tokio's blocking pool (see the module doc).
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
