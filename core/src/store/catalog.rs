@@ -63,7 +63,7 @@ impl Reader {
             let rows = stmt
                 .query_map((&space, &collection, &after, limit), |r| r.get(0))
                 .map_err(err)?;
-            Ok(rows.collect::<Result<Vec<String>, _>>().map_err(err)?)
+            rows.collect::<Result<Vec<String>, _>>().map_err(err)
         })
         .await
     }
