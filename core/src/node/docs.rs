@@ -14,7 +14,6 @@ use tokio::sync::broadcast;
 
 use super::cache::{Entry, JsonCache};
 use super::events::{ChangeEvent, Origin};
-use super::writer::Write;
 use crate::auth::{MEMBERS_ID, SYSTEM_COLLECTION};
 use crate::doc::{Document, as_object};
 use crate::error::{Error, Result};
@@ -59,6 +58,25 @@ impl Cached {
             stored,
             chunks: loaded.chunk_count,
         })
+    }
+}
+
+/// One write in a [`crate::Node::batch`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Replace the document with this JSON object.
+    Put(DocKey, Value),
+    /// Apply an RFC 7396 merge patch to an existing document.
+    Patch(DocKey, Value),
+    /// Delete the document (a tombstone that syncs).
+    Delete(DocKey),
+}
+
+impl Write {
+    pub(crate) fn key(&self) -> &DocKey {
+        match self {
+            Write::Put(k, _) | Write::Patch(k, _) | Write::Delete(k) => k,
+        }
     }
 }
 

@@ -25,12 +25,12 @@ use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use catalog::{Invitation, MAX_PAGE, Page};
+pub use docs::Write;
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
 pub use replication::SyncProgress;
 pub use space_ref::{DEFAULT_SPACE_WORD, SpaceRef};
 pub use spaces::{SpaceInfo, SpaceState};
-pub use writer::Write;
 
 use crate::auth::{Role, SpaceId};
 use crate::config::Config;

@@ -7,7 +7,7 @@ use automerge::ChangeHash;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::docs::Docs;
+use super::docs::{Docs, Write};
 use super::external::{ExternalCommand, external_sync};
 use super::replication::{SyncHost, TICK_MS};
 use super::spaces::{SpaceCommand, Spaces};
@@ -20,25 +20,6 @@ use crate::sync::Input;
 
 /// Most commands folded into one group commit.
 const MAX_GROUP: usize = 256;
-
-/// One write in a [`crate::Node::batch`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum Write {
-    /// Replace the document with this JSON object.
-    Put(DocKey, Value),
-    /// Apply an RFC 7396 merge patch to an existing document.
-    Patch(DocKey, Value),
-    /// Delete the document (a tombstone that syncs).
-    Delete(DocKey),
-}
-
-impl Write {
-    pub(crate) fn key(&self) -> &DocKey {
-        match self {
-            Write::Put(k, _) | Write::Patch(k, _) | Write::Delete(k) => k,
-        }
-    }
-}
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -76,6 +57,7 @@ pub(crate) enum Command {
 
 pub(crate) struct Actor {
     rx: mpsc::Receiver<Command>,
+    // The parts are visible to the node's tests, which inspect them.
     pub(super) docs: Docs,
     pub(super) sync: SyncHost,
     pub(super) spaces: Spaces,
@@ -92,7 +74,6 @@ impl Actor {
         lock: ProcessLock,
     ) -> Self {
         spaces.publish(&mut docs);
-        docs.end_prefetch();
         Self {
             rx,
             docs,
