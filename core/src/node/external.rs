@@ -212,6 +212,50 @@ mod tests {
         node.close().await.unwrap();
     }
 
+    /// A client's change is answered only once stored: a failed commit is
+    /// an error, and the exchange that follows stores it after all.
+    #[tokio::test]
+    async fn a_client_change_whose_commit_failed_is_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(Config::with_data_dir(dir.path())).await.unwrap();
+        let key = node.key("automerge", "doc1").unwrap();
+        let mut client = AutoCommit::new();
+        client.put(ROOT, "title", "from the client").unwrap();
+        client.commit();
+        let mut ours = ExternalSync::default();
+        let mut theirs = sync::State::new();
+        node.commit_faults().fail_next(1);
+        let mut failed = None;
+        for _ in 0..4 {
+            let out = client
+                .sync()
+                .generate_sync_message(&mut theirs)
+                .map(sync::Message::encode);
+            match node.external_sync(&key, &mut ours, out.as_deref()).await {
+                Ok(ExternalReply {
+                    message: Some(m), ..
+                }) => client
+                    .sync()
+                    .receive_sync_message(&mut theirs, sync::Message::decode(&m).unwrap())
+                    .unwrap(),
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        assert!(matches!(failed, Some(Error::Store(_))), "{failed:?}");
+        assert_eq!(node.get(&key).await.unwrap(), None);
+        // The client starts over too, as after any error on its connection.
+        converge(&node, &key, &mut AutoCommit::load(&client.save()).unwrap()).await;
+        assert_eq!(
+            node.get(&key).await.unwrap(),
+            Some(json!({"title": "from the client"}))
+        );
+        node.close().await.unwrap();
+    }
+
     #[tokio::test]
     async fn garbage_and_system_documents_are_refused_and_change_nothing() {
         let dir = tempfile::tempdir().unwrap();

@@ -291,3 +291,25 @@ async fn a_revoked_members_stored_sync_states_are_dropped() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// Listing and resolving spaces read the published view: they answer while
+/// the writer actor is busy, and see a space as soon as its creation returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spaces_are_read_without_waiting_for_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = super::open(dir.path()).await;
+    let team = node.space_create("team").await.unwrap().to_string();
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let busy = Box::new(move |_: &mut Actor| {
+        let _ = hold.recv_timeout(Duration::from_secs(30));
+    });
+    node.inner.writer.send(Command::Test(busy)).await.unwrap();
+    let listed = tokio::time::timeout(Duration::from_secs(5), node.space_list())
+        .await
+        .expect("answered while the writer is busy")
+        .unwrap();
+    assert!(listed.iter().any(|s| s.id == team && s.name == "team"));
+    assert_eq!(node.resolve_space("team").await.unwrap(), team);
+    release.send(()).unwrap();
+    node.close().await.unwrap();
+}
