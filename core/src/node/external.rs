@@ -155,6 +155,32 @@ mod tests {
     use super::*;
     use crate::{Config, Node};
 
+    /// One round: the client's message, if any, to the node and the
+    /// node's answer back; whether the client said anything, and the reply.
+    async fn round(
+        node: &Node,
+        key: &DocKey,
+        ours: &mut ExternalSync,
+        client: &mut AutoCommit,
+        theirs: &mut sync::State,
+    ) -> (bool, Result<ExternalReply>) {
+        let out = client
+            .sync()
+            .generate_sync_message(theirs)
+            .map(sync::Message::encode);
+        let reply = node.external_sync(key, ours, out.as_deref()).await;
+        if let Ok(ExternalReply {
+            message: Some(m), ..
+        }) = &reply
+        {
+            client
+                .sync()
+                .receive_sync_message(theirs, sync::Message::decode(m).unwrap())
+                .unwrap();
+        }
+        (out.is_some(), reply)
+    }
+
     /// Runs sync rounds between a client document and the node until
     /// neither side has anything to say.
     async fn converge(node: &Node, key: &DocKey, client: &mut AutoCommit) -> usize {
@@ -164,21 +190,9 @@ mod tests {
         loop {
             rounds += 1;
             assert!(rounds < 20, "sync does not settle");
-            let out = client
-                .sync()
-                .generate_sync_message(&mut theirs)
-                .map(sync::Message::encode);
-            let reply = node
-                .external_sync(key, &mut ours, out.as_deref())
-                .await
-                .unwrap();
-            match reply.message {
-                Some(m) => client
-                    .sync()
-                    .receive_sync_message(&mut theirs, sync::Message::decode(&m).unwrap())
-                    .unwrap(),
-                None if out.is_none() => return rounds,
-                None => {}
+            let (said, reply) = round(node, key, &mut ours, client, &mut theirs).await;
+            if !said && reply.unwrap().message.is_none() {
+                return rounds;
             }
         }
     }
@@ -227,22 +241,10 @@ mod tests {
         node.commit_faults().fail_next(1);
         let mut failed = None;
         for _ in 0..4 {
-            let out = client
-                .sync()
-                .generate_sync_message(&mut theirs)
-                .map(sync::Message::encode);
-            match node.external_sync(&key, &mut ours, out.as_deref()).await {
-                Ok(ExternalReply {
-                    message: Some(m), ..
-                }) => client
-                    .sync()
-                    .receive_sync_message(&mut theirs, sync::Message::decode(&m).unwrap())
-                    .unwrap(),
-                Ok(_) => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+            let (_, reply) = round(&node, &key, &mut ours, &mut client, &mut theirs).await;
+            if let Err(e) = reply {
+                failed = Some(e);
+                break;
             }
         }
         assert!(matches!(failed, Some(Error::Store(_))), "{failed:?}");
@@ -306,21 +308,8 @@ mod tests {
         let mut theirs = sync::State::new();
         let mut refused = 0;
         for _ in 0..6 {
-            let out = client
-                .sync()
-                .generate_sync_message(&mut theirs)
-                .map(sync::Message::encode);
-            let reply = node
-                .external_sync(&key, &mut ours, out.as_deref())
-                .await
-                .unwrap();
-            refused += reply.refused_changes;
-            if let Some(m) = reply.message {
-                client
-                    .sync()
-                    .receive_sync_message(&mut theirs, sync::Message::decode(&m).unwrap())
-                    .unwrap();
-            }
+            let (_, reply) = round(&node, &key, &mut ours, &mut client, &mut theirs).await;
+            refused += reply.unwrap().refused_changes;
         }
         assert!(theirs.is_peer_read_only(), "the client was not told");
         assert!(refused <= 1, "the client's change was sent {refused} times");
