@@ -197,14 +197,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_client_document_syncs_both_ways() {
+    /// A node, a document key of its default space, and a client document
+    /// with one change of its own.
+    async fn open_with_client() -> (tempfile::TempDir, Node, DocKey, AutoCommit) {
         let dir = tempfile::tempdir().unwrap();
         let node = Node::open(Config::with_data_dir(dir.path())).await.unwrap();
         let key = node.key("automerge", "doc1").unwrap();
         let mut client = AutoCommit::new();
         client.put(ROOT, "title", "from the client").unwrap();
         client.commit();
+        (dir, node, key, client)
+    }
+
+    #[tokio::test]
+    async fn a_client_document_syncs_both_ways() {
+        let (dir, node, key, mut client) = open_with_client().await;
         converge(&node, &key, &mut client).await;
         assert_eq!(
             node.get(&key).await.unwrap(),
@@ -230,12 +237,7 @@ mod tests {
     /// an error, and the exchange that follows stores it after all.
     #[tokio::test]
     async fn a_client_change_whose_commit_failed_is_sent_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let node = Node::open(Config::with_data_dir(dir.path())).await.unwrap();
-        let key = node.key("automerge", "doc1").unwrap();
-        let mut client = AutoCommit::new();
-        client.put(ROOT, "title", "from the client").unwrap();
-        client.commit();
+        let (_dir, node, key, mut client) = open_with_client().await;
         let mut ours = ExternalSync::default();
         let mut theirs = sync::State::new();
         node.commit_faults().fail_next(1);
