@@ -150,9 +150,9 @@ impl WeftNode {
             })
             .await?;
         match state_parts(state) {
-            (_, Some(reason)) => Err(WeftError::Refused(format!(
-                "the inviter refused this device in space {space}: {reason}; ask an admin of the space for a new invite and join with it"
-            ))),
+            // The core error words it (the peer's reason escaped), so every
+            // front end says the same.
+            (_, Some(reason)) => Err(weft_core::Error::Refused { space, reason }.into()),
             (state, None) => Ok(state),
         }
     }
