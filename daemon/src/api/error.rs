@@ -13,7 +13,15 @@ use crate::model::ApiError;
 pub struct Failure {
     pub status: StatusCode,
     pub body: ApiError,
+    /// A replica failure for the daemon's log (see [`ReplicaFailed`]).
+    failed: Option<String>,
 }
+
+/// A response's replica failure, for the daemon's router to log. The
+/// handler does not log it itself: in process (the CLI without a daemon)
+/// the message is the command's error, printed once.
+#[derive(Clone, Debug)]
+pub struct ReplicaFailed(pub String);
 
 impl Failure {
     /// A failure of this kind, with the kind's status.
@@ -30,6 +38,7 @@ impl Failure {
                 error: kind.code().to_owned(),
                 message: message.into(),
             },
+            failed: None,
         }
     }
 }
@@ -66,18 +75,30 @@ pub fn kind_for_status(status: StatusCode) -> ErrorKind {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let kind = e.kind();
-        if status(kind).is_server_error() {
-            tracing::error!(error = %e, "request failed");
+        let mut failure = Failure::new(e.kind(), e.to_string());
+        if failure.status.is_server_error() {
+            failure.failed = Some(failure.body.message.clone());
         }
-        Failure::new(kind, e.to_string())
+        failure
     }
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(failed) = self.failed {
+            response.extensions_mut().insert(ReplicaFailed(failed));
+        }
+        response
     }
+}
+
+/// The daemon's log of replica failures its answers carry.
+pub async fn log_failures(response: Response) -> Response {
+    if let Some(ReplicaFailed(error)) = response.extensions().get() {
+        tracing::error!(%error, "request failed");
+    }
+    response
 }
 
 #[cfg(test)]

@@ -142,18 +142,23 @@ pub fn in_process(node: Node, token: String, shutdown: watch::Receiver<bool>) ->
 }
 
 /// The routes behind the API's layers: origin guard, token check, JSON errors.
-/// With a hub, also the automerge-repo WebSocket.
 fn assemble(state: AppState) -> Router {
     let (mut router, api) = routes().split_for_parts();
     let json = api
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
     let _ = state.openapi.set(json);
-    if state.automerge.is_some() {
-        router = router.route(
-            AUTOMERGE_PATH,
-            axum::routing::get(crate::automerge::upgrade),
-        );
+    // A router serving sockets (the daemon's) has the automerge-repo
+    // endpoint and logs replica failures; in process, they are the
+    // command's error.
+    let serving = state.automerge.is_some();
+    if serving {
+        router = router
+            .route(
+                AUTOMERGE_PATH,
+                axum::routing::get(crate::automerge::upgrade),
+            )
+            .layer(middleware::map_response(error::log_failures));
     }
     router
         .fallback(|| async {
