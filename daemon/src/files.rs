@@ -78,11 +78,16 @@ pub fn load_or_create_token(data_dir: &Path) -> Result<String, CliError> {
 
 /// A fresh random API token: 32 bytes, hex.
 pub fn new_token() -> Result<String, CliError> {
-    let mut bytes = [0u8; 32];
+    random_hex::<32>("the API token")
+}
+
+/// `N` random bytes as hex, for `what`.
+fn random_hex<const N: usize>(what: &str) -> Result<String, CliError> {
+    let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| {
         CliError::new(
             ErrorKind::Internal,
-            format!("no randomness for the API token: {e}"),
+            format!("no randomness for {what}: {e}"),
         )
     })?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -92,14 +97,7 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
     // A fresh random name opened exclusively (`O_CREAT | O_EXCL` never
     // follows a link), so a file or link planted beside cannot redirect
     // the write; the rename then replaces `path` itself, never a target.
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce).map_err(|e| {
-        CliError::new(
-            ErrorKind::Internal,
-            format!("no randomness for a temp name: {e}"),
-        )
-    })?;
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce = random_hex::<8>("a temp name")?;
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{nonce}.tmp"));
     let tmp = PathBuf::from(name);
