@@ -287,7 +287,10 @@ mod tests {
             reason: "used\x1b[2J\u{202e}".into(),
         };
         let text = e.to_string();
-        assert!(!text.contains('\x1b') && !text.contains('\u{202e}'), "{text:?}");
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
         assert!(text.contains("new invite"), "{text}");
         assert_eq!(e.kind(), ErrorKind::Refused);
     }

@@ -5,15 +5,11 @@
 //! This crate is the engine every front end (daemon, mobile FFI, desktop)
 //! embeds through one facade, [`Node`].
 //!
-//! Layers, each depending only on those below it:
-//!
-//! - [`node`]: the facade and the writer actor (group commit, caches, change feed);
-//! - [`doc`]: JSON <-> Automerge (field-level diff, text merge, tombstones);
-//! - [`store`]: SQLite via rusqlite (sqlx only runs migrations), the only module with SQL;
-//! - [`auth`]: spaces, signed membership logs and invites (pure, verifiable offline);
-//! - [`sync`]: the sans-IO sync protocol (wire format, reconciliation, engine);
-//! - [`net`]: libp2p transports, discovery and framed `/weft/sync/1` streams (IO only);
-//! - [`identity`], [`config`], [`key`]: device keys, settings, addresses.
+//! Front ends use [`Node`] and the value types re-exported here. The layers
+//! below it (`store`: SQLite, the only SQL; `net`: libp2p, IO only; `sync`:
+//! the sans-IO protocol; `doc`: Automerge; `auth`: membership and invites)
+//! are private; `.ci/layers` checks which may import which. Test harnesses
+//! reach them through [`internals`] with the `internals` feature.
 //!
 //! ```no_run
 //! # async fn demo() -> weft_core::Result<()> {
@@ -28,27 +24,67 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod auth;
+// Items of the private layers that only the `internals` harnesses use are
+// unused without that feature; the attribute says so for those modules only.
+#[cfg_attr(not(feature = "internals"), allow(unused_imports, dead_code))]
+mod auth;
 pub mod config;
-pub mod doc;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports, dead_code))]
+mod doc;
 mod error;
 pub mod identity;
 pub mod interop;
 pub mod key;
-pub mod net;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports, dead_code))]
+mod net;
 pub mod node;
-pub mod store;
-pub mod sync;
-pub mod warn_limit;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports, dead_code))]
+mod store;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports, dead_code))]
+mod sync;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports, dead_code))]
+mod warn_limit;
+
+/// The layers below the facade, for test harnesses and benchmarks only
+/// (the simulator, hostile peers, `weft-bench`): no stability promise.
+#[cfg(feature = "internals")]
+pub mod internals {
+    /// Spaces, membership logs and invites.
+    pub mod auth {
+        pub use crate::auth::*;
+    }
+    /// JSON <-> Automerge.
+    pub mod doc {
+        pub use crate::doc::*;
+    }
+    /// libp2p transports and framed streams.
+    pub mod net {
+        pub use crate::net::*;
+    }
+    /// SQLite storage.
+    pub mod store {
+        pub use crate::store::*;
+    }
+    /// The sans-IO sync protocol.
+    pub mod sync {
+        pub use crate::sync::*;
+    }
+    /// Rate-limited warnings.
+    pub mod warn_limit {
+        pub use crate::warn_limit::*;
+    }
+}
 
 pub use auth::{Role, SpaceId};
 pub use config::Config;
-pub use doc::{ChangeInfo, DocError, MAX_DOC_BYTES, parse_object};
+pub use doc::{ChangeInfo, DocError, MAX_DOC_BYTES, format_utc, parse_object};
 pub use error::{Error, ErrorKind, Result, printable};
 pub use identity::NodeId;
 pub use key::DocKey;
+pub use net::{Multiaddr, NetConfig, NetStats};
 pub use node::{
-    ChangeEvent, ExternalReply, ExternalSync, FeedError, Node, Origin, PeerStatus, SpaceInfo,
-    SpaceState, Status, SubscribeFilter, Subscription, SyncProgress, Write,
+    ChangeEvent, DEFAULT_SPACE_WORD, ExternalReply, ExternalSync, FeedError, Invitation, MAX_PAGE,
+    Node, Origin, Page, PeerStatus, SpaceInfo, SpaceRef, SpaceState, Status, SubscribeFilter,
+    Subscription, SyncProgress, Write,
 };
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};

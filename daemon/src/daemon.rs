@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use weft_core::net::{Multiaddr, NetConfig};
-use weft_core::{Config, Error, ErrorKind, Node};
+use weft_core::{Config, Error, ErrorKind, Multiaddr, NetConfig, Node};
 
 use crate::api::{self, Guard};
 use crate::automerge::Landing;

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use weft_core::auth::Invite as Token;
 use weft_core::{Error, FilterOp, Node, NodeId, Query, Role, SpaceState};
 
 use crate::duration::parse_duration;
@@ -17,13 +16,10 @@ use crate::model::{
 /// Invites last this long unless asked otherwise.
 pub const DEFAULT_INVITE_EXPIRY: &str = "7d";
 
-/// The space id for a `--space` value: `None` or `default` is the device's
-/// default space; otherwise an id or the name of a joined space.
+/// The space id for a `--space` value (see `weft_core::SpaceRef`: `None`
+/// or `default` is the device's default space).
 pub async fn space_id(node: &Node, space: Option<&str>) -> Result<String, Error> {
-    match space {
-        None | Some("default") => Ok(node.default_space().to_owned()),
-        Some(s) => node.resolve_space(s).await,
-    }
+    node.resolve_space(space).await
 }
 
 pub async fn identity(node: &Node) -> Identity {
@@ -34,11 +30,6 @@ pub async fn identity(node: &Node) -> Identity {
 }
 
 pub async fn space_create(node: &Node, name: &str) -> Result<SpaceRef, Error> {
-    if name == "default" {
-        return Err(Error::InvalidInput(
-            "the space name `default` is reserved: it means this device's default space".into(),
-        ));
-    }
     let id = node.space_create(name).await?;
     Ok(SpaceRef { id: id.to_string() })
 }
@@ -53,13 +44,13 @@ pub async fn space_list(node: &Node) -> Result<Vec<Space>, Error> {
             Space {
                 id: s.id,
                 name: s.name,
-                role: s.role.map(|r| role_name(r).to_owned()),
+                role: s.role.map(|r| r.to_string()),
                 state,
                 reason,
                 members: s
                     .members
                     .into_iter()
-                    .map(|(n, r)| (n.to_string(), role_name(r).to_owned()))
+                    .map(|(n, r)| (n.to_string(), r.to_string()))
                     .collect(),
                 default: s.default,
             }
@@ -85,15 +76,12 @@ pub async fn space_invite(
         None => None,
     };
     let space = space_id(node, space).await?;
-    let token = node
-        .space_invite(Some(&space), role, expires, bound)
-        .await?;
-    let parsed = Token::from_token(&token)?;
+    let invitation = node.space_invite(&space, role, expires, bound).await?;
     Ok(Invite {
-        token,
+        token: invitation.token,
         space,
-        role: role_name(role).to_owned(),
-        expires_at: parsed.expires(),
+        role: role.to_string(),
+        expires_at: invitation.expires_at,
     })
 }
 
@@ -127,26 +115,13 @@ pub fn joined(id: String, state: SpaceState) -> Result<Joined, Error> {
 
 /// A space state as the CLI and API spell it, and the refusal's reason.
 pub fn state_name(state: SpaceState) -> (String, Option<String>) {
-    match state {
-        SpaceState::Pending => ("pending".to_owned(), None),
-        SpaceState::Refused(reason) => ("refused".to_owned(), Some(reason)),
-        SpaceState::Member(role) => (role_name(role).to_owned(), None),
-    }
+    (state.name().to_owned(), state.reason().map(str::to_owned))
 }
 
 pub async fn space_revoke(node: &Node, space: Option<&str>, member: &str) -> Result<(), Error> {
     let member = parse_node(member)?;
     let space = space_id(node, space).await?;
     node.space_revoke(Some(&space), member).await
-}
-
-/// The role's name as the CLI and API spell it.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Reader => "reader",
-        Role::Writer => "writer",
-        Role::Admin => "admin",
-    }
 }
 
 fn parse_node(s: &str) -> Result<NodeId, Error> {

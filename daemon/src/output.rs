@@ -125,7 +125,7 @@ impl Printer {
             let _ = line(format!(
                 "{}  {}  {}  {}",
                 &c.hash[..c.hash.len().min(12)],
-                weft_core::doc::format_utc(c.time),
+                weft_core::format_utc(c.time),
                 clean(c.author.as_deref().unwrap_or(&c.actor)),
                 clean(c.message.as_deref().unwrap_or(""))
             ));

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use http_body_util::BodyDataStream;
 use serde_json::Value;
-use weft_core::ErrorKind;
-use weft_core::store::DB_FILE;
+use weft_core::{ErrorKind, Node};
 
 use crate::cli::{Cli, Command, SpaceCommand};
 use crate::client::Client;
@@ -51,7 +50,7 @@ async fn client_command(
     // Standard input is read before the replica is opened, so a command
     // waiting on a terminal never holds the replica's lock.
     let command = read_stdin_argument(command)?;
-    if !creates_replica(&command) && !data_dir.join(DB_FILE).exists() {
+    if !creates_replica(&command) && !Node::replica_exists(data_dir) {
         return Err(CliError::new(
             ErrorKind::InvalidInput,
             format!(
@@ -253,8 +252,8 @@ async fn space_command(
                 return Err(not_admitted_in_time(&joined.id, secs));
             }
             if b.is_embedded() {
-                let addrs = weft_core::auth::Invite::from_token(token.trim())
-                    .map(|i| i.addrs().to_vec())
+                let addrs = weft_core::Invitation::from_token(&token)
+                    .map(|i| i.addrs)
                     .unwrap_or_default();
                 eprintln!(
                     "note: joined, but no daemon runs here, so nothing syncs yet: start `weft daemon`; \

@@ -14,7 +14,7 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use serde_json::json;
-use weft_core::net::NetConfig;
+use weft_core::NetConfig;
 use weft_core::{Config, DocKey, Node, Role};
 use weft_desktop::DesktopApp;
 

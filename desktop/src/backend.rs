@@ -15,7 +15,7 @@ use weft_core::{
 };
 
 use crate::msg::{
-    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, PeerRow, SpaceEntry,
+    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, SpaceEntry,
     Update,
 };
 use crate::text_merge::merge3;
@@ -30,6 +30,8 @@ const INVITE_EXPIRY: Duration = Duration::from_secs(7 * 86_400);
 /// How long a join waits for the inviter's answer before the status line
 /// says it is still waiting, like the CLI's default.
 const ADMISSION_WAIT: Duration = Duration::from_secs(60);
+/// Documents one collection view lists (the first ids in order).
+const DOC_LIST_LIMIT: u32 = 1000;
 
 /// Wakes the UI after an update is queued.
 pub type Waker = Box<dyn Fn() + Send + Sync>;
@@ -228,10 +230,13 @@ impl Backend {
             Command::Invite(space) => {
                 match self
                     .node
-                    .space_invite(Some(&space), Role::Writer, INVITE_EXPIRY, None)
+                    .space_invite(&space, Role::Writer, INVITE_EXPIRY, None)
                     .await
                 {
-                    Ok(token) => self.out.send(Update::Invite { space, token }),
+                    Ok(invite) => self.out.send(Update::Invite {
+                        space,
+                        token: invite.token,
+                    }),
                     Err(e) => self.out.error(
                         "Could not issue an invite (only admins of a space can invite)",
                         e,
@@ -476,36 +481,25 @@ impl Backend {
     }
 
     async fn collections(&self, space: &str) {
-        let sql = format!(
-            "SELECT DISTINCT collection FROM documents WHERE space = {} ORDER BY collection",
-            sql_text(space)
-        );
-        match self.node.sql(&sql).await {
-            Ok(rows) => self.out.send(Update::Collections {
+        match self.node.collections(space).await {
+            Ok(collections) => self.out.send(Update::Collections {
                 space: space.to_owned(),
-                collections: rows
-                    .iter()
-                    .filter_map(|r| r.get("collection")?.as_str().map(str::to_owned))
-                    .collect(),
+                collections,
             }),
             Err(e) => self.out.error("Could not list collections", e),
         }
     }
 
     async fn docs(&self, space: &str, collection: &str) {
-        let sql = format!(
-            "SELECT id FROM documents WHERE space = {} AND collection = {} ORDER BY id LIMIT 1000",
-            sql_text(space),
-            sql_text(collection)
-        );
-        match self.node.sql(&sql).await {
-            Ok(rows) => self.out.send(Update::Docs {
+        match self
+            .node
+            .list_ids(space, collection, None, DOC_LIST_LIMIT)
+            .await
+        {
+            Ok(page) => self.out.send(Update::Docs {
                 space: space.to_owned(),
                 collection: collection.to_owned(),
-                ids: rows
-                    .iter()
-                    .filter_map(|r| r.get("id")?.as_str().map(str::to_owned))
-                    .collect(),
+                ids: page.items,
             }),
             Err(e) => self.out.error("Could not list documents", e),
         }
@@ -576,16 +570,7 @@ impl Backend {
             listen_addrs: self.node.listen_addrs().await,
         };
         self.out.send(Update::Peers {
-            peers: peers
-                .into_iter()
-                .map(|p| PeerRow {
-                    id: p.id.to_string(),
-                    addrs: p.addrs,
-                    connected: p.connected,
-                    last_seen_ms: p.last_seen_ms,
-                    pending: p.pending,
-                })
-                .collect(),
+            peers,
             summary,
         });
     }
@@ -601,7 +586,7 @@ fn space_entries(list: Vec<weft_core::SpaceInfo>) -> Vec<SpaceEntry> {
             SpaceEntry {
                 id: s.id,
                 name: s.name,
-                role: s.role.map(|r| role_name(r).to_owned()),
+                role: s.role.map(|r| r.to_string()),
                 state,
                 reason,
                 members: s.members.len(),
@@ -615,11 +600,7 @@ fn space_entries(list: Vec<weft_core::SpaceInfo>) -> Vec<SpaceEntry> {
 
 /// A space state as the CLI spells it, and the refusal's reason.
 fn state_parts(state: SpaceState) -> (String, Option<String>) {
-    match state {
-        SpaceState::Pending => ("pending".to_owned(), None),
-        SpaceState::Refused(reason) => ("refused".to_owned(), Some(reason)),
-        SpaceState::Member(role) => (role_name(role).to_owned(), None),
-    }
+    (state.name().to_owned(), state.reason().map(str::to_owned))
 }
 
 fn admission(space: String, state: SpaceState) -> Update {
@@ -631,24 +612,11 @@ fn admission(space: String, state: SpaceState) -> Update {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Admin => "admin",
-        Role::Writer => "writer",
-        Role::Reader => "reader",
-    }
-}
-
 fn str_field(v: &Value, field: &str) -> String {
     v.get(field)
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
-}
-
-/// A SQL string literal.
-fn sql_text(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use weft_core::Config;
-use weft_core::net::NetConfig;
+use weft_core::NetConfig;
 use weft_desktop::DesktopApp;
 
 /// The Weft desktop app.

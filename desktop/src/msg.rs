@@ -2,7 +2,6 @@
 //! node, `Update`s come back. Both are plain data so the UI state can be
 //! driven (and tested) without a node.
 
-use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
@@ -88,17 +87,6 @@ pub struct NoteSummary {
     pub title: String,
     /// Unix milliseconds of the last edit.
     pub updated: i64,
-}
-
-/// A peer in the peers panel.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerRow {
-    pub id: String,
-    pub addrs: Vec<String>,
-    pub connected: bool,
-    pub last_seen_ms: Option<i64>,
-    /// Documents still being exchanged, per space id.
-    pub pending: BTreeMap<String, usize>,
 }
 
 /// Networking and sync at a glance.
@@ -206,7 +194,7 @@ pub enum Update {
         rows: Vec<HistoryRow>,
     },
     Peers {
-        peers: Vec<PeerRow>,
+        peers: Vec<weft_core::PeerStatus>,
         summary: NetSummary,
     },
     /// Something the user asked for failed; the text says what to do.

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::msg::{
-    Command, HistoryRow, NetSummary, NoteSource, NoteSummary, NoteText, PeerRow, SpaceEntry, Update,
+    Command, HistoryRow, NetSummary, NoteSource, NoteSummary, NoteText, SpaceEntry, Update,
 };
 use crate::text_merge::merge3;
 
@@ -158,7 +158,7 @@ pub struct AppState {
     pub doc: Option<DocEditor>,
     pub new_doc_collection: String,
     pub new_doc_id: String,
-    pub peers: Vec<PeerRow>,
+    pub peers: Vec<weft_core::PeerStatus>,
     pub net: Option<NetSummary>,
     pub connect_addr: String,
     pub history: Option<HistoryView>,

@@ -61,18 +61,17 @@ impl From<weft_core::Error> for WeftError {
         use weft_core::ErrorKind as K;
         let message = e.to_string();
         match e.kind() {
-            K::InvalidInput => WeftError::InvalidInput(message),
+            K::InvalidInput | K::PreconditionFailed => WeftError::InvalidInput(message),
             K::InvalidInvite => WeftError::Invite(message),
             K::NotFound => WeftError::NotFound(message),
-            K::Forbidden => WeftError::Forbidden(message),
+            K::Forbidden | K::Unauthorized => WeftError::Forbidden(message),
             K::Refused => WeftError::Refused(message),
             K::Locked => WeftError::Locked(message),
             K::Network => WeftError::Network(message),
             K::Timeout => WeftError::Timeout(message),
             K::Closed => WeftError::Closed(message),
             K::Storage => WeftError::Storage(message),
-            // Kinds the bindings have no variant for (and kinds added
-            // later: the enum is non-exhaustive) still arrive with their
+            // The kind is non-exhaustive; a new one still arrives with its
             // message rather than being lost.
             _ => WeftError::Internal(message),
         }

@@ -118,13 +118,9 @@ impl WeftNode {
 
     /// A space id from a name or id, or the default space.
     pub(crate) async fn space_id(&self, space: Option<String>) -> Result<String, WeftError> {
-        match space {
-            None => Ok(self.node.default_space().to_owned()),
-            Some(s) => {
-                let node = self.node.clone();
-                self.run(async move { node.resolve_space(&s).await }).await
-            }
-        }
+        let node = self.node.clone();
+        self.run(async move { node.resolve_space(space).await })
+            .await
     }
 }
 

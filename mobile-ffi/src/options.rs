@@ -1,7 +1,7 @@
 //! How a mobile app configures a node.
 
 use weft_core::Config;
-use weft_core::net::{Multiaddr, NetConfig};
+use weft_core::{Multiaddr, NetConfig};
 
 use crate::error::WeftError;
 

@@ -68,7 +68,10 @@ impl WeftNode {
         Ok(spaces
             .into_iter()
             .map(|s| {
-                let (state, reason) = state_parts(s.state);
+                let (state, reason) = (
+                    s.state.name().to_owned(),
+                    s.state.reason().map(str::to_owned),
+                );
                 Space {
                     id: s.id,
                     name: s.name,
@@ -111,6 +114,7 @@ impl WeftNode {
                 invitee,
             )
             .await
+            .map(|invite| invite.token)
         })
         .await
     }
@@ -149,11 +153,9 @@ impl WeftNode {
                     .await
             })
             .await?;
-        match state_parts(state) {
-            // The core error words it (the peer's reason escaped), so every
-            // front end says the same.
-            (_, Some(reason)) => Err(weft_core::Error::Refused { space, reason }.into()),
-            (state, None) => Ok(state),
+        match state {
+            SpaceState::Refused(reason) => Err(weft_core::Error::Refused { space, reason }.into()),
+            state => Ok(state.name().to_owned()),
         }
     }
 
@@ -171,24 +173,6 @@ impl WeftNode {
 /// The longest [`WeftNode::space_wait_admission`] waits: far beyond any
 /// sensible wait, and it bounds the deadline arithmetic.
 const MAX_ADMISSION_WAIT_MS: u64 = 86_400_000;
-
-/// A state as the bindings spell it (as the CLI and API do), and the
-/// refusal's reason.
-fn state_parts(state: SpaceState) -> (String, Option<String>) {
-    match state {
-        SpaceState::Pending => ("pending".to_owned(), None),
-        SpaceState::Refused(reason) => ("refused".to_owned(), Some(reason)),
-        SpaceState::Member(role) => (
-            match role {
-                weft_core::Role::Reader => "reader",
-                weft_core::Role::Writer => "writer",
-                weft_core::Role::Admin => "admin",
-            }
-            .to_owned(),
-            None,
-        ),
-    }
-}
 
 fn node_id(text: &str) -> Result<NodeId, WeftError> {
     text.parse()

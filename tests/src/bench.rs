@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use serde_json::{Map, Value, json};
-use weft_core::net::{NetConfig, NetStats};
+use weft_core::internals::net::{NetConfig, NetStats};
 use weft_core::{Config, DocKey, Node, Role, SubscribeFilter, Write};
 
 /// A document like the ones people keep: a title, a 200-character body, a

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::json;
-use weft_core::auth::{Entry, Invite};
-use weft_core::net::{Net, NetConfig, NetEvent};
-use weft_core::sync::wire::{self, Claim, ItemKey, Message};
+use weft_core::internals::auth::{Entry, Invite};
+use weft_core::internals::net::{Net, NetConfig, NetEvent};
+use weft_core::internals::sync::wire::{self, Claim, ItemKey, Message};
 use weft_core::{Config, DocKey, Error, Node, NodeId, Role, SpaceState, SubscribeFilter};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -109,7 +109,8 @@ async fn reader_join(a: &Node, space: &str, secret: [u8; 32]) -> (NodeId, Entry)
     let token = a
         .space_invite(Some(space), Role::Reader, DAY, Some(id))
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let invite = Invite::from_token(&token).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -138,7 +139,8 @@ impl Raw {
         claims: Vec<Claim>,
         bad_proof: bool,
     ) -> Raw {
-        let (net, mut events) = weft_core::net::spawn(secret, NetConfig::local()).unwrap();
+        let (net, mut events) =
+            weft_core::internals::net::spawn(secret, NetConfig::local()).unwrap();
         let peer = net
             .connect(to.listen_addrs().await[0].parse().unwrap())
             .await
@@ -443,7 +445,11 @@ async fn expired_and_forged_tokens_are_clear_errors() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Node::open(Config::with_data_dir(da.path())).await.unwrap();
     let b = Node::open(Config::with_data_dir(db.path())).await.unwrap();
-    let token = a.space_invite(None, Role::Writer, DAY, None).await.unwrap();
+    let token = a
+        .space_invite(weft_core::SpaceRef::Default, Role::Writer, DAY, None)
+        .await
+        .unwrap()
+        .token;
     let space = Invite::from_token(&token).unwrap().space();
     // A token with a changed byte: its signature (or its encoding) breaks.
     // (Replacing the last character by a different one: the same one would
@@ -467,7 +473,10 @@ async fn expired_and_forged_tokens_are_clear_errors() {
     .unwrap();
     let err = b.space_join(&expired.to_token()).await.unwrap_err();
     assert!(
-        matches!(err, Error::Auth(weft_core::auth::AuthError::Expired { .. })),
+        matches!(
+            err,
+            Error::Auth(weft_core::internals::auth::AuthError::Expired { .. })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("ask for a new one"), "{err}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::json;
 use weft_core::Role;
-use weft_core::sync::wire::{self, ItemKey, Message};
+use weft_core::internals::sync::wire::{self, ItemKey, Message};
 use weft_tests::hostile::{
     HostilePeer, Seed, Target, decompression_bomb, doc_ack, empty_sync_message, join_claim,
     nested_keys_reconcile, nothing_here, probe,

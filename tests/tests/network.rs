@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weft_core::net::NetConfig;
+use weft_core::internals::net::NetConfig;
 use weft_core::{Config, DocKey, Node, Origin, Role, SubscribeFilter, Write};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -255,13 +255,14 @@ async fn a_hostile_peer_is_cut_off_and_others_are_served() {
     a.put(&precious, json!({"keep": "me"})).await.unwrap();
 
     // A raw network endpoint that speaks garbage on /weft/sync/1.
-    let (evil, mut evil_events) = weft_core::net::spawn([66; 32], NetConfig::local()).unwrap();
+    let (evil, mut evil_events) =
+        weft_core::internals::net::spawn([66; 32], NetConfig::local()).unwrap();
     let addr = a.listen_addrs().await[0].parse().unwrap();
     let a_id = evil.connect(addr).await.unwrap();
     evil.send(a_id, vec![1, 0xff, 0x00, 0x13, 0x37]);
     tokio::time::timeout(WAIT, async {
         while let Some(e) = evil_events.recv().await {
-            if matches!(e, weft_core::net::NetEvent::Disconnected(id) if id == a_id) {
+            if matches!(e, weft_core::internals::net::NetEvent::Disconnected(id) if id == a_id) {
                 return;
             }
         }

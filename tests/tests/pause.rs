@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weft_core::net::NetConfig;
+use weft_core::internals::net::NetConfig;
 use weft_core::{Config, DocKey, Error, Node, Role};
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -22,10 +22,10 @@ use std::sync::LazyLock;
 
 use ed25519_dalek::SigningKey;
 use serde_json::json;
-use weft_core::auth::{Entry, SpaceId, SpaceKey};
-use weft_core::doc::{Document, actor_for};
-use weft_core::sync::wire::{self, ItemKey};
-use weft_core::sync::{Engine, Input, Output};
+use weft_core::internals::auth::{Entry, SpaceId, SpaceKey};
+use weft_core::internals::doc::{Document, actor_for};
+use weft_core::internals::sync::wire::{self, ItemKey};
+use weft_core::internals::sync::{Engine, Input, Output};
 use weft_core::{DocKey, NodeId, Role};
 
 #[path = "sim/checks.rs"]
@@ -49,8 +49,8 @@ fn space_id() -> SpaceId {
 fn log_key() -> DocKey {
     DocKey::new(
         SPACE.as_str(),
-        weft_core::auth::SYSTEM_COLLECTION,
-        weft_core::auth::MEMBERS_ID,
+        weft_core::internals::auth::SYSTEM_COLLECTION,
+        weft_core::internals::auth::MEMBERS_ID,
     )
     .expect("valid key")
 }
@@ -59,7 +59,7 @@ fn log_key() -> DocKey {
 /// longer than the longest retry backoff (16 × `RETRY_AFTER_MS`).
 const QUIET_MS: u64 = 60_000;
 /// Frames in flight on one link at most (sync windows bound them).
-const MAX_IN_FLIGHT: usize = 4 * weft_core::sync::START_WINDOW;
+const MAX_IN_FLIGHT: usize = 4 * weft_core::internals::sync::START_WINDOW;
 
 /// Frames the network may carry from the last heal until every session is
 /// idle. Per connected pair: the handshake (hello, proof and first offer
@@ -527,8 +527,8 @@ impl Sim {
         if !self.nodes[at].engine.in_session(*peer, space) {
             return false;
         }
-        let log = key.collection == weft_core::auth::SYSTEM_COLLECTION
-            && key.id == weft_core::auth::MEMBERS_ID;
+        let log = key.collection == weft_core::internals::auth::SYSTEM_COLLECTION
+            && key.id == weft_core::internals::auth::MEMBERS_ID;
         let named = self.nodes[at].replica.membership().role(*peer).is_some();
         !named && !log
     }

@@ -99,6 +99,23 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The role's name as commands, the API and bindings spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for Role {
     type Err = String;
 
@@ -132,6 +149,9 @@ mod tests {
             assert!(bad.parse::<SpaceId>().is_err(), "{bad:?}");
         }
         assert_eq!("writer".parse::<Role>(), Ok(Role::Writer));
+        for role in [Role::Reader, Role::Writer, Role::Admin] {
+            assert_eq!(role.to_string().parse::<Role>(), Ok(role));
+        }
         assert!("owner".parse::<Role>().is_err());
         assert!(Role::Admin > Role::Writer && Role::Writer > Role::Reader);
     }

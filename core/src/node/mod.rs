@@ -6,10 +6,12 @@
 //! with hot documents served from an in-memory cache.
 
 mod cache;
+mod catalog;
 mod events;
 mod external;
 mod network;
 mod replication;
+mod space_ref;
 mod spaces;
 mod writer;
 
@@ -22,9 +24,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub use catalog::{Invitation, MAX_PAGE, Page};
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
 pub use replication::SyncProgress;
+pub use space_ref::{DEFAULT_SPACE_WORD, SpaceRef};
 pub use spaces::{SpaceInfo, SpaceState};
 pub use writer::Write;
 
@@ -419,7 +423,7 @@ impl Node {
     /// Documents, peers, pending work and traffic.
     pub async fn status(&self) -> Result<Status> {
         let peers = self.peers().await?;
-        let documents = self.sql("SELECT count(*) AS n FROM documents").await?;
+        let documents = self.inner.reader.count(None, None).await?;
         let current = self.current_net();
         let net = match &current {
             Some(net) => net.stats().await,
@@ -427,7 +431,7 @@ impl Node {
         };
         Ok(Status {
             node_id: self.node_id(),
-            documents: documents.first().and_then(|r| r["n"].as_u64()).unwrap_or(0),
+            documents,
             peers_connected: peers.iter().filter(|p| p.connected).count(),
             pending: peers.iter().flat_map(|p| p.pending.values()).sum(),
             online: current.is_some(),
@@ -489,6 +493,11 @@ impl Node {
                 "space name {name:?} must be 1 to 128 bytes without control characters"
             )));
         }
+        if name == DEFAULT_SPACE_WORD {
+            return Err(Error::InvalidInput(format!(
+                "the space name `{DEFAULT_SPACE_WORD}` is reserved: it means this device's default space"
+            )));
+        }
         self.call(|reply| Command::Space(SpaceCommand::Create(name.to_owned(), false, reply)))
             .await
     }
@@ -499,62 +508,66 @@ impl Node {
             .await
     }
 
-    async fn space_or_default(&self, space: Option<&str>) -> Result<String> {
-        match space {
-            Some(s) => self.resolve_space(s).await,
-            None => Ok(self.default_space().to_owned()),
-        }
-    }
-
-    /// A space id from an id or a name of a joined space.
-    pub async fn resolve_space(&self, space: &str) -> Result<String> {
+    /// The id of a joined space (see [`SpaceRef`] for how text names one).
+    pub async fn resolve_space(&self, space: impl Into<SpaceRef>) -> Result<String> {
+        let name = match space.into() {
+            SpaceRef::Default => return Ok(self.default_space().to_owned()),
+            SpaceRef::Id(id) => {
+                let id = id.to_string();
+                let spaces = self.space_list().await?;
+                return match spaces.iter().any(|s| s.id == id) {
+                    true => Ok(id),
+                    false => Err(Error::UnknownSpace(id)),
+                };
+            }
+            SpaceRef::Name(name) => name,
+        };
         let spaces = self.space_list().await?;
-        if spaces.iter().any(|s| s.id == space) {
-            return Ok(space.to_owned());
-        }
-        let named: Vec<_> = spaces.iter().filter(|s| s.name == space).collect();
+        let named: Vec<_> = spaces.iter().filter(|s| s.name == name).collect();
         match named.as_slice() {
             [one] => Ok(one.id.clone()),
-            [] => Err(Error::UnknownSpace(space.to_owned())),
+            [] => Err(Error::UnknownSpace(name)),
             _ => Err(Error::UnknownSpace(format!(
-                "{space} (several spaces have this name: use the id)"
+                "{name} (several spaces have this name: use the id)"
             ))),
         }
     }
 
-    /// An invite token for `space` (default space when `None`), granting
-    /// `role` until `expires_in` from now, optionally only to `node`. Needs
-    /// the admin role.
+    /// An invite for `space`, granting `role` until `expires_in` from now,
+    /// optionally only to `node`. Needs the admin role.
     pub async fn space_invite(
         &self,
-        space: Option<&str>,
+        space: impl Into<SpaceRef>,
         role: Role,
         expires_in: std::time::Duration,
         node: Option<NodeId>,
-    ) -> Result<String> {
-        let space = self.space_or_default(space).await?;
+    ) -> Result<Invitation> {
+        let space = self.resolve_space(space).await?;
         let expires = (writer::now_ms() / 1000)
             .saturating_add(i64::try_from(expires_in.as_secs()).unwrap_or(i64::MAX));
         let addrs = self.listen_addrs().await;
-        self.call(|reply| {
-            Command::Space(SpaceCommand::Invite {
-                space,
-                role,
-                expires,
-                node,
-                addrs,
-                reply,
+        let token = self
+            .call(|reply| {
+                Command::Space(SpaceCommand::Invite {
+                    space,
+                    role,
+                    expires,
+                    node,
+                    addrs,
+                    reply,
+                })
             })
-        })
-        .await
+            .await?;
+        Invitation::from_token(&token)
     }
 
     /// Joins a space with an invite token: records this node's signed
     /// membership entry citing it and, when online, dials the inviter so the
     /// space syncs. Returns the space id.
-    pub async fn space_join(&self, token: &str) -> Result<SpaceId> {
+    pub async fn space_join(&self, token: impl AsRef<str>) -> Result<SpaceId> {
+        let token = token.as_ref().trim().to_owned();
         let (space, addrs) = self
-            .call(|reply| Command::Space(SpaceCommand::Join(token.to_owned(), reply)))
+            .call(|reply| Command::Space(SpaceCommand::Join(token, reply)))
             .await?;
         if let Some(net) = self.current_net() {
             // Kept dialed, so a join made while the inviter is away (or a
@@ -571,7 +584,7 @@ impl Node {
     }
 
     /// This node's standing in a joined space (by id or name).
-    pub async fn space_state(&self, space: &str) -> Result<SpaceState> {
+    pub async fn space_state(&self, space: impl Into<SpaceRef>) -> Result<SpaceState> {
         let id = self.resolve_space(space).await?;
         self.space_list()
             .await?
@@ -587,15 +600,21 @@ impl Node {
     /// inviter was not reachable, or has not answered yet).
     pub async fn wait_admission(
         &self,
-        space: &str,
+        space: impl Into<SpaceRef>,
         timeout: std::time::Duration,
     ) -> Result<SpaceState> {
+        let space = SpaceRef::Id(
+            self.resolve_space(space)
+                .await?
+                .parse()
+                .map_err(|_| Error::InvalidInput("a joined space's id does not parse".into()))?,
+        );
         let deadline = tokio::time::Instant::now() + timeout;
         let mut standing = self.inner.standing.clone();
         loop {
             // Marked seen before reading, so a change during the read wakes us.
             standing.borrow_and_update();
-            let state = self.space_state(space).await?;
+            let state = self.space_state(&space).await?;
             if state != SpaceState::Pending {
                 return Ok(state);
             }
@@ -609,8 +628,8 @@ impl Node {
 
     /// Revokes every role of `node` in `space` (default space when `None`).
     /// Needs the admin role.
-    pub async fn space_revoke(&self, space: Option<&str>, node: NodeId) -> Result<()> {
-        let space = self.space_or_default(space).await?;
+    pub async fn space_revoke(&self, space: impl Into<SpaceRef>, node: NodeId) -> Result<()> {
+        let space = self.resolve_space(space).await?;
         self.call(|reply| Command::Space(SpaceCommand::Revoke(space, node, reply)))
             .await
     }

@@ -595,7 +595,7 @@ async fn spaces_invites_and_local_enforcement() {
         b.space_join(&expired).await,
         Err(Error::Auth(AuthError::Expired { .. }))
     ));
-    let mut forged = token.clone();
+    let mut forged = token.token.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'a' { 'b' } else { 'a' });
     assert!(matches!(b.space_join(&forged).await, Err(Error::Auth(_))));
@@ -708,4 +708,5 @@ async fn an_injected_commit_failure_fails_one_write_group() {
     assert_eq!(node.get(&key).await.unwrap(), Some(json!({"v": 2})));
     node.close().await.unwrap();
 }
+mod catalog;
 mod faults;

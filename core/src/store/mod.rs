@@ -11,8 +11,9 @@
 //! Statements run on rusqlite inline, not through sqlx: sqlx runs each
 //! connection on a worker thread and pays a cross-thread round trip
 //! (~40-80 µs) per statement, while a prepared rusqlite statement on the
-//! same SQLite costs a few µs (shared/design/TOOLCHAIN.md).
+//! same SQLite costs a few µs (measured when the store was designed).
 
+mod catalog;
 mod lock;
 mod query;
 mod read;

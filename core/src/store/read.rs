@@ -77,7 +77,10 @@ impl Reader {
 
     /// Runs `f` on a read connection: an idle one, or a new one when all
     /// are busy. The pool lock is held only to take and return it.
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+    pub(super) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         if self.pool.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
@@ -96,7 +99,7 @@ impl Reader {
     }
 
     /// `with` on tokio's blocking pool (see the module doc).
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {

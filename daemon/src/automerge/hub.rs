@@ -10,7 +10,7 @@ use weft_core::interop::automerge_id;
 use weft_core::{DocKey, Node, SubscribeFilter};
 
 /// Rows read per query while indexing existing documents.
-const PAGE: usize = 5_000;
+const PAGE: u32 = 5_000;
 /// Ephemeral messages buffered for slow clients before they miss some
 /// (ephemeral messages are fire-and-forget by design).
 const RELAY_BUFFER: usize = 256;
@@ -135,39 +135,21 @@ impl Hub {
 
     /// Reads all document keys, a page at a time, and records their ids.
     async fn reindex(&self) -> Result<(), weft_core::Error> {
-        let mut after: Option<(String, String, String)> = None;
+        let mut after: Option<DocKey> = None;
         loop {
-            let bound = match &after {
-                Some((s, c, i)) => format!(
-                    "WHERE (space, collection, id) > ({}, {}, {})",
-                    quote(s),
-                    quote(c),
-                    quote(i)
-                ),
-                None => String::new(),
-            };
-            let sql = format!(
-                "SELECT space, collection, id FROM documents {bound} ORDER BY space, collection, id LIMIT {PAGE}"
-            );
-            let rows = self.node.sql(&sql).await.inspect_err(|e| {
-                tracing::warn!(error = %e, "indexing documents for automerge-repo clients failed");
-            })?;
-            let n = rows.len();
-            for row in rows {
-                let part = |k: &str| {
-                    row.get(k)
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                let (s, c, i) = (part("space"), part("collection"), part("id"));
-                if let Ok(key) = DocKey::new(&s, &c, &i) {
-                    self.remember(&key);
-                }
-                after = Some((s, c, i));
+            let keys = self
+                .node
+                .list_keys(after.as_ref(), PAGE)
+                .await
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "indexing documents for automerge-repo clients failed");
+                })?;
+            for key in &keys {
+                self.remember(key);
             }
-            if n < PAGE {
-                return Ok(());
+            match keys.into_iter().last() {
+                Some(last) => after = Some(last),
+                None => return Ok(()),
             }
         }
     }
@@ -182,19 +164,9 @@ impl Hub {
     }
 }
 
-/// An SQL string literal.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn literals_are_quoted() {
-        assert_eq!(quote("it's"), "'it''s'");
-    }
 
     #[tokio::test]
     async fn ids_of_existing_and_new_documents_resolve() {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use weft_core::net::NetConfig;
+use weft_core::NetConfig;
 use weft_core::{Config, Node};
 use weft_daemon::api;
 use weft_daemon::client::Client;

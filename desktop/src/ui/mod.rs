@@ -122,7 +122,7 @@ fn field(ui: &mut egui::Ui, label: &str, text: &mut String, hint: &str) -> egui:
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn format_time(secs: i64) -> String {
-    format!("{} UTC", weft_core::doc::format_utc(secs))
+    format!("{} UTC", weft_core::format_utc(secs))
 }
 
 fn muted(text: impl Into<String>) -> RichText {

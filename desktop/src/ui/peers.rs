@@ -109,7 +109,8 @@ fn peers(ui: &mut egui::Ui, state: &AppState) {
             ui.strong("Addresses");
             ui.end_row();
             for peer in &state.peers {
-                ui.label(short(&peer.id)).on_hover_text(peer.id.as_str());
+                let id = peer.id.to_string();
+                ui.label(short(&id)).on_hover_text(id.as_str());
                 if peer.connected {
                     ui.colored_label(egui::Color32::from_rgb(40, 150, 70), "connected");
                 } else {

@@ -8,7 +8,7 @@ use eframe::egui::{self, text::CCursor, text::CCursorRange, text_edit::TextEditS
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use weft_core::Config;
-use weft_core::net::NetConfig;
+use weft_core::NetConfig;
 use weft_desktop::DesktopApp;
 use weft_desktop::state::AppState;
 

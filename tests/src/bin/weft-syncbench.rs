@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::json;
-use weft_core::net::NetStats;
+use weft_core::internals::net::NetStats;
 use weft_core::{DocKey, Node, Write};
 use weft_tests::bench::{join, open, wait_count, wait_for};
 

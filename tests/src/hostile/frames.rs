@@ -6,9 +6,9 @@ use std::io::Write as _;
 
 use anyhow::{Context, Result, ensure};
 use ed25519_dalek::SigningKey;
-use weft_core::auth::{Entry, Invite};
-use weft_core::sync::reconcile::FP_LEN;
-use weft_core::sync::wire::{self, Claim, Message, Range, RangePayload};
+use weft_core::internals::auth::{Entry, Invite};
+use weft_core::internals::sync::reconcile::FP_LEN;
+use weft_core::internals::sync::wire::{self, Claim, Message, Range, RangePayload};
 
 /// A claim of membership in the invite's space: our own `Join` entry citing
 /// the invite token, signed with our node key.

@@ -15,7 +15,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol, Swarm, SwarmBuilder, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot, watch};
 use weft_core::NodeId;
-use weft_core::sync::wire::{self, Claim, Message};
+use weft_core::internals::sync::wire::{self, Claim, Message};
 
 /// The node's sync protocol (`SYNC_PROTOCOL` in the node's `net` module).
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/sync/1");

@@ -160,7 +160,7 @@ async fn seed_replica(device: &Device, seed: &Seed) -> Result<(String, Vec<Strin
                 Some(*who),
             )
             .await?;
-        tokens.push(token);
+        tokens.push(token.token);
     }
     node.close().await?;
     Ok((space, tokens))

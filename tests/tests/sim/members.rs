@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use weft_core::Role;
-use weft_core::auth::{Action, Entry, Invite};
+use weft_core::internals::auth::{Action, Entry, Invite};
 
 use super::{SPACE, Sim, log_key, space_id};
-use weft_core::sync::Input;
+use weft_core::internals::sync::Input;
 
 /// What a node is in the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

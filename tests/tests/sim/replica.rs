@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use weft_core::auth::{Entry, Membership, Verified, own_entries, refusal};
-use weft_core::doc::Document;
-use weft_core::sync::reconcile::heads_hash;
-use weft_core::sync::wire::{Item, ItemKey};
-use weft_core::sync::{Needs, Replica};
+use weft_core::internals::auth::{Entry, Membership, Verified, own_entries, refusal};
+use weft_core::internals::doc::Document;
+use weft_core::internals::sync::reconcile::heads_hash;
+use weft_core::internals::sync::wire::{Item, ItemKey};
+use weft_core::internals::sync::{Needs, Replica};
 use weft_core::{DocKey, NodeId, Role};
 
 use super::{SPACE, log_key, space_id};

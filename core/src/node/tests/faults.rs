@@ -47,6 +47,7 @@ async fn writer_invite(a: &Node, b: &Node, space: &str) -> String {
     )
     .await
     .unwrap()
+    .token
 }
 
 /// A connected to B, both writers of a space A created.

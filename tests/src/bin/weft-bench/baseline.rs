@@ -5,7 +5,7 @@
 use automerge::ActorId;
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
-use weft_core::doc::Document;
+use weft_core::internals::doc::Document;
 use weft_tests::bench::document;
 
 /// A raw SQLite database shaped like Weft's tables, without Weft.
@@ -20,7 +20,11 @@ impl RawDb {
         // reads its read connections use.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "mmap_size", weft_core::store::READ_MMAP_SIZE)?;
+        conn.pragma_update(
+            None,
+            "mmap_size",
+            weft_core::internals::store::READ_MMAP_SIZE,
+        )?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS docs (
                  doc INTEGER PRIMARY KEY,

@@ -37,10 +37,11 @@ async fn fresh_peer(a: &Node, space: &mut Option<String>) -> anyhow::Result<Temp
 /// they had synced earlier: how the reconnect case gets a 1M-document peer
 /// without an hour of initial sync.
 fn seed(a: &Path, b: &Path, space: &str) -> anyhow::Result<()> {
-    let conn = rusqlite::Connection::open(b.join(weft_core::store::DB_FILE))?;
+    let conn = rusqlite::Connection::open(b.join(weft_core::internals::store::DB_FILE))?;
     conn.execute(
         "ATTACH ?1 AS src",
-        [a.join(weft_core::store::DB_FILE).to_string_lossy()],
+        [a.join(weft_core::internals::store::DB_FILE)
+            .to_string_lossy()],
     )?;
     conn.execute_batch("BEGIN")?;
     conn.execute(

@@ -6,9 +6,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use weft_core::sync::reconcile::DONE_CHUNK;
-use weft_core::sync::wire::ranges::{MAX_DECODED, RangeError};
-use weft_core::sync::wire::{self, ItemKey, Message, VERSION, WireError};
+use weft_core::internals::sync::reconcile::DONE_CHUNK;
+use weft_core::internals::sync::wire::ranges::{MAX_DECODED, RangeError};
+use weft_core::internals::sync::wire::{self, ItemKey, Message, VERSION, WireError};
 
 struct Counting;
 
