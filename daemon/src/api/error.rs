@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn a_bad_invite_is_its_own_400() {
         let damaged = weft_core::Invitation::from_token("weft-invite-garbage");
-        let e = Failure::from(damaged.err().expect("a damaged token"));
+        let e = Failure::from(damaged.expect_err("a damaged token"));
         assert_eq!(
             (e.status.as_u16(), e.body.error.as_str()),
             (400, "invalid_invite")
