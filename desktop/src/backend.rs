@@ -15,8 +15,7 @@ use weft_core::{
 };
 
 use crate::msg::{
-    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, SpaceEntry,
-    Update,
+    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, SpaceEntry, Update,
 };
 use crate::text_merge::merge3;
 
@@ -569,10 +568,7 @@ impl Backend {
             documents: status.documents,
             listen_addrs: self.node.listen_addrs().await,
         };
-        self.out.send(Update::Peers {
-            peers,
-            summary,
-        });
+        self.out.send(Update::Peers { peers, summary });
     }
 }
 

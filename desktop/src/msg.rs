@@ -2,7 +2,6 @@
 //! node, `Update`s come back. Both are plain data so the UI state can be
 //! driven (and tested) without a node.
 
-
 use serde_json::{Map, Value};
 
 /// The collection notes live in.

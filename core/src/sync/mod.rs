@@ -5,10 +5,14 @@
 //! - [`engine`]: every peer session of a node, inputs in, effects out.
 //!
 //! Nothing here does IO, reads a clock or spawns a task; the node runtime and
-//! the deterministic simulator (`tests/tests/sim.rs`) drive the same code.
+//! the deterministic simulator (`sync::sim`, a test module) drive the same code.
 
 pub mod engine;
 pub mod reconcile;
 pub mod wire;
+
+// The seeded simulator of whole networks, beside the engine it drives.
+#[cfg(test)]
+mod sim;
 
 pub use engine::{Engine, Input, Needs, Output, Replica, START_WINDOW};

@@ -20,19 +20,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
+use crate::auth::{Entry, SpaceId, SpaceKey};
+use crate::doc::{Document, actor_for};
+use crate::sync::wire::{self, ItemKey};
+use crate::sync::{Engine, Input, Output};
+use crate::{DocKey, NodeId, Role};
 use ed25519_dalek::SigningKey;
 use serde_json::json;
-use weft_core::internals::auth::{Entry, SpaceId, SpaceKey};
-use weft_core::internals::doc::{Document, actor_for};
-use weft_core::internals::sync::wire::{self, ItemKey};
-use weft_core::internals::sync::{Engine, Input, Output};
-use weft_core::{DocKey, NodeId, Role};
 
-#[path = "sim/checks.rs"]
 mod checks;
-#[path = "sim/members.rs"]
 mod members;
-#[path = "sim/replica.rs"]
 mod replica;
 use members::{Fate, Members};
 use replica::SimReplica;
@@ -49,8 +46,8 @@ fn space_id() -> SpaceId {
 fn log_key() -> DocKey {
     DocKey::new(
         SPACE.as_str(),
-        weft_core::internals::auth::SYSTEM_COLLECTION,
-        weft_core::internals::auth::MEMBERS_ID,
+        crate::auth::SYSTEM_COLLECTION,
+        crate::auth::MEMBERS_ID,
     )
     .expect("valid key")
 }
@@ -59,7 +56,7 @@ fn log_key() -> DocKey {
 /// longer than the longest retry backoff (16 × `RETRY_AFTER_MS`).
 const QUIET_MS: u64 = 60_000;
 /// Frames in flight on one link at most (sync windows bound them).
-const MAX_IN_FLIGHT: usize = 4 * weft_core::internals::sync::START_WINDOW;
+const MAX_IN_FLIGHT: usize = 4 * crate::sync::START_WINDOW;
 
 /// Frames the network may carry from the last heal until every session is
 /// idle. Per connected pair: the handshake (hello, proof and first offer
@@ -527,8 +524,8 @@ impl Sim {
         if !self.nodes[at].engine.in_session(*peer, space) {
             return false;
         }
-        let log = key.collection == weft_core::internals::auth::SYSTEM_COLLECTION
-            && key.id == weft_core::internals::auth::MEMBERS_ID;
+        let log =
+            key.collection == crate::auth::SYSTEM_COLLECTION && key.id == crate::auth::MEMBERS_ID;
         let named = self.nodes[at].replica.membership().role(*peer).is_some();
         !named && !log
     }
@@ -718,7 +715,7 @@ fn run_seeds(range: std::ops::Range<u64>) {
         let mut sim = Sim::new(seed);
         if let Err(e) = sim.run() {
             failed.push(format!(
-                "simulation failed for seed {seed}: {e}\nreplay: WEFT_SIM_SEED={seed} cargo test -p weft-tests --test sim sim_seeds_0_to_250"
+                "simulation failed for seed {seed}: {e}\nreplay: WEFT_SIM_SEED={seed} cargo test -p weft-core --lib sync::sim::sim_seeds_0_to_250"
             ));
         }
         closes += sim.closes.len();
@@ -751,5 +748,4 @@ fn sim_seeds_750_to_1000() {
     run_seeds(750..1000);
 }
 
-#[path = "sim/scenarios.rs"]
 mod scenarios;

@@ -43,7 +43,7 @@ fn many_shared_documents_few_differences() {
 /// A peer's nonsense ranges end its session; they are never obeyed.
 #[test]
 fn invalid_reconcile_ends_the_session() {
-    use weft_core::internals::sync::wire::{Message, Range, RangePayload};
+    use crate::sync::wire::{Message, Range, RangePayload};
     let mut sim = Sim::new(writer_seed(1));
     sim.faulty = false;
     sim.step_until(5_000);
@@ -88,7 +88,7 @@ fn invalid_reconcile_ends_the_session() {
 /// stores nothing.
 #[test]
 fn garbage_document_ends_the_session() {
-    use weft_core::internals::sync::wire::Message;
+    use crate::sync::wire::Message;
     let mut sim = Sim::new(writer_seed(2));
     sim.faulty = false;
     sim.step_until(5_000);
@@ -139,8 +139,8 @@ fn deterministic_same_seed_same_outcome() {
 /// per-peer budgets dry, while a flood of exchanges does.
 #[test]
 fn budgets_hold_for_an_honest_initial_sync_and_trip_for_a_flood() {
-    use weft_core::internals::sync::engine::{RECONCILE_BURST, RECONCILE_PER_SEC};
-    use weft_core::internals::sync::wire::Message;
+    use crate::sync::engine::{RECONCILE_BURST, RECONCILE_PER_SEC};
+    use crate::sync::wire::Message;
     let docs = 10_000;
     // Seeds with two, three and four nodes (one holds the documents).
     for seed in [3, 4, 5] {
@@ -173,9 +173,7 @@ fn budgets_hold_for_an_honest_initial_sync_and_trip_for_a_flood() {
     let flood = Message::Reconcile {
         space: SPACE.clone(),
         lower: None,
-        ranges: weft_core::internals::sync::reconcile::initiate(
-            &weft_core::internals::sync::reconcile::Index::new(vec![]),
-        ),
+        ranges: crate::sync::reconcile::initiate(&crate::sync::reconcile::Index::new(vec![])),
     };
     let before = sim.closes.len();
     for _ in 0..2 * RECONCILE_BURST {
@@ -198,7 +196,7 @@ fn budgets_hold_for_an_honest_initial_sync_and_trip_for_a_flood() {
 /// and the fresh replica ends up with all of them.
 #[test]
 fn an_initial_sync_larger_than_the_backlog_converges() {
-    use weft_core::internals::sync::engine::MAX_BACKLOG;
+    use crate::sync::engine::MAX_BACKLOG;
     let docs = MAX_BACKLOG + MAX_BACKLOG / 4;
     let mut sim = Sim::with_documents_on(writer_seed(3), docs, 1);
     sim.faulty = false;

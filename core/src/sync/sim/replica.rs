@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use weft_core::internals::auth::{Entry, Membership, Verified, own_entries, refusal};
-use weft_core::internals::doc::Document;
-use weft_core::internals::sync::reconcile::heads_hash;
-use weft_core::internals::sync::wire::{Item, ItemKey};
-use weft_core::internals::sync::{Needs, Replica};
-use weft_core::{DocKey, NodeId, Role};
+use crate::auth::{Entry, Membership, Verified, own_entries, refusal};
+use crate::doc::Document;
+use crate::sync::reconcile::heads_hash;
+use crate::sync::wire::{Item, ItemKey};
+use crate::sync::{Needs, Replica};
+use crate::{DocKey, NodeId, Role};
 
 use super::{SPACE, log_key, space_id};
 

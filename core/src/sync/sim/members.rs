@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weft_core::Role;
-use weft_core::internals::auth::{Action, Entry, Invite};
+use crate::Role;
+use crate::auth::{Action, Entry, Invite};
 
 use super::{SPACE, Sim, log_key, space_id};
-use weft_core::internals::sync::Input;
+use crate::sync::Input;
 
 /// What a node is in the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

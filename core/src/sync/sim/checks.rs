@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weft_core::{DocKey, NodeId, Role};
+use crate::{DocKey, NodeId, Role};
 
 use super::members::Fate;
 use super::{MAX_IN_FLIGHT, QUIET_MS, Sim, SimNode, frame_bound, log_key};
