@@ -239,7 +239,8 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
 
 /// Compares without an early exit, so timing does not leak the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    // `subtle` compares lengths first (not secret) and then every byte.
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Turns axum's plain-text rejections (bad path, query or body) into the
