@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use weft_core::ErrorKind;
 
 use crate::error::CliError;
 
@@ -78,14 +79,14 @@ pub fn load(explicit: Option<&Path>) -> Result<FileConfig, CliError> {
         }
         Err(e) => {
             return Err(CliError::new(
-                "invalid_input",
+                ErrorKind::InvalidInput,
                 format!("cannot read config {}: {e}", path.display()),
             ));
         }
     };
     toml::from_str(&text).map_err(|e| {
         CliError::new(
-            "invalid_input",
+            ErrorKind::InvalidInput,
             format!("config {} is invalid: {e}", path.display()),
         )
     })

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use weft_core::{Config, Error, Node};
-use weft_core::{Multiaddr, NetConfig};
+use weft_core::{Config, Error, ErrorKind, Multiaddr, NetConfig, Node};
 
 use crate::api::{self, Guard};
 use crate::automerge::Landing;
@@ -33,13 +32,17 @@ pub async fn run(data_dir: PathBuf, args: DaemonArgs, file: &FileConfig) -> Resu
     let api_addr = api_addr(args.api.as_deref().or(file.api.as_deref()), file)?;
     let guard = guard(&args, file, api_addr)?;
     let join_timeout = match file.status_timeout {
-        Some(secs) => crate::ops::join_wait(secs)
-            .map_err(|e| CliError::new("invalid_input", format!("config status_timeout: {e}")))?,
+        Some(secs) => crate::ops::join_wait(secs).map_err(|e| {
+            CliError::new(
+                ErrorKind::InvalidInput,
+                format!("config status_timeout: {e}"),
+            )
+        })?,
         None => api::DEFAULT_JOIN_TIMEOUT,
     };
     if Client::discover(&data_dir).await?.is_some() {
         return Err(CliError::new(
-            "conflict",
+            ErrorKind::Locked,
             format!(
                 "a daemon already runs for {} (see daemon.json there); stop it first or pass another --data-dir",
                 data_dir.display()
@@ -87,14 +90,18 @@ async fn landing(node: &Node, file: &FileConfig) -> Result<Landing, CliError> {
         .unwrap_or_else(|| api::DEFAULT_LANDING_COLLECTION.to_owned());
     if collection.starts_with('_') {
         return Err(CliError::new(
-            "invalid_input",
+            ErrorKind::InvalidInput,
             format!(
                 "config automerge_collection {collection:?}: names starting with `_` are Weft's own"
             ),
         ));
     }
-    weft_core::key::check_name("collection", &collection)
-        .map_err(|e| CliError::new("invalid_input", format!("config automerge_collection: {e}")))?;
+    weft_core::key::check_name("collection", &collection).map_err(|e| {
+        CliError::new(
+            ErrorKind::InvalidInput,
+            format!("config automerge_collection: {e}"),
+        )
+    })?;
     Ok(Landing { space, collection })
 }
 
@@ -110,13 +117,13 @@ async fn serve(
     let token = load_or_create_token(data_dir)?;
     let listener = tokio::net::TcpListener::bind(api_addr).await.map_err(|e| {
         CliError::new(
-            "conflict",
+            ErrorKind::Locked,
             format!("cannot serve the API on {api_addr}: {e}; pick another with --api HOST:PORT"),
         )
     })?;
     let bound = listener
         .local_addr()
-        .map_err(|e| CliError::new("internal", e.to_string()))?;
+        .map_err(|e| CliError::new(ErrorKind::Internal, e.to_string()))?;
     let app = api::router_with(
         node.clone(),
         token,
@@ -162,7 +169,7 @@ async fn serve(
             Ok(())
         }
     };
-    result.map_err(|e| CliError::new("internal", format!("the API server failed: {e}")))
+    result.map_err(|e| CliError::new(ErrorKind::Internal, format!("the API server failed: {e}")))
 }
 
 /// Opens the replica, waiting out a CLI command that holds it briefly.
@@ -254,7 +261,7 @@ fn parse_addrs(what: &str, addrs: &[String]) -> Result<Vec<Multiaddr>, CliError>
         .map(|a| {
             a.parse().map_err(|e| {
                 CliError::new(
-                    "invalid_input",
+                    ErrorKind::InvalidInput,
                     format!("{what} {a:?} is not a multiaddr ({e}); e.g. /ip4/0.0.0.0/tcp/0"),
                 )
             })
@@ -271,14 +278,14 @@ fn api_addr(given: Option<&str>, file: &FileConfig) -> Result<SocketAddr, CliErr
     }
     .map_err(|_| {
         CliError::new(
-            "invalid_input",
+            ErrorKind::InvalidInput,
             format!("--api {text:?} is not HOST:PORT with an IP address, e.g. 127.0.0.1:7070"),
         )
     })?;
     if !addr.ip().is_loopback() {
         if !file.api_allow_remote.unwrap_or(false) {
             return Err(CliError::new(
-                "invalid_input",
+                ErrorKind::InvalidInput,
                 format!(
                     "refusing to serve the API on {addr}, which is reachable from other machines; \
                      use a loopback address, or set `api_allow_remote = true` in weft.toml"
@@ -301,7 +308,7 @@ fn guard(args: &DaemonArgs, file: &FileConfig, api_addr: SocketAddr) -> Result<G
     };
     let remote = (!api_addr.ip().is_loopback()).then_some(api_addr.ip());
     Guard::with_origins(&origins, remote)
-        .map_err(|e| CliError::new("invalid_input", format!("api_allowed_origins: {e}")))
+        .map_err(|e| CliError::new(ErrorKind::InvalidInput, format!("api_allowed_origins: {e}")))
 }
 
 /// An address clients on this machine can connect to.

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use weft_core::ErrorKind;
 
 use crate::error::CliError;
 
@@ -26,7 +27,7 @@ pub fn read_daemon_info(data_dir: &Path) -> Result<Option<DaemonInfo>, CliError>
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             CliError::new(
-                "invalid_input",
+                ErrorKind::InvalidInput,
                 format!(
                     "{} is damaged ({e}); delete it if no daemon runs",
                     path.display()
@@ -70,22 +71,33 @@ pub fn load_or_create_token(data_dir: &Path) -> Result<String, CliError> {
         make_private(&data_dir.join(TOKEN_FILE))?;
         return Ok(token);
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| CliError::new("internal", format!("no randomness for the API token: {e}")))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = new_token()?;
     write_atomic(&data_dir.join(TOKEN_FILE), token.as_bytes(), 0o600)?;
     Ok(token)
+}
+
+/// A fresh random API token: 32 bytes, hex.
+pub fn new_token() -> Result<String, CliError> {
+    random_hex::<32>("the API token")
+}
+
+/// `N` random bytes as hex, for `what`.
+fn random_hex<const N: usize>(what: &str) -> Result<String, CliError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        CliError::new(
+            ErrorKind::Internal,
+            format!("no randomness for {what}: {e}"),
+        )
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
     // A fresh random name opened exclusively (`O_CREAT | O_EXCL` never
     // follows a link), so a file or link planted beside cannot redirect
     // the write; the rename then replaces `path` itself, never a target.
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| CliError::new("internal", format!("no randomness for a temp name: {e}")))?;
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce = random_hex::<8>("a temp name")?;
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{nonce}.tmp"));
     let tmp = PathBuf::from(name);
@@ -133,7 +145,7 @@ fn make_private(path: &Path) -> Result<(), CliError> {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> CliError {
-    CliError::new("internal", format!("{}: {e}", path.display()))
+    CliError::new(ErrorKind::Internal, format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

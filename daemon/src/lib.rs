@@ -1,12 +1,12 @@
 //! `weft-daemon`: the `weft` binary's library. The daemon serves a local
-//! HTTP API (axum) over a [`weft_core::Node`]; the CLI talks to that API when
-//! a daemon runs for the data dir and opens the replica itself otherwise.
-//! Both paths run the same operations ([`ops`]) and print the same shapes
-//! ([`model`]).
+//! HTTP API (axum) over a [`weft_core::Node`]; the CLI ([`client`]) sends
+//! its requests to that API when a daemon runs for the data dir, and to the
+//! same router in process over the replica it opens otherwise
+//! ([`transport`]), so both paths run the same handlers and print the same
+//! shapes ([`model`]).
 
 pub mod api;
 pub mod automerge;
-pub mod backend;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -18,5 +18,6 @@ pub mod model;
 pub mod ops;
 pub mod output;
 pub mod run;
+pub mod transport;
 
 pub use run::run;

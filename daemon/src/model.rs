@@ -276,8 +276,9 @@ pub struct EventParams {
 /// Every error body: a stable code and a message for people.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApiError {
-    /// `invalid_input`, `not_found`, `forbidden`, `unauthorized`, `conflict`,
-    /// `refused`, `timeout`, `network`, `unavailable` or `internal`.
+    /// `invalid_input`, `invalid_invite`, `not_found`, `forbidden`,
+    /// `unauthorized`, `conflict`, `refused`, `precondition_failed`,
+    /// `timeout`, `network`, `unavailable` or `internal`.
     pub error: String,
     /// What went wrong and what to do.
     pub message: String,

@@ -1,5 +1,6 @@
-//! Every operation of the CLI and the API, over a [`Node`]. The API handlers
-//! and the embedded CLI both call these, so the two paths cannot drift apart.
+//! Every operation of the API, over a [`Node`], for its handlers. The CLI
+//! reaches them only through the API (over HTTP or in process), so its two
+//! paths cannot drift apart.
 
 use std::time::Duration;
 
@@ -11,7 +12,6 @@ use crate::model::{
     AutomergeUrl, Change, Connected, Event, Identity, Invite, InviteRequest, Joined, ListParams,
     Listed, Peer, Space, SpaceRef, Status, SyncState, Traffic, Written,
 };
-use crate::output::clean;
 
 /// Invites last this long unless asked otherwise.
 pub const DEFAULT_INVITE_EXPIRY: &str = "7d";
@@ -99,40 +99,6 @@ pub fn join_wait(secs: f64) -> Result<Duration, Error> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Why a join did not leave this device in (or on its way into) a space.
-#[derive(Debug)]
-pub enum JoinError {
-    /// The token or the replica failed.
-    Failed(Error),
-    /// The inviter or an admin refused this device, in their words.
-    Refused { space: String, reason: String },
-}
-
-/// The API's error code for a refused join (HTTP 409, CLI exit 5).
-pub const REFUSED: &str = "refused";
-
-impl From<Error> for JoinError {
-    fn from(e: Error) -> Self {
-        JoinError::Failed(e)
-    }
-}
-
-impl std::fmt::Display for JoinError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JoinError::Failed(e) => write!(f, "{e}"),
-            // The reason comes from a peer: escaped like a name, since the
-            // message is shown to people.
-            JoinError::Refused { space, reason } => write!(
-                f,
-                "the inviter refused this device in space {space}: {}; ask an admin of the space \
-                 for a new invite and join with it",
-                clean(reason)
-            ),
-        }
-    }
-}
-
 /// Records the join (the token's entry) and, online, dials the inviter;
 /// returns the space id. Where the device stands is [`joined`]'s to say.
 pub async fn space_join(node: &Node, token: &str) -> Result<String, Error> {
@@ -140,9 +106,9 @@ pub async fn space_join(node: &Node, token: &str) -> Result<String, Error> {
 }
 
 /// The answer to a join: the space and its state, or the refusal.
-pub fn joined(id: String, state: SpaceState) -> Result<Joined, JoinError> {
+pub fn joined(id: String, state: SpaceState) -> Result<Joined, Error> {
     match state_name(state) {
-        (_, Some(reason)) => Err(JoinError::Refused { space: id, reason }),
+        (_, Some(reason)) => Err(Error::Refused { space: id, reason }),
         (state, None) => Ok(Joined { id, state }),
     }
 }

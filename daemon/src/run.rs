@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use http_body_util::BodyDataStream;
 use serde_json::Value;
+use weft_core::{ErrorKind, Node};
 
-use weft_core::Node;
-
-use crate::backend::Backend;
 use crate::cli::{Cli, Command, SpaceCommand};
+use crate::client::Client;
 use crate::config::{self, FileConfig};
 use crate::error::CliError;
 use crate::model::{Event, InviteRequest, ListParams};
@@ -53,16 +52,16 @@ async fn client_command(
     let command = read_stdin_argument(command)?;
     if !creates_replica(&command) && !Node::replica_exists(data_dir) {
         return Err(CliError::new(
-            "invalid_input",
+            ErrorKind::InvalidInput,
             format!(
                 "there is no replica at {}; check --data-dir (a replica is made by `weft daemon` or the first write)",
                 data_dir.display()
             ),
         ));
     }
-    let backend = Backend::open(data_dir).await?;
-    let r = command_on(&backend, command, space, file, out).await;
-    let closed = backend.close().await;
+    let client = Client::open(data_dir).await?;
+    let r = command_on(&client, command, space, file, out).await;
+    let closed = client.close().await;
     r.and(closed)
 }
 
@@ -80,9 +79,9 @@ fn creates_replica(command: &Command) -> bool {
 fn read_stdin_argument(command: Command) -> Result<Command, CliError> {
     let read = || -> Result<String, CliError> {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| CliError::new("invalid_input", format!("cannot read stdin: {e}")))?;
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            CliError::new(ErrorKind::InvalidInput, format!("cannot read stdin: {e}"))
+        })?;
         Ok(s)
     };
     Ok(match command {
@@ -122,7 +121,7 @@ fn data_dir(cli: &Cli, file: &FileConfig) -> Result<PathBuf, CliError> {
 }
 
 async fn command_on(
-    b: &Backend,
+    b: &Client,
     command: Command,
     space: Option<&str>,
     file: &FileConfig,
@@ -205,7 +204,7 @@ async fn command_on(
 }
 
 async fn space_command(
-    b: &Backend,
+    b: &Client,
     cmd: SpaceCommand,
     space: Option<&str>,
     file: &FileConfig,
@@ -241,7 +240,7 @@ async fn space_command(
             let secs = timeout.or(file.status_timeout).unwrap_or(60.0);
             // Checked before joining, so a bad --timeout changes nothing.
             let limit = crate::ops::join_wait(secs)
-                .map_err(|e| CliError::new("invalid_input", format!("--timeout: {e}")))?;
+                .map_err(|e| CliError::new(ErrorKind::InvalidInput, format!("--timeout: {e}")))?;
             let wait = (!no_wait && !b.is_embedded()).then_some(limit);
             if wait.is_some() {
                 eprintln!(
@@ -281,7 +280,7 @@ async fn space_command(
 /// be offline), so the space stays joined and is admitted later.
 fn not_admitted_in_time(space: &str, secs: f64) -> CliError {
     CliError::new(
-        "timeout",
+        ErrorKind::Timeout,
         format!(
             "the inviter did not answer within {secs} s; space {space} stays joined as pending \
              and is admitted once the inviter is reachable (`weft space list` shows it): \
@@ -297,14 +296,14 @@ fn read_json(text: &str) -> Result<Value, CliError> {
 }
 
 /// Polls the status until sync is idle, showing progress on stderr.
-async fn wait_for_sync(b: &Backend, timeout: f64) -> Result<(), CliError> {
+async fn wait_for_sync(b: &Client, timeout: f64) -> Result<(), CliError> {
     if b.is_embedded() {
         eprintln!("note: no daemon runs for this data dir; nothing is syncing");
         return Ok(());
     }
     let limit = Duration::try_from_secs_f64(timeout).map_err(|_| {
         CliError::new(
-            "invalid_input",
+            ErrorKind::InvalidInput,
             format!("--timeout {timeout} is not a number of seconds"),
         )
     })?;
@@ -333,7 +332,7 @@ async fn wait_for_sync(b: &Backend, timeout: f64) -> Result<(), CliError> {
         }
         if started.elapsed() >= limit {
             return Err(CliError::new(
-                "timeout",
+                ErrorKind::Timeout,
                 format!(
                     "sync not done after {timeout} s: {} documents still pending; retry with a longer --timeout",
                     s.sync.pending
@@ -346,7 +345,7 @@ async fn wait_for_sync(b: &Backend, timeout: f64) -> Result<(), CliError> {
 
 /// Prints change events as they arrive until the daemon stops.
 async fn watch(
-    b: &Backend,
+    b: &Client,
     space: Option<&str>,
     collection: Option<&str>,
     out: &Printer,
@@ -355,8 +354,9 @@ async fn watch(
     let mut chunks = BodyDataStream::new(body);
     let mut parser = output::SseParser::default();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk
-            .map_err(|e| CliError::new("unavailable", format!("the event stream broke ({e})")))?;
+        let chunk = chunk.map_err(|e| {
+            CliError::new(ErrorKind::Closed, format!("the event stream broke ({e})"))
+        })?;
         for (kind, data) in parser.push(&chunk) {
             match kind.as_str() {
                 "change" => match serde_json::from_str::<Event>(&data) {
@@ -377,7 +377,7 @@ async fn watch(
         }
     }
     Err(CliError::new(
-        "unavailable",
+        ErrorKind::Closed,
         "the daemon stopped; the event stream ended",
     ))
 }

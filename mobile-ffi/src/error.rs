@@ -55,6 +55,8 @@ impl WeftError {
 }
 
 impl From<weft_core::Error> for WeftError {
+    /// One match over the core's classification, the one every front end
+    /// renders, so a new error variant needs no change here.
     fn from(e: weft_core::Error) -> Self {
         use weft_core::ErrorKind as K;
         let message = e.to_string();
@@ -89,5 +91,13 @@ mod tests {
         assert!(matches!(e, WeftError::Forbidden(ref m) if m == "not allowed: needs admin"));
         let e = WeftError::from(weft_core::Error::Closed);
         assert!(matches!(e, WeftError::Closed(_)));
+        let e = WeftError::from(weft_core::Error::Refused {
+            space: "team".into(),
+            reason: "used\x1b[2J".into(),
+        });
+        assert!(
+            matches!(e, WeftError::Refused(ref m) if !m.contains('\x1b')),
+            "{e:?}"
+        );
     }
 }

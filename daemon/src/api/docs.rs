@@ -128,7 +128,7 @@ pub async fn list_docs(
 /// Query strings may repeat `where`, which serde's query decoding cannot
 /// put in a struct, so the pairs are folded by hand.
 fn list_params(pairs: Vec<(String, String)>) -> Result<ListParams, Failure> {
-    let bad = |m: String| Failure::new(axum::http::StatusCode::BAD_REQUEST, "invalid_input", m);
+    let bad = |m: String| Failure::new(weft_core::ErrorKind::InvalidInput, m);
     let mut p = ListParams::default();
     for (k, v) in pairs {
         match k.as_str() {

@@ -7,9 +7,10 @@
 use std::net::IpAddr;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use weft_core::ErrorKind;
 
 use super::{AppState, Failure};
 
@@ -149,8 +150,7 @@ pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     if !host_ok {
         return Failure::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorKind::Forbidden,
             "the Host header does not name this API (loopback, or its address with api_allow_remote); \
              address it as 127.0.0.1, [::1] or localhost",
         )
@@ -160,8 +160,7 @@ pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> R
         let ok = origin.to_str().is_ok_and(|o| state.guard.origin_ok(o));
         if !ok {
             return Failure::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorKind::Forbidden,
                 "pages of this Origin may not call the API; serve the page from a loopback origin \
                  or list its origin in `api_allowed_origins` in weft.toml",
             )

@@ -23,9 +23,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use weft_core::Node;
+use weft_core::{ErrorKind, Node};
 
-pub use error::{Failure, classify};
+pub use error::{Failure, kind_for_status, status};
 pub use guard::{BadOrigin, Guard, MAX_HOST_LEN, normalize_origin};
 
 use crate::automerge::{Hub, Landing};
@@ -39,7 +39,8 @@ pub struct AppState {
     /// graceful shutdown does not wait on them forever.
     pub(crate) shutdown: watch::Receiver<bool>,
     openapi: Arc<OnceLock<String>>,
-    pub(crate) automerge: Arc<Hub>,
+    /// The automerge-repo clients' hub; `None` in process.
+    pub(crate) automerge: Option<Arc<Hub>>,
     guard: Arc<Guard>,
     /// How long `POST /v1/join` waits for the inviter unless the request
     /// says (config `status_timeout`, else 60 s).
@@ -110,7 +111,7 @@ pub fn router_with(
     join_timeout: Duration,
 ) -> Router {
     let state = AppState {
-        automerge: Hub::new(node.clone(), landing),
+        automerge: Some(Hub::new(node.clone(), landing)),
         node,
         token: token.into(),
         shutdown,
@@ -118,17 +119,54 @@ pub fn router_with(
         guard: Arc::new(guard),
         join_timeout,
     };
-    let (router, api) = routes().split_for_parts();
+    assemble(state)
+}
+
+/// The same API for the CLI to call in process when no daemon runs, so a
+/// command gives the same answer with or without one. Requests need
+/// `token` as over HTTP (the caller picks it; nothing outside the process
+/// can reach this router). There is no automerge-repo endpoint: its hub
+/// indexes the whole replica for WebSocket clients a one-shot command
+/// never has.
+pub fn in_process(node: Node, token: String, shutdown: watch::Receiver<bool>) -> Router {
+    let state = AppState {
+        automerge: None,
+        node,
+        token: token.into(),
+        shutdown,
+        openapi: Arc::new(OnceLock::new()),
+        guard: Arc::new(Guard::default()),
+        join_timeout: DEFAULT_JOIN_TIMEOUT,
+    };
+    assemble(state)
+}
+
+/// The routes behind the API's layers: origin guard, token check, JSON errors.
+fn assemble(state: AppState) -> Router {
+    let (mut router, api) = routes().split_for_parts();
     let json = api
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
     let _ = state.openapi.set(json);
+    // A router serving sockets (the daemon's) has the automerge-repo
+    // endpoint and logs replica failures; in process, they are the
+    // command's error.
+    let serving = state.automerge.is_some();
+    if serving {
+        router = router
+            .route(
+                AUTOMERGE_PATH,
+                axum::routing::get(crate::automerge::upgrade),
+            )
+            .layer(middleware::map_response(error::log_failures));
+    }
     router
-        .route(
-            AUTOMERGE_PATH,
-            axum::routing::get(crate::automerge::upgrade),
-        )
-        .fallback(|| async { Failure::not_found("no such endpoint; see GET /v1/openapi.json") })
+        .fallback(|| async {
+            Failure::new(
+                ErrorKind::NotFound,
+                "no such endpoint; see GET /v1/openapi.json",
+            )
+        })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         // Outside the token check, so a foreign page learns nothing about it.
         .layer(middleware::from_fn_with_state(state.clone(), guard::check))
@@ -181,8 +219,8 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
             .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
         return match token {
             Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
-            Some(_) => Failure::unauthorized("wrong API token in `token`").into_response(),
-            None => Failure::unauthorized("missing `?token=<api token>`; the token is in the file `api-token` in the data dir").into_response(),
+            Some(_) => Failure::new(ErrorKind::Unauthorized, "wrong API token in `token`").into_response(),
+            None => Failure::new(ErrorKind::Unauthorized, "missing `?token=<api token>`; the token is in the file `api-token` in the data dir").into_response(),
         };
     }
     let given = req
@@ -194,14 +232,15 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|(_, token)| token.trim());
     match given {
         Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
-        Some(_) => Failure::unauthorized("wrong API token; read it from the file `api-token` in the data dir").into_response(),
-        None => Failure::unauthorized("missing `Authorization: Bearer <token>`; the token is in the file `api-token` in the data dir").into_response(),
+        Some(_) => Failure::new(ErrorKind::Unauthorized, "wrong API token; read it from the file `api-token` in the data dir").into_response(),
+        None => Failure::new(ErrorKind::Unauthorized, "missing `Authorization: Bearer <token>`; the token is in the file `api-token` in the data dir").into_response(),
     }
 }
 
 /// Compares without an early exit, so timing does not leak the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    // `subtle` compares lengths first (not secret) and then every byte.
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Turns axum's plain-text rejections (bad path, query or body) into the
@@ -233,7 +272,7 @@ async fn json_errors(response: Response) -> Response {
         }
         s => s,
     };
-    let mut out = Failure::new(status, error::code_for_status(status), message).into_response();
+    let mut out = Failure::with_status(status, kind_for_status(status), message).into_response();
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             out.headers_mut().insert(name, value.clone());

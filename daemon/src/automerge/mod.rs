@@ -17,7 +17,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{broadcast, watch};
 use weft_core::interop::automerge_id;
-use weft_core::{DocKey, Error, ExternalSync, FeedError, SubscribeFilter};
+use weft_core::{DocKey, Error, ErrorKind, ExternalSync, FeedError, SubscribeFilter};
 
 pub use hub::{Hub, Landing};
 use protocol::Incoming;
@@ -35,11 +35,14 @@ static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
 /// The upgrade; the token was checked by the API's auth layer.
 pub async fn upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let hub = s.automerge.clone();
+    // Only a router serving sockets has a hub (see `api::in_process`).
+    let Some(hub) = s.automerge.clone() else {
+        return Failure::new(ErrorKind::NotFound, "no automerge-repo endpoint in process")
+            .into_response();
+    };
     if hub.sessions.load(Ordering::Relaxed) >= hub::MAX_SESSIONS {
         return Failure::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorKind::Closed,
             format!(
                 "already {} automerge-repo clients; close some",
                 hub::MAX_SESSIONS
