@@ -55,7 +55,7 @@ pub(super) fn external_sync(docs: &mut Docs, spaces: &mut Spaces, cmd: ExternalC
     } = cmd;
     let outcome = match step(docs, spaces, &key, &mut sync, message.as_deref()) {
         Ok(outcome) => outcome,
-        // Nothing went through Automerge: nothing to wait for.
+        // Nothing staged: nothing to wait for.
         Err(e) => {
             let _ = reply.send((sync, Err(e)));
             return;
@@ -81,8 +81,8 @@ pub(super) fn external_sync(docs: &mut Docs, spaces: &mut Spaces, cmd: ExternalC
 
 /// Applies the client's message like a peer's (the same change policy and
 /// Automerge receive path, under the panic guard) and stages what changed.
-/// An error outside is one before Automerge ran (answered at once); the
-/// result inside is answered once the group is committed.
+/// An error outside staged nothing and is answered at once; the result
+/// inside is answered once the group is committed.
 fn step(
     docs: &mut Docs,
     spaces: &mut Spaces,
@@ -130,12 +130,15 @@ fn step(
     if changed {
         // Whatever Automerge accepted is valid: store it even when the
         // rest of the message was refused.
-        if let Err(e) = docs.stage(key, None, Origin::Remote) {
-            return Ok(Err(e));
-        }
+        docs.stage(key, None, Origin::Remote)?;
     }
     if let Some(e) = refused {
-        return Ok(Err(e.into()));
+        // With nothing staged, nothing to wait for: the client hears at once.
+        return if changed {
+            Ok(Err(e.into()))
+        } else {
+            Err(e.into())
+        };
     }
     Ok(Ok(ExternalReply {
         message: reply,
