@@ -15,7 +15,7 @@ use weft_core::{
 };
 
 use crate::msg::{
-    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, SpaceEntry, Update,
+    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, Update,
 };
 use crate::text_merge::merge3;
 
@@ -574,22 +574,7 @@ impl Backend {
 
 /// The spaces as the UI lists them: the personal space first, then by
 /// name, so the list is stable.
-fn space_entries(list: Vec<weft_core::SpaceInfo>) -> Vec<SpaceEntry> {
-    let mut spaces: Vec<SpaceEntry> = list
-        .into_iter()
-        .map(|s| {
-            let (state, reason) = state_parts(s.state);
-            SpaceEntry {
-                id: s.id,
-                name: s.name,
-                role: s.role.map(|r| r.to_string()),
-                state,
-                reason,
-                members: s.members.len(),
-                default: s.default,
-            }
-        })
-        .collect();
+fn space_entries(mut spaces: Vec<weft_core::SpaceInfo>) -> Vec<weft_core::SpaceInfo> {
     spaces.sort_by(|a, b| (!a.default, &a.name).cmp(&(!b.default, &b.name)));
     spaces
 }

@@ -64,21 +64,6 @@ pub struct NoteText {
     pub body: String,
 }
 
-/// A space as the UI lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpaceEntry {
-    pub id: String,
-    pub name: String,
-    /// This device's role (`admin`, `writer`, `reader`), once known.
-    pub role: Option<String>,
-    /// Where this device stands: `pending`, `refused` or its role.
-    pub state: String,
-    /// The refusal's reason (a peer's words), when `state` is `refused`.
-    pub reason: Option<String>,
-    pub members: usize,
-    pub default: bool,
-}
-
 /// One row of the notes list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoteSummary {
@@ -130,7 +115,7 @@ pub enum Update {
     },
     /// The node could not be opened; nothing else will work.
     Fatal(String),
-    Spaces(Vec<SpaceEntry>),
+    Spaces(Vec<weft_core::SpaceInfo>),
     /// A space was created or joined: select it.
     SpaceAdded(String),
     /// Where this device stands in a space it joined: `state` is its role

@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::msg::{
-    Command, HistoryRow, NetSummary, NoteSource, NoteSummary, NoteText, SpaceEntry, Update,
-};
+use crate::msg::{Command, HistoryRow, NetSummary, NoteSource, NoteSummary, NoteText, Update};
 use crate::text_merge::merge3;
 
 /// Saves wait this long after the last keystroke, so typing is stored in a
@@ -144,7 +142,7 @@ pub struct AppState {
     /// The node failed to open.
     pub fatal: Option<String>,
     pub view: View,
-    pub spaces: Vec<SpaceEntry>,
+    pub spaces: Vec<weft_core::SpaceInfo>,
     pub space: Option<String>,
     pub new_space_name: String,
     pub join_token: String,

@@ -197,13 +197,12 @@ fn short_ids_keep_both_ends() {
 #[test]
 fn a_join_reports_its_admission_in_the_status_line() {
     let mut s = AppState::default();
-    s.apply(Update::Spaces(vec![SpaceEntry {
+    s.apply(Update::Spaces(vec![weft_core::SpaceInfo {
         id: "sp2".into(),
         name: "team".into(),
         role: None,
-        state: "pending".into(),
-        reason: None,
-        members: 1,
+        state: weft_core::SpaceState::Pending,
+        members: Default::default(),
         default: false,
     }]));
     let admission = |state: &str, reason: Option<&str>| Update::Admission {

@@ -1,6 +1,7 @@
 //! The spaces panel: pick a space, create one, copy an invite, join one.
 
 use eframe::egui;
+use weft_core::{SpaceState, printable};
 
 use super::{field, muted};
 use crate::msg::Command;
@@ -20,17 +21,19 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState) {
                     label.push_str(" (personal)");
                 }
                 // Not yet (or never) a member: say so beside the name.
-                if matches!(space.state.as_str(), "pending" | "refused") {
-                    label.push_str(&format!(" ({})", space.state));
+                let state = space.state.name();
+                if matches!(space.state, SpaceState::Pending | SpaceState::Refused(_)) {
+                    label.push_str(&format!(" ({state})"));
                 }
-                let standing = match &space.reason {
-                    Some(reason) => format!("refused: {reason}"),
-                    None if space.state == "pending" => "waiting for the inviter".to_owned(),
-                    None => space.state.clone(),
+                let standing = match &space.state {
+                    SpaceState::Refused(reason) => format!("refused: {}", printable(reason)),
+                    SpaceState::Pending => "waiting for the inviter".to_owned(),
+                    SpaceState::Member(_) => state.to_owned(),
                 };
                 let response = ui.selectable_label(selected, label).on_hover_text(format!(
                     "{}\nyou: {standing}\nmembers: {}",
-                    space.id, space.members
+                    space.id,
+                    space.members.len()
                 ));
                 if response.clicked() && !selected {
                     chosen = Some(space.id.clone());

@@ -50,7 +50,7 @@ fn text_typed_in_one_app_appears_in_the_other() {
             s.space.as_ref() == Some(&team)
                 && s.spaces
                     .iter()
-                    .any(|sp| sp.id == team && sp.role.as_deref() == Some("writer"))
+                    .any(|sp| sp.id == team && sp.role == Some(weft_core::Role::Writer))
         },
     );
     // The join's outcome is in B's status line once A admitted it.
