@@ -14,9 +14,7 @@ use weft_core::{
     ChangeEvent, Config, DocKey, FeedError, Node, Origin, Query, Role, SpaceState, SubscribeFilter,
 };
 
-use crate::msg::{
-    Command, HistoryRow, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, Update,
-};
+use crate::msg::{Command, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, Update};
 use crate::text_merge::merge3;
 
 /// How often the peers panel is refreshed.
@@ -531,16 +529,7 @@ impl Backend {
                 space,
                 collection,
                 id,
-                rows: changes
-                    .into_iter()
-                    .rev()
-                    .map(|c| HistoryRow {
-                        time: c.time,
-                        author: c.author.map(|a| a.to_string()),
-                        message: c.message,
-                        hash: c.hash,
-                    })
-                    .collect(),
+                rows: changes.into_iter().rev().collect(),
             }),
             Err(e) => self.out.error("Could not load the history", e),
         }

@@ -83,17 +83,6 @@ pub struct NetSummary {
     pub listen_addrs: Vec<String>,
 }
 
-/// One change in a document's history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HistoryRow {
-    /// Unix seconds, as recorded by the author.
-    pub time: i64,
-    /// The author's node id, when the change came from a Weft node.
-    pub author: Option<String>,
-    pub message: Option<String>,
-    pub hash: String,
-}
-
 /// Why a note's text is being sent to the UI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoteSource {
@@ -175,7 +164,7 @@ pub enum Update {
         space: String,
         collection: String,
         id: String,
-        rows: Vec<HistoryRow>,
+        rows: Vec<weft_core::ChangeInfo>,
     },
     Peers {
         peers: Vec<weft_core::PeerStatus>,

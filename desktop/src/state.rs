@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::msg::{Command, HistoryRow, NetSummary, NoteSource, NoteSummary, NoteText, Update};
+use crate::msg::{Command, NetSummary, NoteSource, NoteSummary, NoteText, Update};
 use crate::text_merge::merge3;
 
 /// Saves wait this long after the last keystroke, so typing is stored in a
@@ -133,7 +133,7 @@ impl DocEditor {
 pub struct HistoryView {
     pub collection: String,
     pub id: String,
-    pub rows: Vec<HistoryRow>,
+    pub rows: Vec<weft_core::ChangeInfo>,
 }
 
 #[derive(Default)]

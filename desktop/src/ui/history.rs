@@ -31,9 +31,9 @@ pub fn show(ctx: &egui::Context, state: &mut AppState) {
                         ui.end_row();
                         for row in &history.rows {
                             ui.label(format_time(row.time)).on_hover_text(&row.hash);
-                            match row.author.as_deref() {
-                                Some(a) if Some(a) == me => ui.label("this device"),
-                                Some(a) => ui.label(short(a)).on_hover_text(a),
+                            match row.author.map(|a| a.to_string()) {
+                                Some(a) if Some(a.as_str()) == me => ui.label("this device"),
+                                Some(a) => ui.label(short(&a)).on_hover_text(a),
                                 None => ui.label(muted("unknown")),
                             };
                             ui.label(row.message.as_deref().unwrap_or("change"));

@@ -134,10 +134,8 @@ mod tests {
     use super::format_time;
 
     #[test]
-    fn formats_utc_dates() {
+    fn times_say_they_are_utc() {
+        // The date itself is core's to get right (weft_core::format_utc).
         assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(format_time(1_795_000_000), "2026-11-18 11:06:40 UTC");
-        assert_eq!(format_time(-1), "1969-12-31 23:59:59 UTC");
     }
 }
