@@ -262,7 +262,8 @@ async fn space_command(
                     if addrs.is_empty() {
                         String::new()
                     } else {
-                        format!(" with one of: {}", addrs.join(" "))
+                        // The addresses come from the token, which anyone can write.
+                        format!(" with one of: {}", output::clean(&addrs.join(" ")))
                     }
                 );
             }

@@ -57,11 +57,11 @@ impl Reader {
                 .prepare_cached(
                     "SELECT id FROM docs \
                      WHERE space = ?1 AND collection = ?2 AND (?3 IS NULL OR id > ?3) AND deleted = 0 \
-                     ORDER BY id LIMIT ?4",
+                     AND collection <> ?5 ORDER BY id LIMIT ?4",
                 )
                 .map_err(err)?;
             let rows = stmt
-                .query_map((&space, &collection, &after, limit), |r| r.get(0))
+                .query_map((&space, &collection, &after, limit, SYSTEM), |r| r.get(0))
                 .map_err(err)?;
             rows.collect::<Result<Vec<String>, _>>().map_err(err)
         })

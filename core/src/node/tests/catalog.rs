@@ -70,6 +70,9 @@ async fn collections_ids_and_keys_list_live_user_documents_a_page_at_a_time() {
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
     assert!(keys.iter().all(|k| k.collection() != "_weft"));
 
+    // Weft's own documents are listed nowhere.
+    let system = node.list_ids("default", "_weft", None, 10).await.unwrap();
+    assert!(system.items.is_empty(), "{system:?}");
     // Bad names are errors, not empty pages.
     assert!(matches!(
         node.list_ids("default", "", None, 10).await,
