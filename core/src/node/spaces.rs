@@ -292,7 +292,12 @@ impl Spaces {
     /// Drops stored sync states of peers that are no longer members of
     /// `space` (a revocation): they would only be read again should the peer
     /// return, and then they would be stale.
-    pub(super) fn forget_non_members(&self, docs: &mut Docs, space: &str) {
+    pub(super) fn forget_non_members(&mut self, docs: &mut Docs, space: &str) {
+        // A log that changed is evaluated again first: unevaluated, it names
+        // no one, and every member's states would go.
+        if let Err(e) = self.membership(docs, space) {
+            return tracing::debug!(%space, error = %e, "membership unknown; sync states kept");
+        }
         let Some(joined) = self.joined.get(space) else {
             return;
         };

@@ -241,52 +241,58 @@ impl Actor {
         }
     }
 
-    /// Runs a space command; its writes are committed before it answers.
+    /// Runs a space command; its writes are committed before it answers,
+    /// and before peers are offered a space whose log entry was made.
     async fn space(&mut self, cmd: SpaceCommand) {
-        let (docs, spaces) = (&mut self.docs, &mut self.spaces);
         match cmd {
             SpaceCommand::Create {
                 name,
                 default,
                 reply,
             } => {
-                let r = spaces.create(docs, &name, default);
+                let r = self.spaces.create(&mut self.docs, &name, default);
+                let r = self.committed(r);
                 if let Ok(id) = &r {
-                    self.sync
-                        .drive(docs, spaces, Input::Offer(id.to_string()))
-                        .await;
+                    self.offer(id.to_string()).await;
                 }
-                self.answer(reply, r);
+                let _ = reply.send(r);
             }
             SpaceCommand::Invite { request, reply } => {
-                let r = spaces.invite(docs, request);
-                self.answer(reply, r);
+                let r = self.spaces.invite(&mut self.docs, request);
+                let _ = reply.send(self.committed(r));
             }
             SpaceCommand::Join { token, reply } => {
-                let r = spaces.join(docs, &token);
+                let r = self.spaces.join(&mut self.docs, &token);
+                let r = self.committed(r);
                 if let Ok((id, _)) = &r {
-                    self.sync
-                        .drive(docs, spaces, Input::Offer(id.to_string()))
-                        .await;
+                    self.offer(id.to_string()).await;
                 }
-                self.answer(reply, r);
+                let _ = reply.send(r);
             }
             SpaceCommand::Revoke { space, node, reply } => {
-                let r = spaces.revoke(docs, &space, node);
-                self.answer(reply, r);
+                let r = self.spaces.revoke(&mut self.docs, &space, node);
+                let _ = reply.send(self.committed(r));
             }
         }
     }
 
-    fn answer<T>(&mut self, reply: Reply<T>, result: Result<T>) {
-        // The command's entries were in that commit: report its failure.
-        let result = match result {
+    /// Names a space to peers once its log entry is stored.
+    async fn offer(&mut self, space: String) {
+        let (docs, spaces) = (&mut self.docs, &mut self.spaces);
+        self.sync.drive(docs, spaces, Input::Offer(space)).await;
+        // What the offer staged (sync states) commits with the round.
+        self.flush();
+    }
+
+    /// A space command's result once its membership entries are stored: a
+    /// failed commit is the command's failure, whatever it returned.
+    fn committed<T>(&mut self, result: Result<T>) -> Result<T> {
+        match result {
             Ok(_) if !self.flush() => Err(Error::Store(StoreError::WriteFailed(
                 "storing the membership log failed".into(),
             ))),
             r => r,
-        };
-        let _ = reply.send(result);
+        }
     }
 
     /// Applies one command's writes. All or nothing: on error its documents

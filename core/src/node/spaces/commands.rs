@@ -58,7 +58,9 @@ impl Spaces {
 
     /// A new space with this node as its admin; the caller offers it to peers.
     pub(crate) fn create(&mut self, docs: &mut Docs, name: &str, default: bool) -> Result<SpaceId> {
-        let key = SpaceKey::generate().map_err(Error::Auth)?;
+        // No randomness is the machine's failure, not an invite problem.
+        let key = SpaceKey::generate()
+            .map_err(|e| Error::Identity(crate::identity::IdentityError::Random(e.to_string())))?;
         let id = key.id();
         let genesis = Entry::create(&key, self.me(), name, now_ms() / 1000);
         // The space key has signed the only genesis there will be; dropping

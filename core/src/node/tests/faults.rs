@@ -212,6 +212,23 @@ async fn a_membership_change_that_was_not_stored_is_an_error_and_counts_for_noth
 }
 
 #[tokio::test]
+async fn a_join_whose_entry_was_not_stored_is_an_error() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (super::open(da.path()).await, super::open(db.path()).await);
+    let space = a.space_create("team").await.unwrap().to_string();
+    let token = writer_invite(&a, &b, &space).await;
+    let log = members_key(&space).unwrap();
+    on_actor(&b, move |actor| {
+        actor.docs.store().fail_commit_of = Some(log)
+    })
+    .await;
+    // The join's entry is the log's first change here: not stored, not joined.
+    assert!(matches!(b.space_join(&token).await, Err(Error::Store(_))));
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_inviter_is_trusted_with_the_log_only_and_not_for_long() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (super::open(da.path()).await, super::open(db.path()).await);
@@ -290,6 +307,52 @@ async fn a_revoked_members_stored_sync_states_are_dropped() {
     assert!(left.is_empty(), "states of a revoked member stay: {left:?}");
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+/// A log change that keeps a member (here: a third node admitted) keeps
+/// that member's stored sync states: only states of non-members go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_does_not_cost_the_others_their_sync_states() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b, space) = pair(dirs[0].path(), dirs[1].path()).await;
+    let key = DocKey::new(&space, "notes", "n1").unwrap();
+    a.put(&key, json!({"t": 1})).await.unwrap();
+    let (bid, k) = (b.node_id(), key.clone());
+    on_actor(&a, move |actor| {
+        let state = automerge::sync::State::new().encode();
+        actor
+            .docs
+            .store()
+            .save_sync_states(bid, &[(k, state)])
+            .unwrap();
+    })
+    .await;
+    let c = networked(dirs[2].path()).await;
+    let token = writer_invite(&a, &c, &space).await;
+    c.space_join(&token).await.unwrap();
+    let addr = a.listen_addrs().await.into_iter().next().unwrap();
+    c.connect(&addr).await.unwrap();
+    let (s, cid) = (space.clone(), c.node_id());
+    until(&a, async move |n: &Node| {
+        n.space_list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i.id == s && i.members.contains_key(&cid))
+    })
+    .await;
+    let s = space.clone();
+    let left = on_actor(&a, move |actor| {
+        actor.docs.store().sync_state_peers(&s).unwrap()
+    })
+    .await;
+    assert!(
+        left.contains(&bid),
+        "B's states went with C's join: {left:?}"
+    );
+    for n in [a, b, c] {
+        n.close().await.unwrap();
+    }
 }
 
 /// Listing and resolving spaces read the published view: they answer while
