@@ -211,12 +211,18 @@ async fn a_membership_change_that_was_not_stored_is_an_error_and_counts_for_noth
     node.close().await.unwrap();
 }
 
+/// Offline A and B; A made a space and a writer invite for B, not used yet.
+async fn invited(da: &Path, db: &Path) -> (Node, Node, String, String) {
+    let (a, b) = (super::open(da).await, super::open(db).await);
+    let space = a.space_create("team").await.unwrap().to_string();
+    let token = writer_invite(&a, &b, &space).await;
+    (a, b, space, token)
+}
+
 #[tokio::test]
 async fn a_join_whose_entry_was_not_stored_is_an_error() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (super::open(da.path()).await, super::open(db.path()).await);
-    let space = a.space_create("team").await.unwrap().to_string();
-    let token = writer_invite(&a, &b, &space).await;
+    let (a, b, space, token) = invited(da.path(), db.path()).await;
     let log = members_key(&space).unwrap();
     on_actor(&b, move |actor| {
         actor.docs.store().fail_commit_of = Some(log)
@@ -231,9 +237,7 @@ async fn a_join_whose_entry_was_not_stored_is_an_error() {
 #[tokio::test]
 async fn an_inviter_is_trusted_with_the_log_only_and_not_for_long() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (super::open(da.path()).await, super::open(db.path()).await);
-    let space = a.space_create("team").await.unwrap().to_string();
-    let token = writer_invite(&a, &b, &space).await;
+    let (a, b, space, token) = invited(da.path(), db.path()).await;
     // B joins offline: its log holds only its own join.
     b.space_join(&token).await.unwrap();
     b.space_list().await.unwrap();
