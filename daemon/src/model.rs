@@ -167,6 +167,15 @@ pub struct Change {
     pub deps: Vec<String>,
 }
 
+/// The answer of `GET /v1/health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the daemon answers.
+    pub status: String,
+    /// The daemon's version.
+    pub version: String,
+}
+
 /// A peer and how far sync with it has come.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Peer {

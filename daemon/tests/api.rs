@@ -188,6 +188,10 @@ async fn every_documented_operation_works_as_documented() {
     assert_eq!(status, StatusCode::OK, "{connected}");
     assert_eq!(connected["node_id"], a.node.node_id().to_string());
     exercised.insert(("POST".into(), "/v1/peers".into()));
+    let (status, health) = call(&a, Method::GET, "/v1/health", None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    exercised.insert(("GET".into(), "/v1/health".into()));
 
     assert_eq!(
         exercised, documented,
@@ -205,7 +209,11 @@ async fn missing_or_wrong_tokens_get_401_everywhere() {
             .replace("{collection}", "c")
             .replace("{id}", "i")
             .replace("{node_id}", "n");
-        for method in item.as_object().unwrap().keys() {
+        for (method, op) in item.as_object().unwrap() {
+            // Operations the document marks as open (`security: [{}]`).
+            if op["security"] == json!([{}]) {
+                continue;
+            }
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             for auth in [None, Some("Bearer wrong"), Some("Basic dGVzdA==")] {
                 let (status, bytes) = a.client.raw(m.clone(), &path, None, auth).await.unwrap();
@@ -214,6 +222,44 @@ async fn missing_or_wrong_tokens_get_401_everywhere() {
                 assert_eq!(body["error"], "unauthorized");
             }
         }
+    }
+}
+
+/// A 401 names the Bearer scheme; `GET /v1/health` alone answers without a
+/// token; an empty peer address is the caller's mistake (400), not a 502.
+#[tokio::test(flavor = "multi_thread")]
+async fn auth_challenge_health_and_empty_addresses() {
+    let a = serve().await;
+    let (status, head) = raw_head(a.addr, "GET", "/v1/status", &[]).await;
+    assert_eq!(status, 401, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer realm=\"weft\""),
+        "{head}"
+    );
+    let (status, bytes) = a
+        .client
+        .raw(Method::GET, "/v1/health", None, None)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (_, spec) = call(&a, Method::GET, "/v1/openapi.json", None).await;
+    let open: Vec<&String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, item)| item["get"]["security"] == json!([{}]))
+        .map(|(path, _)| path)
+        .collect();
+    assert_eq!(open, ["/v1/health"], "only health is open");
+    for addr in ["", "  "] {
+        let (status, body) = call(&a, Method::POST, "/v1/peers", Some(json!({"addr": addr}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{addr:?}: {body}");
+        assert_eq!(body["error"], "invalid_input");
     }
 }
 

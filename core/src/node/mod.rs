@@ -397,6 +397,13 @@ impl Node {
     /// Dials a peer (a multiaddr ending in `/p2p/<node id>`); resolves once
     /// connected. Sync starts by itself.
     pub async fn connect(&self, addr: &str) -> Result<NodeId> {
+        // An empty multiaddr parses; it is still the caller's mistake.
+        if addr.trim().is_empty() {
+            return Err(Error::InvalidInput(
+                "an empty address: give a multiaddr such as /ip4/192.0.2.1/tcp/4001/p2p/<node id>"
+                    .into(),
+            ));
+        }
         let net = self.net()?;
         let addr: crate::net::Multiaddr = addr
             .parse()

@@ -85,7 +85,15 @@ impl From<Error> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
+        let unauthorized = self.status == StatusCode::UNAUTHORIZED;
         let mut response = (self.status, Json(self.body)).into_response();
+        if unauthorized {
+            // RFC 6750: a 401 names the scheme the client should use.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"weft\""),
+            );
+        }
         if let Some(failed) = self.failed {
             response.extensions_mut().insert(ReplicaFailed(failed));
         }

@@ -191,6 +191,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(spaces::invite))
         .routes(routes!(spaces::join))
         .routes(routes!(spaces::revoke))
+        .routes(routes!(node::health))
         .routes(routes!(node::identity))
         .routes(routes!(node::status))
         .routes(routes!(node::peers, node::connect))
@@ -206,12 +207,19 @@ pub fn openapi_json() -> String {
         .expect("the OpenAPI document serializes")
 }
 
+/// The one endpoint that needs no token.
+pub const HEALTH_PATH: &str = "/v1/health";
+
 /// The automerge-repo WebSocket endpoint.
 pub const AUTOMERGE_PATH: &str = "/v1/automerge";
 
 async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // The stock automerge-repo WebSocket client cannot set headers, so its
     // endpoint takes the token as a query parameter instead.
+    // Liveness for service managers and load checks: says nothing else.
+    if req.uri().path() == HEALTH_PATH {
+        return next.run(req).await;
+    }
     if req.uri().path() == AUTOMERGE_PATH {
         let token = req
             .uri()

@@ -8,8 +8,22 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::{AppState, Failure};
-use crate::model::{ApiError, ConnectRequest, Connected, Identity, Peer, Status};
+use crate::model::{ApiError, ConnectRequest, Connected, Health, Identity, Peer, Status};
 use crate::ops;
+
+#[utoipa::path(
+    get, path = "/v1/health", tag = "node", operation_id = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The daemon answers; no token needed", body = Health),
+    )
+)]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
 
 #[utoipa::path(
     get, path = "/v1/id", tag = "node", operation_id = "identity",
