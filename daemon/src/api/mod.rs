@@ -317,6 +317,13 @@ mod tests {
         assert!(paths.contains_key("/v1/spaces/{space}/collections/{collection}/docs/{id}"));
         assert!(paths.contains_key("/metrics"));
         let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 20, "{}", serde_json::to_string_pretty(paths).unwrap());
+        assert_eq!(ops, 21, "{}", serde_json::to_string_pretty(paths).unwrap());
+        // Only the health check opts out of the token.
+        let open: Vec<_> = paths
+            .iter()
+            .filter(|(_, item)| item["get"]["security"] == serde_json::json!([{}]))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert_eq!(open, [HEALTH_PATH]);
     }
 }
