@@ -283,31 +283,41 @@ async fn an_inviter_is_trusted_with_the_log_only_and_not_for_long() {
     b.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_members_stored_sync_states_are_dropped() {
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b, space) = pair(da.path(), db.path()).await;
-    let key = DocKey::new(&space, "notes", "n1").unwrap();
+/// A document `a` writes, with a sync state for `b` stored as a disconnect
+/// would have saved it; returns the peers with stored states then.
+async fn b_state_saved_on(a: &Node, b: &Node, space: &str) -> Vec<NodeId> {
+    let key = DocKey::new(space, "notes", "n1").unwrap();
     a.put(&key, json!({"t": 1})).await.unwrap();
-    // States with B as a disconnect would have saved them.
-    let (bid, k, s) = (b.node_id(), key.clone(), space.clone());
-    let stored = on_actor(&a, move |actor| {
+    let bid = b.node_id();
+    on_actor(a, move |actor| {
         let state = automerge::sync::State::new().encode();
         actor
             .docs
             .store()
-            .save_sync_states(bid, &[(k, state)])
+            .save_sync_states(bid, &[(key, state)])
             .unwrap();
-        actor.docs.store().sync_state_peers(&s).unwrap()
     })
     .await;
-    assert_eq!(stored, vec![bid]);
+    state_peers(a, space).await
+}
+
+/// Peers with sync states stored on `node` for `space`.
+async fn state_peers(node: &Node, space: &str) -> Vec<NodeId> {
+    let s = space.to_owned();
+    on_actor(node, move |actor| {
+        actor.docs.store().sync_state_peers(&s).unwrap()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_members_stored_sync_states_are_dropped() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, space) = pair(da.path(), db.path()).await;
+    let bid = b.node_id();
+    assert_eq!(b_state_saved_on(&a, &b, &space).await, vec![bid]);
     a.space_revoke(Some(&space), bid).await.unwrap();
-    let s = space.clone();
-    let left = on_actor(&a, move |actor| {
-        actor.docs.store().sync_state_peers(&s).unwrap()
-    })
-    .await;
+    let left = state_peers(&a, &space).await;
     assert!(left.is_empty(), "states of a revoked member stay: {left:?}");
     a.close().await.unwrap();
     b.close().await.unwrap();
@@ -319,18 +329,8 @@ async fn a_revoked_members_stored_sync_states_are_dropped() {
 async fn a_new_member_does_not_cost_the_others_their_sync_states() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let (a, b, space) = pair(dirs[0].path(), dirs[1].path()).await;
-    let key = DocKey::new(&space, "notes", "n1").unwrap();
-    a.put(&key, json!({"t": 1})).await.unwrap();
-    let (bid, k) = (b.node_id(), key.clone());
-    on_actor(&a, move |actor| {
-        let state = automerge::sync::State::new().encode();
-        actor
-            .docs
-            .store()
-            .save_sync_states(bid, &[(k, state)])
-            .unwrap();
-    })
-    .await;
+    let bid = b.node_id();
+    b_state_saved_on(&a, &b, &space).await;
     let c = networked(dirs[2].path()).await;
     let token = writer_invite(&a, &c, &space).await;
     c.space_join(&token).await.unwrap();
@@ -345,11 +345,7 @@ async fn a_new_member_does_not_cost_the_others_their_sync_states() {
             .any(|i| i.id == s && i.members.contains_key(&cid))
     })
     .await;
-    let s = space.clone();
-    let left = on_actor(&a, move |actor| {
-        actor.docs.store().sync_state_peers(&s).unwrap()
-    })
-    .await;
+    let left = state_peers(&a, &space).await;
     assert!(
         left.contains(&bid),
         "B's states went with C's join: {left:?}"
