@@ -54,11 +54,15 @@ impl Invitation {
     /// Reads a token (its signature is checked; expiry and binding are the
     /// join's to check).
     pub fn from_token(token: &str) -> Result<Invitation> {
-        let token = token.trim();
-        let invite = Invite::from_token(token)?;
+        let invite = Invite::from_token(token.trim())?;
         invite.verify_signature()?;
-        Ok(Invitation {
-            token: token.to_owned(),
+        Ok(Invitation::of(&invite))
+    }
+
+    /// What an invite says, with its token.
+    pub(crate) fn of(invite: &Invite) -> Invitation {
+        Invitation {
+            token: invite.to_token(),
             space: invite.space(),
             space_name: invite.name().to_owned(),
             role: invite.role(),
@@ -66,7 +70,7 @@ impl Invitation {
             node: invite.node(),
             inviter: invite.inviter(),
             addrs: invite.addrs().to_vec(),
-        })
+        }
     }
 }
 

@@ -574,10 +574,8 @@ impl Node {
             role,
             node,
         };
-        let token = self
-            .call(|reply| Command::Space(SpaceCommand::Invite { request, reply }))
-            .await?;
-        Invitation::from_token(&token)
+        self.call(|reply| Command::Space(SpaceCommand::Invite { request, reply }))
+            .await
     }
 
     /// Joins a space with an invite token: records this node's signed

@@ -6,6 +6,7 @@ use super::{Joined, Spaces, members_key, space_id};
 use crate::auth::{Action, Entry, Invite, Role, SpaceId, SpaceKey};
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
+use crate::node::catalog::Invitation;
 use crate::node::docs::{Docs, now_ms};
 use crate::node::events::Origin;
 use crate::node::writer::Reply;
@@ -29,7 +30,7 @@ pub(crate) enum SpaceCommand {
     },
     Invite {
         request: InviteRequest,
-        reply: Reply<String>,
+        reply: Reply<Invitation>,
     },
     Join {
         token: String,
@@ -82,7 +83,7 @@ impl Spaces {
         Ok(())
     }
 
-    pub(crate) fn invite(&mut self, docs: &mut Docs, request: InviteRequest) -> Result<String> {
+    pub(crate) fn invite(&mut self, docs: &mut Docs, request: InviteRequest) -> Result<Invitation> {
         let InviteRequest {
             space,
             role,
@@ -105,7 +106,7 @@ impl Spaces {
             &heads,
         )
         .map_err(Error::Auth)?;
-        Ok(invite.to_token())
+        Ok(Invitation::of(&invite))
     }
 
     /// Joins with an invite token; returns the space and the inviter's
