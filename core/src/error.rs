@@ -81,6 +81,16 @@ pub enum Error {
     /// The node has been closed.
     #[error("the node is closed")]
     Closed,
+    /// One operation of a [`crate::Node::batch`] failed, so none was stored.
+    #[error("operation {index} of the batch ({key}): {source}; nothing in the batch was stored")]
+    Batch {
+        /// The failing operation's position in the batch, from 0.
+        index: usize,
+        /// Its document, `collection/id`.
+        key: String,
+        /// Why it failed.
+        source: Box<Error>,
+    },
     /// An admin or the inviter refused this device in a space it joined
     /// (the invite was already used or expired, or the inviter was revoked).
     #[error(
@@ -214,6 +224,32 @@ impl Error {
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Closed => ErrorKind::Closed,
             Error::Store(_) | Error::Corrupt { .. } | Error::Identity(_) => ErrorKind::Storage,
+            Error::Batch { source, .. } => source.kind(),
+        }
+    }
+
+    /// For a failed batch, the position of the operation that failed.
+    pub fn batch_index(&self) -> Option<usize> {
+        match self {
+            Error::Batch { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+
+    /// Names the batch operation this error belongs to.
+    pub(crate) fn in_batch(self, index: usize, key: &crate::DocKey) -> Error {
+        Error::Batch {
+            index,
+            key: format!("{}/{}", key.collection(), key.id()),
+            source: Box::new(self),
+        }
+    }
+
+    /// The error of a one-write batch, without the batch around it.
+    pub(crate) fn single(self) -> Error {
+        match self {
+            Error::Batch { source, .. } => *source,
+            e => e,
         }
     }
 }

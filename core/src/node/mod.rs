@@ -25,6 +25,10 @@ use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use catalog::{Invitation, MAX_PAGE, Page};
+
+/// Writes one [`Node::batch`] may hold: its rows are staged in memory and
+/// committed in one transaction.
+pub const MAX_BATCH: usize = 10_000;
 pub use docs::Write;
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
@@ -251,50 +255,45 @@ impl Node {
     /// fields that differ are recorded, so concurrent edits to other fields,
     /// or to other parts of a string, merge. Returns the new heads.
     pub async fn put(&self, key: &DocKey, json: Value) -> Result<Vec<String>> {
-        Ok(self
-            .batch(vec![Write::Put(key.clone(), json)])
-            .await?
-            .remove(0))
+        self.write_one(Write::Put(key.clone(), json)).await
     }
 
     /// Applies an RFC 7396 merge patch to an existing document.
     pub async fn patch(&self, key: &DocKey, patch: Value) -> Result<Vec<String>> {
-        Ok(self
-            .batch(vec![Write::Patch(key.clone(), patch)])
-            .await?
-            .remove(0))
+        self.write_one(Write::Patch(key.clone(), patch)).await
     }
 
     /// Deletes a document: a tombstone that syncs. See the `doc` module for
     /// the rule against concurrent updates.
     pub async fn delete(&self, key: &DocKey) -> Result<Vec<String>> {
-        Ok(self
-            .batch(vec![Write::Delete(key.clone())])
-            .await?
-            .remove(0))
+        self.write_one(Write::Delete(key.clone())).await
     }
 
     /// Applies many writes in one transaction: all are stored or none.
-    /// Returns the heads after each write.
+    /// Returns the heads after each write. A failure is an [`Error::Batch`]
+    /// naming the operation ([`Error::batch_index`]); at most [`MAX_BATCH`]
+    /// writes.
     pub async fn batch(&self, writes: Vec<Write>) -> Result<Vec<Vec<String>>> {
-        for w in &writes {
-            if w.key()
-                .collection()
-                .starts_with(crate::auth::SYSTEM_COLLECTION)
-            {
-                return Err(Error::InvalidKey(format!(
-                    "collection {:?} is reserved for Weft's own documents",
-                    w.key().collection()
-                )));
-            }
-            if let Write::Put(_, v) | Write::Patch(_, v) = w {
-                as_object(v)?;
-            }
+        if writes.len() > MAX_BATCH {
+            return Err(Error::InvalidInput(format!(
+                "a batch holds at most {MAX_BATCH} writes, not {}; split it",
+                writes.len()
+            )));
+        }
+        for (i, w) in writes.iter().enumerate() {
+            check_write(w).map_err(|e| e.in_batch(i, w.key()))?;
         }
         if writes.is_empty() {
             return Ok(Vec::new());
         }
         self.call(|reply| Command::Write { writes, reply }).await
+    }
+
+    async fn write_one(&self, write: Write) -> Result<Vec<String>> {
+        match self.batch(vec![write]).await {
+            Ok(mut heads) => Ok(heads.remove(0)),
+            Err(e) => Err(e.single()),
+        }
     }
 
     /// The document's JSON, or `None` if absent or deleted.
@@ -701,6 +700,23 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// What a write must satisfy before it reaches the writer actor.
+fn check_write(w: &Write) -> Result<()> {
+    if w.key()
+        .collection()
+        .starts_with(crate::auth::SYSTEM_COLLECTION)
+    {
+        return Err(Error::InvalidKey(format!(
+            "collection {:?} is reserved for Weft's own documents",
+            w.key().collection()
+        )));
+    }
+    if let Write::Put(_, v) | Write::Patch(_, v) = w {
+        as_object(v)?;
+    }
+    Ok(())
 }
 
 /// A stable, SQL-safe index name for a field path.

@@ -368,7 +368,27 @@ async fn bad_input_is_an_error_and_loses_nothing() {
         ])
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::NotFound(_)));
+    // The error names the failing write and keeps its kind.
+    assert_eq!(err.batch_index(), Some(2));
+    assert_eq!(err.kind(), crate::ErrorKind::NotFound);
+    assert!(err.to_string().contains("notes/missing"), "{err}");
+    assert!(matches!(err, Error::Batch { source, .. } if matches!(*source, Error::NotFound(_))));
+    // Checks made before the actor name the write too.
+    let err = node
+        .batch(vec![
+            Write::Put(other.clone(), json!({"a": 1})),
+            Write::Put(other.clone(), json!([1])),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(err.batch_index(), Some(1));
+    assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+    // A batch over the bound is refused whole, before any work.
+    let too_many = (0..=super::MAX_BATCH)
+        .map(|_| Write::Delete(other.clone()))
+        .collect();
+    let err = node.batch(too_many).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
     assert_eq!(node.get(&other).await.unwrap(), None);
     assert_eq!(
         node.get(&key).await.unwrap(),

@@ -302,7 +302,7 @@ impl Actor {
         let mark = self.docs.mark();
         let mut heads = Vec::with_capacity(writes.len());
         let mut result = Ok(());
-        for op in &writes {
+        for (i, op) in writes.iter().enumerate() {
             let applied = self
                 .spaces
                 .require(&mut self.docs, op.key().space(), Role::Writer)
@@ -310,7 +310,7 @@ impl Actor {
             match applied {
                 Ok(h) => heads.push(h),
                 Err(e) => {
-                    result = Err(e);
+                    result = Err(e.in_batch(i, op.key()));
                     break;
                 }
             }
