@@ -94,6 +94,16 @@ pub enum Command {
         #[arg(long, conflicts_with = "space")]
         all: bool,
     },
+    /// Import documents into --space from NDJSON, one {"collection", "id", "doc"} per line ('-' reads stdin)
+    Import {
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
+    /// Print --space's documents as NDJSON, one {"collection", "id", "doc"} per line
+    Export {
+        /// Only this collection [default: every collection]
+        collection: Option<String>,
+    },
     /// List known peers and sync progress
     Peers,
     /// Dial a peer (a multiaddr ending in /p2p/NODE_ID)
@@ -199,6 +209,10 @@ mod tests {
             "weft watch",
             "weft watch notes",
             "weft watch --all",
+            "weft import docs.ndjson",
+            "weft --space team import -",
+            "weft export",
+            "weft export notes --space team",
             "weft peers",
             "weft connect /ip4/127.0.0.1/tcp/1/p2p/x",
             "weft status --wait-synced --timeout 30",

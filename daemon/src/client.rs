@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use weft_core::{Config, Error, ErrorKind, Node};
 
+use crate::batch::{BatchOp, BatchRequest, Batched};
 use crate::error::CliError;
 use crate::files::new_token;
 use crate::model::{
@@ -334,6 +335,52 @@ impl Client {
         }
         self.stream(&format!("/v1/events?{}", query.join("&")))
             .await
+    }
+
+    /// Runs a batch of writes in one transaction. A failure comes with the
+    /// failing operation's position, when the API named one.
+    pub async fn batch(
+        &self,
+        space: Option<&str>,
+        ops: Vec<BatchOp>,
+    ) -> Result<Batched, (CliError, Option<usize>)> {
+        let path = format!("/v1/spaces/{}/batch", space_seg(space));
+        let body = serde_json::to_vec(&BatchRequest { ops }).expect("request bodies serialize");
+        let response = self
+            .request(
+                Method::POST,
+                &path,
+                Some(Bytes::from(body)),
+                Some(&self.bearer()),
+            )
+            .await
+            .map_err(|e| (e, None))?;
+        let status = response.status();
+        let bytes = collect(response.into_body()).await.map_err(|e| (e, None))?;
+        if !status.is_success() {
+            let index = serde_json::from_slice::<ApiError>(&bytes)
+                .ok()
+                .and_then(|e| e.index);
+            return Err((api_error(status, &bytes), index));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            (
+                CliError::new(
+                    ErrorKind::Internal,
+                    format!("the daemon sent an answer this CLI cannot read ({e}); are both the same version?"),
+                ),
+                None,
+            )
+        })
+    }
+
+    /// A space's documents as an NDJSON stream (one collection, or all).
+    pub async fn export(&self, space: Option<&str>, collection: Option<&str>) -> R<Body> {
+        let mut path = format!("/v1/spaces/{}/export", space_seg(space));
+        if let Some(c) = collection {
+            path.push_str(&format!("?collection={}", seg(c)));
+        }
+        self.stream(&path).await
     }
 
     fn needs_daemon(&self, what: &str) -> R<()> {

@@ -91,6 +91,7 @@ mod tests {
             CliError::from(ApiError {
                 error: code.into(),
                 message: "m".into(),
+                index: None,
             })
             .exit_code()
         };

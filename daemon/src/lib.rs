@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod automerge;
+pub mod batch;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod ops;
 pub mod output;
 pub mod run;
+pub mod transfer;
 pub mod transport;
 
 pub use run::run;

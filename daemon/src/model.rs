@@ -291,4 +291,7 @@ pub struct ApiError {
     pub error: String,
     /// What went wrong and what to do.
     pub message: String,
+    /// For a failed batch, the position of the failing operation (from 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
 }

@@ -71,6 +71,7 @@ fn creates_replica(command: &Command) -> bool {
         command,
         Command::Id
             | Command::Put { .. }
+            | Command::Import { .. }
             | Command::Space(SpaceCommand::Create { .. } | SpaceCommand::Join { .. })
     )
 }
@@ -181,6 +182,10 @@ async fn command_on(
                 Some(space.unwrap_or("default"))
             };
             watch(b, space, collection.as_deref(), out).await?;
+        }
+        Command::Import { file } => crate::transfer::import(b, space, &file, out).await?,
+        Command::Export { collection } => {
+            crate::transfer::export(b, space, collection.as_deref()).await?
         }
         Command::Peers => {
             if b.is_embedded() {

@@ -120,6 +120,22 @@ async fn every_documented_operation_works_as_documented() {
         ),
         (
             "POST",
+            "/v1/spaces/{space}/batch",
+            "/v1/spaces/team/batch".into(),
+            Some(
+                json!({"ops": [{"op": "put", "collection": "notes", "id": "z", "doc": {"n": 0}}]}),
+            ),
+            200,
+        ),
+        (
+            "GET",
+            "/v1/spaces/{space}/export",
+            "/v1/spaces/team/export?collection=notes".into(),
+            None,
+            200,
+        ),
+        (
+            "POST",
             "/v1/sql",
             "/v1/sql".into(),
             Some(json!({"sql": "SELECT count(*) AS n FROM documents"})),

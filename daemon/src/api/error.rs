@@ -37,6 +37,7 @@ impl Failure {
             body: ApiError {
                 error: kind.code().to_owned(),
                 message: message.into(),
+                index: None,
             },
             failed: None,
         }
@@ -76,6 +77,7 @@ pub fn kind_for_status(status: StatusCode) -> ErrorKind {
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let mut failure = Failure::new(e.kind(), e.to_string());
+        failure.body.index = e.batch_index();
         if failure.status.is_server_error() {
             failure.failed = Some(failure.body.message.clone());
         }

@@ -3,6 +3,7 @@
 //! document come from the same handler annotations (utoipa-axum), so the
 //! document cannot list a route that does not exist or miss one that does.
 
+mod batch;
 mod docs;
 mod error;
 mod events;
@@ -187,6 +188,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(docs::history))
         .routes(routes!(docs::url))
         .routes(routes!(docs::sql))
+        .merge(OpenApiRouter::new().routes(routes!(batch::batch)).layer(
+            axum::extract::DefaultBodyLimit::max(crate::batch::MAX_BATCH_BODY),
+        ))
+        .routes(routes!(batch::export))
         .routes(routes!(spaces::list, spaces::create))
         .routes(routes!(spaces::invite))
         .routes(routes!(spaces::join))

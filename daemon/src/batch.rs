@@ -1,0 +1,140 @@
+//! Many writes in one transaction, and the one-document-per-line format
+//! (`{"collection", "id", "doc"}`) that `weft import` reads and `weft
+//! export` writes. The API's batch endpoint and the CLI share these types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use weft_core::{DocKey, Error, Node, Write};
+
+use crate::model::Written;
+use crate::ops::space_id;
+
+/// Bytes a batch request body may hold (the API's other bodies stop at 2 MB).
+pub const MAX_BATCH_BODY: usize = 32 << 20;
+
+/// Operations `weft import` sends per batch: large enough that a request
+/// costs little per document, small enough that a bad line loses one batch.
+pub const IMPORT_BATCH_OPS: usize = 1000;
+
+/// Bytes of documents `weft import` sends per batch at most.
+pub const IMPORT_BATCH_BYTES: usize = 8 << 20;
+
+/// One operation of a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BatchOp {
+    /// Create or replace the document with `doc`.
+    Put {
+        collection: String,
+        id: String,
+        /// The new document (a JSON object).
+        #[schema(value_type = Object)]
+        doc: Map<String, Value>,
+    },
+    /// Apply an RFC 7396 merge patch to an existing document.
+    Patch {
+        collection: String,
+        id: String,
+        /// The merge patch (a JSON object).
+        #[schema(value_type = Object)]
+        doc: Map<String, Value>,
+    },
+    /// Delete the document.
+    Delete { collection: String, id: String },
+}
+
+impl BatchOp {
+    fn key(&self) -> (&str, &str) {
+        match self {
+            BatchOp::Put { collection, id, .. }
+            | BatchOp::Patch { collection, id, .. }
+            | BatchOp::Delete { collection, id } => (collection, id),
+        }
+    }
+}
+
+/// A batch: every operation is stored, or none is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The operations, applied in order (at most 10,000).
+    #[schema(max_items = 10000)]
+    pub ops: Vec<BatchOp>,
+}
+
+/// What a stored batch did: each operation's heads, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Batched {
+    /// One result per operation.
+    pub results: Vec<Written>,
+}
+
+/// One line of `weft export` and `weft import`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub collection: String,
+    pub id: String,
+    pub doc: Map<String, Value>,
+}
+
+/// Runs a batch in `space`. A failure names the operation
+/// (`Error::batch_index`) and stores nothing.
+pub async fn run(node: &Node, space: Option<&str>, ops: Vec<BatchOp>) -> Result<Batched, Error> {
+    if ops.len() > weft_core::MAX_BATCH {
+        return Err(Error::InvalidInput(format!(
+            "a batch holds at most {} operations, not {}; split it",
+            weft_core::MAX_BATCH,
+            ops.len()
+        )));
+    }
+    let space = space_id(node, space).await?;
+    let mut writes = Vec::with_capacity(ops.len());
+    for (i, op) in ops.into_iter().enumerate() {
+        let (collection, id) = op.key();
+        let key = DocKey::new(&space, collection, id).map_err(|e| Error::Batch {
+            index: i,
+            key: format!("{collection}/{id}"),
+            source: Box::new(e),
+        })?;
+        writes.push(match op {
+            BatchOp::Put { doc, .. } => Write::Put(key, Value::Object(doc)),
+            BatchOp::Patch { doc, .. } => Write::Patch(key, Value::Object(doc)),
+            BatchOp::Delete { .. } => Write::Delete(key),
+        });
+    }
+    let heads = node.batch(writes).await?;
+    Ok(Batched {
+        results: heads.into_iter().map(|heads| Written { heads }).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_read_their_documented_shape_and_refuse_others() {
+        let ops: BatchRequest = serde_json::from_str(
+            r#"{"ops": [
+                {"op": "put", "collection": "n", "id": "a", "doc": {"x": 1}},
+                {"op": "patch", "collection": "n", "id": "a", "doc": {"x": null}},
+                {"op": "delete", "collection": "n", "id": "a"}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(ops.ops.len(), 3);
+        assert!(matches!(ops.ops[2], BatchOp::Delete { .. }));
+        for bad in [
+            r#"{"ops": [{"op": "put", "collection": "n", "id": "a", "doc": [1]}]}"#,
+            r#"{"ops": [{"op": "upsert", "collection": "n", "id": "a"}]}"#,
+            r#"{"ops": [{"op": "delete", "collection": "n", "id": "a", "typo": 1}]}"#,
+            r#"{"ops": [{"op": "put", "collection": "n", "id": "a"}]}"#,
+            r#"{"ops": {}}"#,
+            r#"[null, null]"#,
+        ] {
+            assert!(serde_json::from_str::<BatchRequest>(bad).is_err(), "{bad}");
+        }
+    }
+}
