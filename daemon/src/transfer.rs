@@ -27,13 +27,29 @@ pub struct Imported {
     pub imported: u64,
 }
 
-/// Imports `file` (`-` for standard input) into `space`.
+/// Imports `file` (`-` for standard input) into `space` and says how many
+/// documents it stored.
 pub async fn import(
     b: &Client,
     space: Option<&str>,
     file: &str,
     out: &Printer,
 ) -> Result<(), CliError> {
+    let imported = import_file(b, space, file).await?;
+    if out.json {
+        println!("{}", serde_json::json!({ "imported": imported.imported }));
+    } else {
+        println!("imported {} documents", imported.imported);
+    }
+    Ok(())
+}
+
+/// Imports `file` (`-` for standard input) into `space`.
+pub async fn import_file(
+    b: &Client,
+    space: Option<&str>,
+    file: &str,
+) -> Result<Imported, CliError> {
     let (reader, size): (Box<dyn AsyncBufRead + Unpin + Send>, Option<u64>) = if file == "-" {
         if std::io::stdin().is_terminal() {
             return Err(CliError::new(
@@ -52,13 +68,7 @@ pub async fn import(
     let mut progress = Progress::new("importing", size);
     let result = import_from(b, space, reader, &mut progress).await;
     progress.finish();
-    let imported = result?;
-    if out.json {
-        println!("{}", serde_json::json!({ "imported": imported.imported }));
-    } else {
-        println!("imported {} documents", imported.imported);
-    }
-    Ok(())
+    result
 }
 
 /// Reads lines into batches and sends each; a failure names the line.

@@ -8,6 +8,7 @@
 
 mod baseline;
 mod cluster;
+mod import;
 mod latency;
 mod plot;
 mod storage;

@@ -175,6 +175,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
     ));
     cases.push(crate::text::run(&node, scale).await?);
     node.close().await?;
+    cases.push(crate::import::run(scale).await?);
     Ok(cases)
 }
 
