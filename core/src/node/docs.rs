@@ -23,6 +23,7 @@ mod commit;
 pub(crate) mod guard;
 pub(crate) use commit::OnCommit;
 pub use commit::Write;
+pub(in crate::node) use commit::hex_heads;
 pub(crate) use guard::{Quarantine, quarantined};
 
 /// A document in memory and what of it is already stored.

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::{MAX_PAGE, Node};
+use crate::error::Result;
 use crate::key::DocKey;
 
 /// Events buffered per subscriber before it is told it lagged.
@@ -31,6 +33,19 @@ pub struct ChangeEvent {
     pub deleted: bool,
     /// Local or remote.
     pub origin: Origin,
+    /// This replica's sequence number of the change: strictly increasing
+    /// in commit order, never reused (see [`Node::changes_since`]).
+    pub seq: u64,
+}
+
+/// One page of [`Node::changes_since`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChangePage {
+    /// The latest change of each document changed after `since`, in `seq`
+    /// order.
+    pub events: Vec<ChangeEvent>,
+    /// Pass as `since` for the next page; `None` when this was the last.
+    pub next: Option<u64>,
 }
 
 /// Which events a subscription receives. The default receives all.
@@ -86,5 +101,48 @@ impl Subscription {
                 Err(broadcast::error::RecvError::Closed) => return Err(FeedError::Closed),
             }
         }
+    }
+}
+
+impl Node {
+    /// The changes stored after sequence number `since` that `filter`
+    /// matches, at most `limit` (cut to [`MAX_PAGE`]), read from the store
+    /// (not the actor). Only each document's latest change is kept, so a
+    /// document changed several times since `since` appears once, with its
+    /// current heads, deleted state and origin, under its latest `seq`.
+    /// Subscribe first, then page through this and skip live events whose
+    /// `seq` is not above the last one read, to resume without a gap.
+    pub async fn changes_since(
+        &self,
+        filter: &SubscribeFilter,
+        since: u64,
+        limit: u32,
+    ) -> Result<ChangePage> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let (rows, next) = self
+            .inner
+            .reader
+            .changes_since(
+                filter.space.as_deref(),
+                filter.collection.as_deref(),
+                since,
+                limit,
+            )
+            .await?;
+        let events = rows
+            .into_iter()
+            .map(|r| ChangeEvent {
+                heads: super::docs::hex_heads(&r.heads),
+                deleted: r.deleted,
+                origin: if r.remote {
+                    Origin::Remote
+                } else {
+                    Origin::Local
+                },
+                seq: r.seq,
+                key: r.key,
+            })
+            .collect();
+        Ok(ChangePage { events, next })
     }
 }

@@ -30,7 +30,7 @@ pub use catalog::{Invitation, MAX_PAGE, Page};
 /// committed in one transaction.
 pub const MAX_BATCH: usize = 10_000;
 pub use docs::Write;
-pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
+pub use events::{ChangeEvent, ChangePage, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
 pub use replication::SyncProgress;
 pub use space_ref::{DEFAULT_SPACE_WORD, SpaceRef};

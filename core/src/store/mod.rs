@@ -14,6 +14,7 @@
 //! same SQLite costs a few µs (measured when the store was designed).
 
 mod catalog;
+mod changes;
 mod lock;
 mod query;
 mod read;
@@ -28,6 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 
+pub use changes::StoredChange;
 pub use lock::{LOCK_FILE, ProcessLock};
 pub(crate) use query::path_literal;
 pub use query::{Filter, FilterOp, Order, Query, QueryRow};
@@ -125,7 +127,9 @@ pub const READ_MMAP_SIZE: i64 = 256 << 20;
 pub async fn open(dir: &Path) -> Result<(Writer, Reader), StoreError> {
     let path = dir.join(DB_FILE);
     migrate(&path).await?;
-    let writer = Writer::new(connect(&path, false).map_err(sqlite_err("opening the database"))?);
+    let mut writer =
+        Writer::new(connect(&path, false).map_err(sqlite_err("opening the database"))?);
+    writer.load_seq()?;
     let reader = Reader::new(path)?;
     Ok((writer, reader))
 }

@@ -320,6 +320,7 @@ mod tests {
                 updated_at: 1,
                 chunk: vec![1],
                 snapshot: true,
+                remote: false,
             })
             .collect();
         w.write(&rows).unwrap();

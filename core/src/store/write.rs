@@ -31,6 +31,8 @@ pub struct WriteRow {
     pub chunk: Vec<u8>,
     /// Whether `chunk` is a full snapshot replacing all earlier chunks.
     pub snapshot: bool,
+    /// Whether the change came from a peer (recorded for the change feed).
+    pub remote: bool,
 }
 
 /// Makes commits of document writes fail on purpose, to test recovery from
@@ -87,6 +89,10 @@ pub struct Writer {
     /// Tests: the next write containing this document fails (a full disk).
     #[cfg(test)]
     pub(crate) fail_commit_of: Option<DocKey>,
+    /// The change-feed sequence number of the last committed row: only this
+    /// connection writes `docs`, so a counter here numbers rows in commit
+    /// order without a query per write.
+    last_seq: u64,
 }
 
 impl Writer {
@@ -100,7 +106,23 @@ impl Writer {
             sync_state_max_age: super::SYNC_STATE_MAX_AGE,
             #[cfg(test)]
             fail_commit_of: None,
+            last_seq: 0,
         }
+    }
+
+    /// Loads the feed's counter from the stored rows (at open).
+    pub(super) fn load_seq(&mut self) -> Result<(), StoreError> {
+        let max: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM docs", [], |r| r.get(0))
+            .map_err(sqlite_err("reading the change sequence"))?;
+        self.last_seq = u64::try_from(max).unwrap_or(0);
+        Ok(())
+    }
+
+    /// The sequence number of the last stored change (0 for none).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
     }
 
     pub(super) fn conn(&mut self) -> &mut Connection {
@@ -151,10 +173,13 @@ impl Writer {
 
     /// Stores all rows atomically, in order: per row, an upsert of the
     /// document row and an append of its chunk (after deleting the older
-    /// chunks when it is a snapshot).
-    pub fn write(&mut self, rows: &[WriteRow]) -> Result<(), StoreError> {
+    /// chunks when it is a snapshot). Returns the change-feed sequence number
+    /// of the first row; row `i` has `first + i`. A failed commit uses no
+    /// numbers: nobody saw them, and the next commit takes them.
+    pub fn write(&mut self, rows: &[WriteRow]) -> Result<u64, StoreError> {
+        let first = self.last_seq + 1;
         if rows.is_empty() {
-            return Ok(());
+            return Ok(first);
         }
         #[cfg(test)]
         if let Some(key) = self
@@ -172,11 +197,11 @@ impl Writer {
         {
             let mut upsert = tx
                 .prepare_cached(
-                    "INSERT INTO docs (space, collection, id, heads, json, deleted, updated_at, chunk_count) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1) \
+                    "INSERT INTO docs (space, collection, id, heads, json, deleted, updated_at, chunk_count, seq, remote) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?9, ?10) \
                      ON CONFLICT (space, collection, id) DO UPDATE SET \
                          heads = excluded.heads, json = excluded.json, deleted = excluded.deleted, \
-                         updated_at = excluded.updated_at, \
+                         updated_at = excluded.updated_at, seq = excluded.seq, remote = excluded.remote, \
                          chunk_count = CASE WHEN ?8 THEN 1 ELSE chunk_count + 1 END \
                      RETURNING doc",
                 )
@@ -192,7 +217,7 @@ impl Writer {
                      SELECT ?1, coalesce(max(seq), 0) + 1, ?2 FROM chunks WHERE doc = ?1",
                 )
                 .map_err(err)?;
-            for row in rows {
+            for (row, seq) in rows.iter().zip(first..) {
                 let doc: i64 = upsert
                     .query_row(
                         params![
@@ -204,6 +229,8 @@ impl Writer {
                             row.json.is_none(),
                             row.updated_at,
                             row.snapshot,
+                            i64::try_from(seq).unwrap_or(i64::MAX),
+                            row.remote,
                         ],
                         |r| r.get(0),
                     )
@@ -226,7 +253,9 @@ impl Writer {
                 ),
             });
         }
-        tx.commit().map_err(sqlite_err("committing writes"))
+        tx.commit().map_err(sqlite_err("committing writes"))?;
+        self.last_seq = first + rows.len() as u64 - 1;
+        Ok(first)
     }
 
     /// A handle that makes the next commits of [`Writer::write`] fail.
@@ -307,6 +336,7 @@ mod tests {
             updated_at: 1,
             chunk: vec![1],
             snapshot: true,
+            remote: false,
         }
     }
 

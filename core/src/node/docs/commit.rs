@@ -129,6 +129,7 @@ impl Docs {
             updated_at: now_ms(),
             chunk,
             snapshot,
+            remote: origin == Origin::Remote,
         });
         self.entries.push(value.map(Arc::new));
         self.origins.push(origin);
@@ -157,20 +158,21 @@ impl Docs {
         let stored = self.store.write(&rows);
         let ok = stored.is_ok();
         match stored {
-            Ok(()) => {
+            Ok(first) => {
                 self.park_dirty();
                 self.json
                     .commit(rows.iter().map(|r| r.key.clone()).zip(entries.drain(..)));
                 for then in pending {
                     then(Ok(()));
                 }
-                for (r, origin) in rows.drain(..).zip(origins.drain(..)) {
+                for ((r, origin), seq) in rows.drain(..).zip(origins.drain(..)).zip(first..) {
                     self.changed.push(r.key.clone());
                     self.outgoing.push(ChangeEvent {
                         heads: hex_heads(&r.heads),
                         deleted: r.json.is_none(),
                         key: r.key,
                         origin,
+                        seq,
                     });
                 }
             }
@@ -219,7 +221,7 @@ impl Docs {
     }
 }
 
-fn hex_heads(encoded: &[u8]) -> Vec<String> {
+pub(in crate::node) fn hex_heads(encoded: &[u8]) -> Vec<String> {
     encoded
         .chunks_exact(32)
         .filter_map(|h| ChangeHash::try_from(h).ok())

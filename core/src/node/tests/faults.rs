@@ -52,7 +52,7 @@ async fn writer_invite(a: &Node, b: &Node, space: &str) -> String {
 }
 
 /// A connected to B, both writers of a space A created.
-async fn pair(da: &Path, db: &Path) -> (Node, Node, String) {
+pub(super) async fn pair(da: &Path, db: &Path) -> (Node, Node, String) {
     let (a, b) = (networked(da).await, networked(db).await);
     let addr = b.listen_addrs().await.into_iter().next().unwrap();
     assert_eq!(a.connect(&addr).await.unwrap(), b.node_id());
@@ -72,7 +72,7 @@ async fn pair(da: &Path, db: &Path) -> (Node, Node, String) {
 }
 
 /// Waits until `check` holds, looking again after each change event.
-async fn until(node: &Node, check: impl AsyncFn(&Node) -> bool) {
+pub(super) async fn until(node: &Node, check: impl AsyncFn(&Node) -> bool) {
     let mut feed = node.subscribe(SubscribeFilter::default());
     let wait = async {
         while !check(node).await {
