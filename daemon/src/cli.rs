@@ -93,6 +93,13 @@ pub enum Command {
         /// Every space, not only --space
         #[arg(long, conflicts_with = "space")]
         all: bool,
+        /// First print the latest change of every document changed after
+        /// this sequence number (0: all), then go on live
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u64>,
+        /// Put each change's document in the line (null when deleted)
+        #[arg(long)]
+        include_docs: bool,
     },
     /// Import documents into --space from NDJSON, one {"collection", "id", "doc"} per line ('-' reads stdin)
     Import {

@@ -323,8 +323,15 @@ impl Client {
     }
 
     /// The change feed; only a daemon has one worth watching, since an
-    /// embedded replica sees no changes but its own.
-    pub async fn events(&self, space: Option<&str>, collection: Option<&str>) -> R<Body> {
+    /// embedded replica sees no changes but its own. With `since`, the
+    /// stream first replays what changed after that sequence number.
+    pub async fn events(
+        &self,
+        space: Option<&str>,
+        collection: Option<&str>,
+        since: Option<u64>,
+        include_docs: bool,
+    ) -> R<Body> {
         self.needs_daemon("weft watch")?;
         let mut query = Vec::new();
         if let Some(s) = space {
@@ -332,6 +339,12 @@ impl Client {
         }
         if let Some(col) = collection {
             query.push(format!("collection={}", seg(col)));
+        }
+        if let Some(n) = since {
+            query.push(format!("since={n}"));
+        }
+        if include_docs {
+            query.push("include_docs=true".to_owned());
         }
         self.stream(&format!("/v1/events?{}", query.join("&")))
             .await

@@ -21,5 +21,6 @@ pub mod output;
 pub mod run;
 pub mod transfer;
 pub mod transport;
+pub mod watch;
 
 pub use run::run;

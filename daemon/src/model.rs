@@ -270,6 +270,23 @@ pub struct Event {
     pub deleted: bool,
     /// `local` or `remote`.
     pub origin: String,
+    /// This replica's sequence number of the change (also the SSE `id`):
+    /// strictly increasing, never reused; pass it as `since` to resume.
+    pub seq: u64,
+    /// With `include_docs=true`: the document when the event was sent
+    /// (`null` if deleted); absent otherwise.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub doc: Option<Value>,
+}
+
+/// A field that is present, even as `null`, is `Some` (serde reads a
+/// `null` `Option` as `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Filters of the event stream.
@@ -280,6 +297,12 @@ pub struct EventParams {
     pub space: Option<String>,
     /// Only this collection.
     pub collection: Option<String>,
+    /// First replay, from the store, the latest change of every document
+    /// changed after this sequence number (0: everything). A
+    /// `Last-Event-ID` header wins over it.
+    pub since: Option<u64>,
+    /// Put each event's document in it as `doc` (`null` when deleted).
+    pub include_docs: Option<bool>,
 }
 
 /// Every error body: a stable code and a message for people.

@@ -351,6 +351,8 @@ pub fn event(e: &weft_core::ChangeEvent) -> Event {
             weft_core::Origin::Remote => "remote",
         }
         .to_owned(),
+        seq: e.seq,
+        doc: None,
     }
 }
 

@@ -195,8 +195,13 @@ impl Printer {
         if self.json {
             return line(compact(e));
         }
+        let doc = match &e.doc {
+            Some(d) => format!(" {}", clean(&compact(d))),
+            None => String::new(),
+        };
         line(format!(
-            "{:<6} {}/{}/{}{}",
+            "{} {:<6} {}/{}/{}{}{doc}",
+            e.seq,
             e.origin,
             clean(&e.space),
             clean(&e.collection),

@@ -4,8 +4,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use http_body_util::BodyDataStream;
 use serde_json::Value;
 use weft_core::{ErrorKind, Node};
 
@@ -13,9 +11,9 @@ use crate::cli::{Cli, Command, SpaceCommand};
 use crate::client::Client;
 use crate::config::{self, FileConfig};
 use crate::error::CliError;
-use crate::model::{Event, InviteRequest, ListParams};
+use crate::model::{InviteRequest, ListParams};
 use crate::output::Printer;
-use crate::{daemon, output};
+use crate::{daemon, output, watch};
 
 /// Runs the command; returns the process exit status.
 pub async fn run(cli: Cli) -> u8 {
@@ -60,7 +58,7 @@ async fn client_command(
         ));
     }
     let client = Client::open(data_dir).await?;
-    let r = command_on(&client, command, space, file, out).await;
+    let r = command_on(data_dir, &client, command, space, file, out).await;
     let closed = client.close().await;
     r.and(closed)
 }
@@ -122,6 +120,7 @@ fn data_dir(cli: &Cli, file: &FileConfig) -> Result<PathBuf, CliError> {
 }
 
 async fn command_on(
+    data_dir: &Path,
     b: &Client,
     command: Command,
     space: Option<&str>,
@@ -175,13 +174,24 @@ async fn command_on(
             out.history(&b.history(space, &collection, &id).await?);
         }
         Command::Url { collection, id } => out.url(&b.url(space, &collection, &id).await?),
-        Command::Watch { collection, all } => {
+        Command::Watch {
+            collection,
+            all,
+            since,
+            include_docs,
+        } => {
             let space = if all {
                 None
             } else {
                 Some(space.unwrap_or("default"))
             };
-            watch(b, space, collection.as_deref(), out).await?;
+            let args = watch::Args {
+                space,
+                collection: collection.as_deref(),
+                since,
+                include_docs,
+            };
+            watch::watch(data_dir, b, &args, out).await?;
         }
         Command::Import { file } => crate::transfer::import(b, space, &file, out).await?,
         Command::Export { collection } => {
@@ -347,43 +357,4 @@ async fn wait_for_sync(b: &Client, timeout: f64) -> Result<(), CliError> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Prints change events as they arrive until the daemon stops.
-async fn watch(
-    b: &Client,
-    space: Option<&str>,
-    collection: Option<&str>,
-    out: &Printer,
-) -> Result<(), CliError> {
-    let body = b.events(space, collection).await?;
-    let mut chunks = BodyDataStream::new(body);
-    let mut parser = output::SseParser::default();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| {
-            CliError::new(ErrorKind::Closed, format!("the event stream broke ({e})"))
-        })?;
-        for (kind, data) in parser.push(&chunk) {
-            match kind.as_str() {
-                "change" => match serde_json::from_str::<Event>(&data) {
-                    // The reader went away (`weft watch | head -1`): done.
-                    Ok(e) => {
-                        if out.event(&e).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "unreadable event"),
-                },
-                "lagged" => eprintln!(
-                    "warning: fell behind; some events were dropped ({})",
-                    output::clean(&data)
-                ),
-                _ => {}
-            }
-        }
-    }
-    Err(CliError::new(
-        ErrorKind::Closed,
-        "the daemon stopped; the event stream ended",
-    ))
 }

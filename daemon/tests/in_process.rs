@@ -55,7 +55,7 @@ async fn the_in_process_router_checks_a_token_of_its_own_and_cannot_watch() {
             .unwrap();
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
     }
-    let watch = local.events(None, None).await.unwrap_err();
+    let watch = local.events(None, None, None, false).await.unwrap_err();
     assert_eq!(watch.kind, ErrorKind::Closed);
     assert!(watch.message.contains("needs a running daemon"), "{watch}");
 }

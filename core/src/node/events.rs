@@ -105,6 +105,13 @@ impl Subscription {
 }
 
 impl Node {
+    /// The sequence number of the latest stored change (0 for none). A
+    /// subscription made before this call receives every change numbered
+    /// above it.
+    pub async fn last_seq(&self) -> Result<u64> {
+        Ok(self.inner.reader.last_seq().await?)
+    }
+
     /// The changes stored after sequence number `since` that `filter`
     /// matches, at most `limit` (cut to [`MAX_PAGE`]), read from the store
     /// (not the actor). Only each document's latest change is kept, so a

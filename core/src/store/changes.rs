@@ -22,6 +22,19 @@ pub struct StoredChange {
 }
 
 impl Reader {
+    /// The sequence number of the latest stored change (0 for none): one
+    /// seek on the `seq` index.
+    pub async fn last_seq(&self) -> Result<u64, StoreError> {
+        self.blocking(|conn| {
+            let max: i64 = conn
+                .prepare_cached("SELECT coalesce(max(seq), 0) FROM docs")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(sqlite_err("reading the change sequence"))?;
+            Ok(u64::try_from(max).unwrap_or(0))
+        })
+        .await
+    }
+
     /// Documents whose latest change has a sequence number above `since`,
     /// in one space or all and one collection or all, in sequence order; at
     /// most `limit`, with the last sequence number looked at when there may

@@ -74,6 +74,7 @@ async fn seqs_increase_in_commit_order_across_group_commits_and_restarts() {
         seen.iter().map(|e| e.seq).collect::<Vec<_>>()
     );
     let last = seen.last().unwrap().seq;
+    assert_eq!(node.last_seq().await.unwrap(), last);
     node.close().await.unwrap();
 
     let node = open(dir.path()).await;
