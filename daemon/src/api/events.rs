@@ -86,17 +86,15 @@ pub async fn events(
         Some(n) => n,
         None => latest,
     };
-    let feed = Feed {
-        node: s.node.clone(),
+    let feed = Feed::new(
+        s.node.clone(),
         filter,
         sub,
-        stop: s.shutdown,
-        include_docs: p.include_docs.unwrap_or(false),
+        s.shutdown,
+        p.include_docs.unwrap_or(false),
         cursor,
-        replay: since.map(|_| cursor),
-        ready: false,
-        page: VecDeque::new(),
-    };
+        since.is_some(),
+    );
     let stream = futures::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
         Some((Ok(event), feed))
@@ -123,6 +121,30 @@ struct Feed {
 }
 
 impl Feed {
+    /// A stream over `sub` (made before `cursor` was read) that first
+    /// replays the store after `cursor` if `replay`.
+    fn new(
+        node: Node,
+        filter: SubscribeFilter,
+        sub: Subscription,
+        stop: watch::Receiver<bool>,
+        include_docs: bool,
+        cursor: u64,
+        replay: bool,
+    ) -> Self {
+        Self {
+            node,
+            filter,
+            sub,
+            stop,
+            include_docs,
+            cursor,
+            replay: replay.then_some(cursor),
+            ready: false,
+            page: VecDeque::new(),
+        }
+    }
+
     /// The next SSE event, or `None` to end the stream (shutdown, or the
     /// replica failed).
     async fn next(&mut self) -> Option<SseEvent> {
@@ -201,5 +223,49 @@ impl Feed {
             .id(e.seq.to_string())
             .json_data(&event)
             .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use weft_core::Config;
+
+    use super::*;
+
+    /// What an SSE event says, as text.
+    fn text(e: SseEvent) -> String {
+        format!("{e:?}")
+    }
+
+    #[tokio::test]
+    async fn a_change_both_replayed_and_received_live_is_sent_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(Config::with_data_dir(dir.path())).await.unwrap();
+        let filter = SubscribeFilter {
+            space: None,
+            collection: Some("notes".into()),
+        };
+        // Subscribed before the change, replaying from before it: the
+        // change is in the store and in the subscription.
+        let sub = node.subscribe(filter.clone());
+        let since = node.last_seq().await.unwrap();
+        node.put(&node.key("notes", "a").unwrap(), json!({}))
+            .await
+            .unwrap();
+        let (_stop, stopped) = watch::channel(false);
+        let mut feed = Feed::new(node.clone(), filter, sub, stopped, false, since, true);
+        let replayed = text(feed.next().await.unwrap());
+        assert!(replayed.contains(r#"\"id\":\"a\""#), "{replayed}");
+        assert!(text(feed.next().await.unwrap()).contains("ready"));
+        node.put(&node.key("notes", "b").unwrap(), json!({}))
+            .await
+            .unwrap();
+        let live = text(feed.next().await.unwrap());
+        assert!(
+            live.contains(r#"\"id\":\"b\""#),
+            "a came once, then b: {live}"
+        );
+        node.close().await.unwrap();
     }
 }
