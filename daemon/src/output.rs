@@ -191,6 +191,13 @@ impl Printer {
         ));
     }
 
+    /// `weft daemon stop`: which process ended.
+    pub fn stopped(&self, pid: u32) {
+        if !self.emit_json(&serde_json::json!({ "stopped": true, "pid": pid })) {
+            let _ = line(format!("daemon stopped (pid {pid})"));
+        }
+    }
+
     pub fn event(&self, e: &Event) -> std::io::Result<()> {
         if self.json {
             return line(compact(e));

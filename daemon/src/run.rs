@@ -9,16 +9,28 @@ use http_body_util::BodyDataStream;
 use serde_json::Value;
 use weft_core::{ErrorKind, Node};
 
-use crate::cli::{Cli, Command, SpaceCommand};
+use crate::cli::{Cli, Command, DaemonAction, DaemonArgs, SpaceCommand};
 use crate::client::Client;
 use crate::config::{self, FileConfig};
 use crate::error::CliError;
 use crate::model::{Event, InviteRequest, ListParams};
 use crate::output::Printer;
-use crate::{daemon, output};
+use crate::{control, daemon, output};
 
 /// Runs the command; returns the process exit status.
 pub async fn run(cli: Cli) -> u8 {
+    // These need neither config nor replica: a broken config must not
+    // keep anyone from reading the manual.
+    match cli.command {
+        Command::Completion { shell } => return finish(control::completion(shell)),
+        Command::Man => return finish(control::man()),
+        _ => {}
+    }
+    if let Command::Sql { .. } = cli.command
+        && cli.space.is_some()
+    {
+        return refuse_sql_space();
+    }
     let file = match config::load(cli.config.as_deref()) {
         Ok(f) => f,
         Err(e) => return fail(&e),
@@ -31,13 +43,39 @@ pub async fn run(cli: Cli) -> u8 {
     let space = cli.space.clone().or_else(|| file.space.clone());
     let out = Printer { json };
     let result = match cli.command {
+        Command::Daemon(DaemonArgs {
+            action: Some(DaemonAction::Stop { timeout }),
+            ..
+        }) => {
+            let secs = timeout.unwrap_or(control::DEFAULT_STOP_WAIT);
+            control::stop(&data_dir, secs, &out).await
+        }
         Command::Daemon(args) => daemon::run(data_dir, args, &file).await,
         command => client_command(&data_dir, command, space.as_deref(), &file, &out).await,
     };
+    finish(result)
+}
+
+fn finish(result: Result<(), CliError>) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => fail(&e),
     }
+}
+
+/// `sql` sees every space (the view has a `space` column), so a `--space`
+/// it would not honour is refused as bad usage rather than ignored.
+fn refuse_sql_space() -> u8 {
+    use clap::CommandFactory;
+    let err = Cli::command().error(
+        clap::error::ErrorKind::ArgumentConflict,
+        "`weft sql` runs over every space and does not take --space; \
+         filter on the view's `space` column instead, e.g. \
+         SELECT id FROM documents WHERE space = 'SPACE_ID'",
+    );
+    let _ = err.print();
+    // clap's usage-error status.
+    2
 }
 
 async fn client_command(
@@ -129,7 +167,9 @@ async fn command_on(
     out: &Printer,
 ) -> Result<(), CliError> {
     match command {
-        Command::Daemon(_) => unreachable!("handled by run"),
+        Command::Daemon(_) | Command::Completion { .. } | Command::Man => {
+            unreachable!("handled by run")
+        }
         Command::Id => {
             let id = b.identity().await?;
             out.identity(&id, b.is_embedded());
@@ -224,7 +264,9 @@ async fn space_command(
             node,
         } => {
             let req = InviteRequest {
-                role: role.or_else(|| file.invite_role.clone()),
+                role: role
+                    .map(|r| r.as_str().to_owned())
+                    .or_else(|| file.invite_role.clone()),
                 expires: expires.or_else(|| file.invite_expires.clone()),
                 node,
             };
