@@ -285,8 +285,10 @@ pub struct DaemonArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum DaemonAction {
     /// Stop the daemon of the data dir cleanly and wait until it exited
-    #[command(after_help = "Exit status: 0 once the daemon exited, 3 if none runs for the data dir, \
-                            1 if it did not exit within --timeout.")]
+    #[command(
+        after_help = "Exit status: 0 once the daemon exited, 3 if none runs for the data dir, \
+                            1 if it did not exit within --timeout."
+    )]
     Stop {
         /// Give up waiting after this long: seconds or 90s, 5m; at most a day [default: 30]
         #[arg(long, value_name = "SECONDS", value_parser = timeout_arg)]
@@ -431,7 +433,14 @@ mod tests {
         let mut cmd = Cli::command();
         // Globals reach subcommands when the tree is built.
         cmd.build();
-        let put = cmd.find_subcommand_mut("put").unwrap().render_help().to_string();
-        assert!(put.contains("Examples:") && put.contains("Global options:"), "{put}");
+        let put = cmd
+            .find_subcommand_mut("put")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            put.contains("Examples:") && put.contains("Global options:"),
+            "{put}"
+        );
     }
 }

@@ -134,7 +134,10 @@ mod tests {
         let err = toml::from_str::<FileConfig>("mdsn = false").unwrap_err();
         assert!(err.to_string().contains("mdsn"), "{err}");
         let err = toml::from_str::<FileConfig>("log_format = \"xml\"").unwrap_err();
-        assert!(err.to_string().contains("text"), "names what is allowed: {err}");
+        assert!(
+            err.to_string().contains("text"),
+            "names what is allowed: {err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.toml");
         assert!(

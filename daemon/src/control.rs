@@ -70,9 +70,8 @@ fn terminate(pid: u32) -> Result<(), CliError> {
             format!("cannot signal the daemon (pid {pid}): {e}"),
         )
     };
-    let pid = libc::pid_t::try_from(pid).map_err(|_| {
-        failed(std::io::Error::from(std::io::ErrorKind::InvalidInput))
-    })?;
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| failed(std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
     // SAFETY: sends SIGTERM to one process id; no memory is involved.
     if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
         return Err(failed(std::io::Error::last_os_error()));
@@ -125,7 +124,12 @@ pub fn man() -> Result<(), CliError> {
     let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut out)
-        .map_err(|e| CliError::new(ErrorKind::Internal, format!("cannot render the man page: {e}")))?;
+        .map_err(|e| {
+            CliError::new(
+                ErrorKind::Internal,
+                format!("cannot render the man page: {e}"),
+            )
+        })?;
     emit(&out)
 }
 

@@ -45,12 +45,16 @@ pub fn parse_timeout(text: &str) -> Result<f64, String> {
     let t = text.trim();
     let secs = match t.parse::<f64>() {
         Ok(n) => n,
-        Err(_) => parse_duration(t)
-            .map(|d| d.as_secs_f64())
-            .map_err(|_| format!("{text:?} is not a number of seconds (e.g. 30, 2.5) or a duration (90s, 5m, 1h)"))?,
+        Err(_) => parse_duration(t).map(|d| d.as_secs_f64()).map_err(|_| {
+            format!(
+                "{text:?} is not a number of seconds (e.g. 30, 2.5) or a duration (90s, 5m, 1h)"
+            )
+        })?,
     };
     if !(0.0..=MAX_TIMEOUT_SECS).contains(&secs) {
-        return Err(format!("{text:?} is out of range: give 0 to {MAX_TIMEOUT_SECS} seconds (a day)"));
+        return Err(format!(
+            "{text:?} is out of range: give 0 to {MAX_TIMEOUT_SECS} seconds (a day)"
+        ));
     }
     Ok(secs)
 }

@@ -93,7 +93,11 @@ where
         line.insert("message".into(), message.into());
         for (k, v) in fields.map {
             // A field named like one of ours keeps its value under `field.k`.
-            let k = if line.contains_key(&k) { format!("field.{k}") } else { k };
+            let k = if line.contains_key(&k) {
+                format!("field.{k}")
+            } else {
+                k
+            };
             line.insert(k, v);
         }
         let text = serde_json::to_string(&Value::Object(line)).map_err(|_| std::fmt::Error)?;
@@ -192,10 +196,16 @@ mod tests {
         assert_eq!(lines.len(), 3, "{text}");
         assert_eq!(lines[0]["level"], "INFO");
         assert_eq!(lines[0]["message"], "opened\nthe \"replica\"");
-        assert_eq!((&lines[0]["path"], &lines[0]["n"]), (&Value::from("/tmp/x"), &Value::from(3)));
+        assert_eq!(
+            (&lines[0]["path"], &lines[0]["n"]),
+            (&Value::from("/tmp/x"), &Value::from(3))
+        );
         assert!(lines[0]["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(lines[1]["message"], "local_peer_id=\"12D3\" ok=true");
         assert_eq!(lines[2]["message"], "7");
-        assert_eq!((&lines[2]["level"], &lines[2]["field.level"]), (&Value::from("ERROR"), &Value::from("mine")));
+        assert_eq!(
+            (&lines[2]["level"], &lines[2]["field.level"]),
+            (&Value::from("ERROR"), &Value::from("mine"))
+        );
     }
 }
