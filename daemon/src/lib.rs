@@ -20,7 +20,9 @@ pub mod logging;
 pub mod model;
 pub mod ops;
 pub mod output;
+pub mod progress;
 pub mod run;
+pub mod table;
 pub mod transfer;
 pub mod transport;
 

@@ -356,10 +356,11 @@ async fn wait_for_sync(b: &Client, timeout: f64) -> Result<(), CliError> {
         )
     })?;
     let started = Instant::now();
-    let mut last = None;
+    let mut shown = crate::progress::SyncProgress::default();
     let mut idle_polls = 0;
     loop {
         let s = b.status().await?;
+        shown.update(&s);
         // Idle means nothing left with every connected peer; a peer just
         // dialed (say by `space join`) may not have a session yet, and a
         // single idle reading may precede the first reconcile.
@@ -371,14 +372,8 @@ async fn wait_for_sync(b: &Client, timeout: f64) -> Result<(), CliError> {
         } else {
             idle_polls = 0;
         }
-        if last != Some((s.sync.pending, s.sync.peers)) {
-            eprintln!(
-                "syncing: {} documents pending with {} peers",
-                s.sync.pending, s.sync.peers
-            );
-            last = Some((s.sync.pending, s.sync.peers));
-        }
         if started.elapsed() >= limit {
+            shown.finish();
             return Err(CliError::new(
                 ErrorKind::Timeout,
                 format!(
