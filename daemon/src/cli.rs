@@ -164,11 +164,16 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the man page (roff) to stdout
+    /// Print the man page (roff) of weft or of one of its commands to stdout
     #[command(after_help = "Examples:\n  \
                             weft man | man -l -\n  \
-                            weft man > ~/.local/share/man/man1/weft.1")]
-    Man,
+                            weft man > ~/.local/share/man/man1/weft.1\n  \
+                            weft man space invite > ~/.local/share/man/man1/weft-space-invite.1")]
+    Man {
+        /// A command (and subcommand) whose page to print, e.g. `space invite`
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 /// The shells `weft completion` writes for.

@@ -118,11 +118,25 @@ pub fn completion(shell: Shell) -> Result<(), CliError> {
     emit(&out)
 }
 
-/// Writes the man page (roff, section 1) to stdout: the same definitions
-/// as `--help`, so it cannot drift from the program.
-pub fn man() -> Result<(), CliError> {
+/// Writes the man page (roff, section 1) of `weft` or of the command
+/// `path` names (`["space", "invite"]` is `weft-space-invite(1)`, which
+/// the parent's page lists) to stdout: the same definitions as `--help`,
+/// so it cannot drift from the program.
+pub fn man(path: &[String]) -> Result<(), CliError> {
+    let mut cmd = Cli::command();
+    // Building gives subcommands their `weft-space-invite` names and globals.
+    cmd.build();
+    for name in path {
+        cmd = cmd.find_subcommand(name).cloned().ok_or_else(|| {
+            CliError::new(
+                ErrorKind::NotFound,
+                format!("no command `{}`; see `weft --help`", path.join(" ")),
+            )
+        })?;
+    }
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(cmd)
+        .source(format!("weft {}", env!("CARGO_PKG_VERSION")))
         .render(&mut out)
         .map_err(|e| {
             CliError::new(

@@ -23,7 +23,7 @@ pub async fn run(cli: Cli) -> u8 {
     // keep anyone from reading the manual.
     match cli.command {
         Command::Completion { shell } => return finish(control::completion(shell)),
-        Command::Man => return finish(control::man()),
+        Command::Man { command } => return finish(control::man(&command)),
         _ => {}
     }
     if let Command::Sql { .. } = cli.command
@@ -167,7 +167,7 @@ async fn command_on(
     out: &Printer,
 ) -> Result<(), CliError> {
     match command {
-        Command::Daemon(_) | Command::Completion { .. } | Command::Man => {
+        Command::Daemon(_) | Command::Completion { .. } | Command::Man { .. } => {
             unreachable!("handled by run")
         }
         Command::Id => {
