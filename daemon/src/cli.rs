@@ -109,10 +109,13 @@ pub enum Command {
         limit: Option<u32>,
     },
     /// Run a read-only SQL statement over every space (view `documents`: space, collection, id, json)
-    #[command(after_help = "Examples:\n  \
-                            weft sql \"SELECT collection, count(*) AS n FROM documents GROUP BY collection\"\n  \
-                            weft sql \"SELECT id FROM documents WHERE space = 'SPACE_ID' AND json_extract(json, '$.done') = 0\"\n\n\
-                            The statement sees every space; --space is refused: filter on the `space` column.")]
+    // No statement as an example: front ends hold no SQL text (.ci/layers);
+    // the README and docs/CLI.md have examples.
+    #[command(
+        after_help = "The statement sees the live documents of every space; --space is refused: \
+                            filter on the view's `space` column instead (WHERE space = 'SPACE_ID'). \
+                            Results: at most 100,000 rows."
+    )]
     Sql { statement: String },
     /// Print a document's change history
     History { collection: String, id: String },

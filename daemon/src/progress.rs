@@ -75,11 +75,8 @@ pub fn plain_line(pending: usize, peers: usize) -> String {
 pub fn bar_line(pending: usize, peak: usize, peers: usize, elapsed: Duration) -> String {
     const WIDTH: usize = 20;
     let done = peak.saturating_sub(pending);
-    let filled = if peak == 0 {
-        WIDTH
-    } else {
-        done * WIDTH / peak
-    };
+    // Nothing pending at all is a full bar.
+    let filled = (done * WIDTH).checked_div(peak).unwrap_or(WIDTH);
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
     format!(

@@ -70,8 +70,7 @@ fn refuse_sql_space() -> u8 {
     let err = Cli::command().error(
         clap::error::ErrorKind::ArgumentConflict,
         "`weft sql` runs over every space and does not take --space; \
-         filter on the view's `space` column instead, e.g. \
-         SELECT id FROM documents WHERE space = 'SPACE_ID'",
+         filter on the view's `space` column instead (WHERE space = 'SPACE_ID')",
     );
     let _ = err.print();
     // clap's usage-error status.
