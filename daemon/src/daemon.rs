@@ -202,7 +202,7 @@ fn stop_signal() -> watch::Receiver<bool> {
         wait_signal().await;
         let _ = tx.send(true);
         wait_signal().await;
-        eprintln!("second signal: exiting without a clean shutdown");
+        tracing::warn!("second signal: exiting without a clean shutdown");
         std::process::exit(130);
     });
     rx

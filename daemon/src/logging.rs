@@ -3,6 +3,7 @@
 //! launchd's log file and `2> file` get clean text.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::ValueEnum;
 use serde::Deserialize;
@@ -27,6 +28,14 @@ pub enum LogFormat {
     /// One JSON object per line: `timestamp`, `level`, `target`, `message`
     /// and the event's fields, all at the top level.
     Json,
+}
+
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether logs are JSON lines, so that the daemon reports its own failure
+/// as one too instead of a plain `error:` line among them.
+pub fn json_logs() -> bool {
+    JSON.load(Ordering::Relaxed)
 }
 
 /// Installs the subscriber. `RUST_LOG` wins; else the config's `log`; else
@@ -55,7 +64,10 @@ pub fn init(cli: &Cli) {
         .with_ansi(std::io::stderr().is_terminal());
     match flag.or(file.log_format).unwrap_or_default() {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.event_format(JsonLine).init(),
+        LogFormat::Json => {
+            JSON.store(true, Ordering::Relaxed);
+            builder.event_format(JsonLine).init();
+        }
     }
 }
 

@@ -50,7 +50,13 @@ pub async fn run(cli: Cli) -> u8 {
             let secs = timeout.unwrap_or(control::DEFAULT_STOP_WAIT);
             control::stop(&data_dir, secs, &out).await
         }
-        Command::Daemon(args) => daemon::run(data_dir, args, &file).await,
+        Command::Daemon(args) => match daemon::run(data_dir, args, &file).await {
+            Err(e) if crate::logging::json_logs() => {
+                tracing::error!(exit_status = e.exit_code(), "{}", e.message);
+                return e.exit_code();
+            }
+            r => r,
+        },
         command => client_command(&data_dir, command, space.as_deref(), &file, &out).await,
     };
     finish(result)

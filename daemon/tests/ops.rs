@@ -71,6 +71,29 @@ impl Dev {
     }
 }
 
+impl Dev {
+    /// Runs a `weft daemon` that must exit by itself (killed after a minute).
+    fn daemon_fails(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("the daemon did not exit: {:?}", child.wait_with_output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
 struct Daemon {
     child: Child,
     log: PathBuf,
@@ -143,6 +166,21 @@ fn logs_have_no_colour_codes_when_piped_and_json_gives_one_object_per_line() {
             dev.config("log_format = \"json\"\n");
             dev.daemon(&[])
         };
+        if how == "config" {
+            // A second daemon on the same data dir fails, in JSON too.
+            let d2 = dev.daemon_fails(&["--log-format", "json"]);
+            assert_eq!(d2.status.code(), Some(4));
+            let err = text(&d2.stderr);
+            let last: Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+            assert_eq!(last["level"], "ERROR", "{err}");
+            assert!(
+                last["message"].as_str().unwrap().contains("already runs"),
+                "{err}"
+            );
+            for l in err.lines() {
+                assert!(serde_json::from_str::<Value>(l).is_ok(), "{l}");
+            }
+        }
         stop(&dev, &mut d);
         let log = d.log();
         let lines: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
