@@ -63,12 +63,42 @@ pub fn init(cli: &Cli) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match flag.or(file.log_format).unwrap_or_default() {
+        // The journal stamps every line itself; a second time is noise.
+        LogFormat::Text if stderr_is_journal() => builder.without_time().init(),
         LogFormat::Text => builder.init(),
         LogFormat::Json => {
             JSON.store(true, Ordering::Relaxed);
             builder.event_format(JsonLine).init();
         }
     }
+}
+
+/// Whether stderr is systemd's journal: `JOURNAL_STREAM` names its device
+/// and inode (a child that redirected stderr elsewhere inherits the
+/// variable, hence the comparison).
+fn stderr_is_journal() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+            return false;
+        };
+        let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+            return false;
+        };
+        let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+            return false;
+        };
+        let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+            return false;
+        };
+        std::fs::File::from(fd)
+            .metadata()
+            .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+    }
+    #[cfg(not(unix))]
+    false
 }
 
 /// One event as one JSON object: `timestamp` (RFC 3339, UTC), `level`,

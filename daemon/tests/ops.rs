@@ -49,12 +49,19 @@ impl Dev {
     /// Starts `weft daemon` with stderr to a file and waits for `daemon.json`.
     fn daemon(&self, extra: &[&str]) -> Daemon {
         let log = self.dir.path().join(format!("daemon-{}.log", nanos()));
+        std::fs::File::create(&log).unwrap();
+        self.daemon_logging_to(log, extra, &[])
+    }
+
+    /// Starts `weft daemon` appending its stderr to `log`, with `env` set.
+    fn daemon_logging_to(&self, log: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut args = vec!["daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
         args.extend_from_slice(extra);
-        let child = self
-            .cmd(&args)
+        let mut cmd = self.cmd(&args);
+        cmd.envs(env.iter().copied());
+        let child = cmd
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
             .spawn()
             .unwrap();
         let d = Daemon { child, log };
@@ -158,6 +165,27 @@ fn logs_have_no_colour_codes_when_piped_and_json_gives_one_object_per_line() {
         !log.contains("\x1b["),
         "ANSI codes in a piped log:\n{log:?}"
     );
+
+    // Under systemd (stderr is the journal), lines carry no time of their
+    // own: the journal stamps them. Elsewhere they start with the time.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let stamped = |l: &str| l.len() > 4 && l[..4].bytes().all(|b| b.is_ascii_digit());
+        assert!(stamped(log.lines().next().unwrap()), "{log}");
+        let journal = dev.dir.path().join("journal.log");
+        let meta = std::fs::File::create(&journal).unwrap().metadata().unwrap();
+        let stream = format!("{}:{}", meta.dev(), meta.ino());
+        let mut d = dev.daemon_logging_to(journal, &[], &[("JOURNAL_STREAM", &stream)]);
+        stop(&dev, &mut d);
+        let log = d.log();
+        assert!(log.contains("daemon ready"), "{log}");
+        assert!(log.lines().all(|l| !stamped(l)), "{log}");
+        assert!(
+            log.lines().next().unwrap().trim_start().starts_with("INFO"),
+            "{log}"
+        );
+    }
 
     for how in ["flag", "config"] {
         let mut d = if how == "flag" {
