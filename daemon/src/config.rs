@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub json: Option<bool>,
     /// Log filter when `RUST_LOG` is unset (`info`, `weft_core=debug`, ...).
     pub log: Option<String>,
+    /// `weft daemon --log-format`: `text` (default) or `json`.
+    pub log_format: Option<crate::logging::LogFormat>,
     /// `weft daemon --listen` (multiaddrs).
     pub listen: Option<Vec<String>>,
     /// `weft daemon --peer` (multiaddrs ending in `/p2p/<id>`).
@@ -104,6 +106,7 @@ mod tests {
             space = "team"
             json = true
             log = "debug"
+            log_format = "json"
             listen = ["/ip4/127.0.0.1/tcp/0"]
             peers = []
             mdns = false
@@ -122,6 +125,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.mdns, Some(false));
+        assert_eq!(c.log_format, Some(crate::logging::LogFormat::Json));
         assert_eq!(c.api.as_deref(), Some("127.0.0.1:7070"));
     }
 
@@ -129,6 +133,11 @@ mod tests {
     fn typos_and_missing_explicit_files_are_errors() {
         let err = toml::from_str::<FileConfig>("mdsn = false").unwrap_err();
         assert!(err.to_string().contains("mdsn"), "{err}");
+        let err = toml::from_str::<FileConfig>("log_format = \"xml\"").unwrap_err();
+        assert!(
+            err.to_string().contains("text"),
+            "names what is allowed: {err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.toml");
         assert!(

@@ -124,13 +124,15 @@ async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::new(ErrorKind::Internal, e.to_string()))?;
-    let app = api::router_with(
+    let api_url = format!("http://{}", dialable(bound));
+    let app = api::router_at(
         node.clone(),
         token,
         stop.clone(),
         landing,
         guard,
         join_timeout,
+        Some(api_url.clone()),
     );
     let mut graceful = stop.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -139,7 +141,7 @@ async fn serve(
     });
     let info = DaemonInfo {
         pid: std::process::id(),
-        api: format!("http://{}", dialable(bound)),
+        api: api_url,
     };
     write_daemon_info(data_dir, &info)?;
     tracing::info!(
@@ -200,7 +202,7 @@ fn stop_signal() -> watch::Receiver<bool> {
         wait_signal().await;
         let _ = tx.send(true);
         wait_signal().await;
-        eprintln!("second signal: exiting without a clean shutdown");
+        tracing::warn!("second signal: exiting without a clean shutdown");
         std::process::exit(130);
     });
     rx

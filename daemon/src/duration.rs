@@ -36,9 +36,45 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration {text:?} must be more than 0 and at most 100 years"))
 }
 
+/// The longest wait a `--timeout` accepts (a day, as joins allow).
+pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// A `--timeout`: seconds (`30`, `2.5`) or a duration (`90s`, `5m`, `1h`),
+/// from 0 to a day.
+pub fn parse_timeout(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let secs = match t.parse::<f64>() {
+        Ok(n) => n,
+        Err(_) => parse_duration(t).map(|d| d.as_secs_f64()).map_err(|_| {
+            format!(
+                "{text:?} is not a number of seconds (e.g. 30, 2.5) or a duration (90s, 5m, 1h)"
+            )
+        })?,
+    };
+    if !(0.0..=MAX_TIMEOUT_SECS).contains(&secs) {
+        return Err(format!(
+            "{text:?} is out of range: give 0 to {MAX_TIMEOUT_SECS} seconds (a day)"
+        ));
+    }
+    Ok(secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_take_seconds_or_durations_up_to_a_day() {
+        assert_eq!(parse_timeout("30"), Ok(30.0));
+        assert_eq!(parse_timeout("2.5"), Ok(2.5));
+        assert_eq!(parse_timeout("0"), Ok(0.0));
+        assert_eq!(parse_timeout("2m"), Ok(120.0));
+        assert_eq!(parse_timeout("1d"), Ok(86_400.0));
+        for bad in ["-1", "NaN", "inf", "86401", "2d", "soon", "", "1e400"] {
+            let err = parse_timeout(bad).unwrap_err();
+            assert!(err.contains("seconds"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn units() {

@@ -239,6 +239,16 @@ pub struct Traffic {
 /// A summary of the node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Status {
+    /// The version of the `weft` serving the answer (the daemon's).
+    pub version: String,
+    /// The API's base URL (`http://127.0.0.1:PORT`); `null` when no daemon
+    /// runs (the CLI opened the replica itself).
+    pub api: Option<String>,
+    /// The replica's directory.
+    pub data_dir: String,
+    /// Whole seconds since the node started (the daemon's start; embedded,
+    /// the command's own).
+    pub uptime_secs: u64,
     /// This node.
     pub node_id: String,
     /// Live documents stored.

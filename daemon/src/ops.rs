@@ -314,6 +314,11 @@ pub async fn status(node: &Node) -> Result<Status, Error> {
     let spaces = node.space_list().await?.len();
     let p = *node.sync_progress().borrow();
     Ok(Status {
+        version: env!("CARGO_PKG_VERSION").into(),
+        // Known to the API's state, not the node: the handler fills them.
+        api: None,
+        data_dir: node.data_dir().display().to_string(),
+        uptime_secs: 0,
         node_id: s.node_id.to_string(),
         documents: s.documents,
         spaces,

@@ -10,6 +10,7 @@ use crate::model::{
     AutomergeUrl, Change, Connected, Event, Identity, Invite, Joined, Listed, Peer, Space,
     SpaceRef, Status, Written,
 };
+use crate::table;
 
 pub struct Printer {
     pub json: bool,
@@ -73,6 +74,10 @@ impl Printer {
         if self.emit_json(&spaces) {
             return;
         }
+        if table::stdout_is_terminal() {
+            let rows: Vec<Vec<String>> = spaces.iter().map(space_row).collect();
+            return table_out(&["ID", "NAME", "STATE", "DEFAULT", "MEMBERS"], &rows);
+        }
         for s in spaces {
             let _ = line(space_line(s));
         }
@@ -103,6 +108,13 @@ impl Printer {
         if self.emit_json(&docs) {
             return;
         }
+        if table::stdout_is_terminal() {
+            let rows: Vec<Vec<String>> = docs
+                .iter()
+                .map(|d| vec![cleaned(&d.id), cleaned(&compact(&d.doc))])
+                .collect();
+            return table_out(&["ID", "DOCUMENT"], &rows);
+        }
         for d in docs {
             let _ = line(format!("{}\t{}", clean(&d.id), compact(&d.doc)));
         }
@@ -111,6 +123,11 @@ impl Printer {
     pub fn rows(&self, rows: &[Map<String, Value>]) {
         if self.emit_json(&rows) {
             return;
+        }
+        if table::stdout_is_terminal() {
+            let (headers, cells) = sql_table(rows);
+            let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+            return table_out(&headers, &cells);
         }
         for r in rows {
             let _ = line(compact(r));
@@ -135,6 +152,20 @@ impl Printer {
     pub fn peers(&self, peers: &[Peer]) {
         if self.emit_json(&peers) {
             return;
+        }
+        if table::stdout_is_terminal() {
+            let rows: Vec<Vec<String>> = peers
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.id.clone(),
+                        peer_state(p).into(),
+                        p.pending.values().sum::<usize>().to_string(),
+                        cleaned(&p.addrs.join(" ")),
+                    ]
+                })
+                .collect();
+            return table_out(&["NODE ID", "STATE", "PENDING", "ADDRESSES"], &rows);
         }
         for p in peers {
             let pending: usize = p.pending.values().sum();
@@ -168,6 +199,15 @@ impl Printer {
         if self.emit_json(s) {
             return;
         }
+        let _ = line(format!("version:    {}", s.version));
+        let _ = line(format!(
+            "api:        {}",
+            s.api
+                .as_deref()
+                .map_or("none (no daemon running)".into(), cleaned)
+        ));
+        let _ = line(format!("data dir:   {}", clean(&s.data_dir)));
+        let _ = line(format!("uptime:     {}", uptime(s.uptime_secs)));
         let _ = line(format!("node id:    {}", s.node_id));
         let _ = line(format!(
             "mode:       {}",
@@ -191,6 +231,13 @@ impl Printer {
         ));
     }
 
+    /// `weft daemon stop`: which process ended.
+    pub fn stopped(&self, pid: u32) {
+        if !self.emit_json(&serde_json::json!({ "stopped": true, "pid": pid })) {
+            let _ = line(format!("daemon stopped (pid {pid})"));
+        }
+    }
+
     pub fn event(&self, e: &Event) -> std::io::Result<()> {
         if self.json {
             return line(compact(e));
@@ -209,6 +256,82 @@ impl Printer {
             if e.deleted { " (deleted)" } else { "" }
         ))
     }
+}
+
+fn cleaned(s: &str) -> String {
+    clean(s).into_owned()
+}
+
+/// A table on stdout; an empty listing prints nothing, as the plain form.
+fn table_out(headers: &[&str], rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        return;
+    }
+    for l in table::render(headers, rows) {
+        let _ = line(l);
+    }
+}
+
+fn peer_state(p: &Peer) -> &'static str {
+    if p.connected {
+        "connected"
+    } else {
+        "disconnected"
+    }
+}
+
+/// `3d 4h 5m 6s`, leading zero units left out.
+fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(d, "d"), (h, "h"), (m, "m")] {
+        if n > 0 || !out.is_empty() {
+            out.push_str(&format!("{n}{unit} "));
+        }
+    }
+    format!("{out}{s}s")
+}
+
+/// SQL rows as a table: every column any row has, in the rows' key order;
+/// strings as they are (escaped), other values as JSON.
+fn sql_table(rows: &[Map<String, Value>]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut headers: Vec<String> = Vec::new();
+    for r in rows {
+        for k in r.keys() {
+            if !headers.contains(k) {
+                headers.push(k.clone());
+            }
+        }
+    }
+    let cells = rows
+        .iter()
+        .map(|r| {
+            headers
+                .iter()
+                .map(|h| match r.get(h) {
+                    Some(Value::String(s)) => cleaned(s),
+                    Some(v) => cleaned(&compact(v)),
+                    None => String::new(),
+                })
+                .collect()
+        })
+        .collect();
+    (headers.iter().map(|h| cleaned(h)).collect(), cells)
+}
+
+/// One space as a table row (see [`space_line`]).
+fn space_row(s: &Space) -> Vec<String> {
+    let state = match &s.reason {
+        Some(reason) => format!("{}: {}", s.state, clean(reason)),
+        None => s.state.clone(),
+    };
+    vec![
+        s.id.clone(),
+        cleaned(&s.name),
+        state,
+        if s.default { "yes" } else { "" }.into(),
+        s.members.len().to_string(),
+    ]
 }
 
 /// One space as `weft space list` prints it; its name may come from a peer
@@ -327,6 +450,27 @@ mod tests {
         );
         let json: Value = serde_json::from_str(&compact(&space("writer", None))).unwrap();
         assert_eq!(json["reason"], Value::Null, "reason is always present");
+    }
+
+    #[test]
+    fn uptimes_and_sql_tables_read_well() {
+        assert_eq!(uptime(0), "0s");
+        assert_eq!(uptime(61), "1m 1s");
+        assert_eq!(uptime(3600), "1h 0m 0s");
+        assert_eq!(uptime(90_061), "1d 1h 1m 1s");
+        let rows: Vec<Map<String, Value>> = vec![
+            serde_json::from_str(r#"{"id": "a\u001b", "n": 1}"#).unwrap(),
+            serde_json::from_str(r#"{"id": "b", "j": {"x": null}}"#).unwrap(),
+        ];
+        let (headers, cells) = sql_table(&rows);
+        assert_eq!(headers, ["id", "n", "j"]);
+        assert_eq!(
+            cells,
+            [
+                vec!["a\\u{1b}".to_owned(), "1".into(), String::new()],
+                vec!["b".to_owned(), String::new(), r#"{"x":null}"#.into()],
+            ]
+        );
     }
 
     #[test]

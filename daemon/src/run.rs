@@ -7,16 +7,28 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use weft_core::{ErrorKind, Node};
 
-use crate::cli::{Cli, Command, SpaceCommand};
+use crate::cli::{Cli, Command, DaemonAction, DaemonArgs, SpaceCommand};
 use crate::client::Client;
 use crate::config::{self, FileConfig};
 use crate::error::CliError;
 use crate::model::{InviteRequest, ListParams};
 use crate::output::Printer;
-use crate::{daemon, output, watch};
+use crate::{control, daemon, output, watch};
 
 /// Runs the command; returns the process exit status.
 pub async fn run(cli: Cli) -> u8 {
+    // These need neither config nor replica: a broken config must not
+    // keep anyone from reading the manual.
+    match cli.command {
+        Command::Completion { shell } => return finish(control::completion(shell)),
+        Command::Man { command } => return finish(control::man(&command)),
+        _ => {}
+    }
+    if let Command::Sql { .. } = cli.command
+        && cli.space.is_some()
+    {
+        return refuse_sql_space();
+    }
     let file = match config::load(cli.config.as_deref()) {
         Ok(f) => f,
         Err(e) => return fail(&e),
@@ -29,13 +41,44 @@ pub async fn run(cli: Cli) -> u8 {
     let space = cli.space.clone().or_else(|| file.space.clone());
     let out = Printer { json };
     let result = match cli.command {
-        Command::Daemon(args) => daemon::run(data_dir, args, &file).await,
+        Command::Daemon(DaemonArgs {
+            action: Some(DaemonAction::Stop { timeout }),
+            ..
+        }) => {
+            let secs = timeout.unwrap_or(control::DEFAULT_STOP_WAIT);
+            control::stop(&data_dir, secs, &out).await
+        }
+        Command::Daemon(args) => match daemon::run(data_dir, args, &file).await {
+            Err(e) if crate::logging::json_logs() => {
+                tracing::error!(exit_status = e.exit_code(), "{}", e.message);
+                return e.exit_code();
+            }
+            r => r,
+        },
         command => client_command(&data_dir, command, space.as_deref(), &file, &out).await,
     };
+    finish(result)
+}
+
+fn finish(result: Result<(), CliError>) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => fail(&e),
     }
+}
+
+/// `sql` sees every space (the view has a `space` column), so a `--space`
+/// it would not honour is refused as bad usage rather than ignored.
+fn refuse_sql_space() -> u8 {
+    use clap::CommandFactory;
+    let err = Cli::command().error(
+        clap::error::ErrorKind::ArgumentConflict,
+        "`weft sql` runs over every space and does not take --space; \
+         filter on the view's `space` column instead (WHERE space = 'SPACE_ID')",
+    );
+    let _ = err.print();
+    // clap's usage-error status.
+    2
 }
 
 async fn client_command(
@@ -128,7 +171,9 @@ async fn command_on(
     out: &Printer,
 ) -> Result<(), CliError> {
     match command {
-        Command::Daemon(_) => unreachable!("handled by run"),
+        Command::Daemon(_) | Command::Completion { .. } | Command::Man { .. } => {
+            unreachable!("handled by run")
+        }
         Command::Id => {
             let id = b.identity().await?;
             out.identity(&id, b.is_embedded());
@@ -234,7 +279,9 @@ async fn space_command(
             node,
         } => {
             let req = InviteRequest {
-                role: role.or_else(|| file.invite_role.clone()),
+                role: role
+                    .map(|r| r.as_str().to_owned())
+                    .or_else(|| file.invite_role.clone()),
                 expires: expires.or_else(|| file.invite_expires.clone()),
                 node,
             };
@@ -324,10 +371,11 @@ async fn wait_for_sync(b: &Client, timeout: f64) -> Result<(), CliError> {
         )
     })?;
     let started = Instant::now();
-    let mut last = None;
+    let mut shown = crate::progress::SyncProgress::default();
     let mut idle_polls = 0;
     loop {
         let s = b.status().await?;
+        shown.update(&s);
         // Idle means nothing left with every connected peer; a peer just
         // dialed (say by `space join`) may not have a session yet, and a
         // single idle reading may precede the first reconcile.
@@ -339,14 +387,8 @@ async fn wait_for_sync(b: &Client, timeout: f64) -> Result<(), CliError> {
         } else {
             idle_polls = 0;
         }
-        if last != Some((s.sync.pending, s.sync.peers)) {
-            eprintln!(
-                "syncing: {} documents pending with {} peers",
-                s.sync.pending, s.sync.peers
-            );
-            last = Some((s.sync.pending, s.sync.peers));
-        }
         if started.elapsed() >= limit {
+            shown.finish();
             return Err(CliError::new(
                 ErrorKind::Timeout,
                 format!(

@@ -175,7 +175,7 @@ impl Transport for InProcess {
 /// Whether a process with this id exists. A `daemon.json` naming a dead
 /// process is stale, whatever now listens on its port (which may be
 /// anyone's, and must not be sent the token).
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = libc::pid_t::try_from(pid) else {

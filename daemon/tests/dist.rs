@@ -23,6 +23,15 @@ fn systemd_unit_starts_and_stops_the_daemon() {
         .expect("ExecStart");
     assert_runs_daemon(&exec.split_whitespace().collect::<Vec<_>>());
     assert!(unit.contains("KillSignal=SIGTERM"));
+    // The JSON-logs variant the unit suggests runs as given.
+    let json = unit
+        .split("`ExecStart=")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .expect("the suggested JSON ExecStart");
+    let args: Vec<&str> = json.split_whitespace().collect();
+    assert_runs_daemon(&args);
+    assert!(args.ends_with(&["--log-format", "json"]), "{args:?}");
     assert!(unit.contains("WantedBy=default.target"), "a user unit");
     let no_restart = format!(
         "RestartPreventExitStatus={}",

@@ -93,7 +93,9 @@ impl Invite {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut nonce)
             .and_then(|()| getrandom::fill(&mut secret))
-            .map_err(|e| AuthError::InvalidToken(format!("no randomness: {e}")))?;
+            .map_err(|e| {
+                AuthError::InvalidToken(format!("cannot make an invite token: no randomness ({e})"))
+            })?;
         Ok(Self::issue_with(
             inviter, space, name, role, expires, addrs, node, log_heads, nonce, secret,
         ))
@@ -159,7 +161,7 @@ impl Invite {
             .map(|s| SigningKey::from_bytes(&s).verifying_key().to_bytes());
         if held != Some(self.terms.claim_key.into_array()) {
             return Err(AuthError::InvalidToken(
-                "the token is damaged (its secret does not match the invite); copy it again".into(),
+                "invalid invite token: it is damaged (its secret does not match the invite); copy it again".into(),
             ));
         }
         if now > self.terms.expires {
@@ -226,9 +228,11 @@ impl Invite {
     /// Signs `joiner`'s use of the invite with the claim secret (held only
     /// by whoever has the token).
     pub fn claim(&self, joiner: NodeId) -> Result<[u8; 64], AuthError> {
-        let secret = self
-            .secret
-            .ok_or_else(|| AuthError::InvalidToken("this invite came without its secret".into()))?;
+        let secret = self.secret.ok_or_else(|| {
+            AuthError::InvalidToken(
+                "invalid invite token: this invite came without its secret".into(),
+            )
+        })?;
         let key = SigningKey::from_bytes(&secret);
         Ok(key
             .sign(&claim_bytes(self.terms.space, joiner, self.nonce()))
@@ -276,18 +280,29 @@ impl Invite {
         let token = token.trim();
         if token.len() > MAX_TOKEN {
             return Err(AuthError::InvalidToken(format!(
-                "{} bytes is too long for a token",
+                "not a Weft invite token: {} bytes is longer than any token ({MAX_TOKEN})",
                 token.len()
             )));
         }
         let body = token.strip_prefix(INVITE_PREFIX).ok_or_else(|| {
-            AuthError::InvalidToken(format!("a token starts with {INVITE_PREFIX:?}"))
+            AuthError::InvalidToken(format!(
+                "not a Weft invite token: it does not start with {INVITE_PREFIX:?}"
+            ))
         })?;
-        let bytes = bs58::decode(body)
-            .into_vec()
-            .map_err(|e| AuthError::InvalidToken(format!("not base58: {e}")))?;
-        let body: TokenBody = ciborium::from_reader(bytes.as_slice())
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let bytes = bs58::decode(body).into_vec().map_err(|_| {
+            AuthError::InvalidToken(
+                "not a Weft invite token: it holds characters no token has; copy it again".into(),
+            )
+        })?;
+        // The decoder's error says where CBOR broke, which helps nobody
+        // holding a token: it is at debug level only.
+        let body: TokenBody = ciborium::from_reader(bytes.as_slice()).map_err(|e| {
+            tracing::debug!(error = %e, "invite token does not decode");
+            AuthError::InvalidToken(
+                "not a Weft invite token: it does not decode (cut short or changed?); copy it again"
+                    .into(),
+            )
+        })?;
         Ok(Invite {
             secret: Some(body.secret),
             ..body.invite
@@ -401,10 +416,24 @@ mod tests {
             "weft-invite-0OIl",
             "weft-invite-2NEpo7TZRRrLZSi2U",
         ] {
+            let err = Invite::from_token(bad).unwrap_err();
+            assert!(matches!(err, AuthError::InvalidToken(_)), "{bad:?}");
+            // A sentence for people, not a decoder's debug text.
+            let text = err.to_string();
             assert!(
-                matches!(Invite::from_token(bad), Err(AuthError::InvalidToken(_))),
-                "{bad:?}"
+                text.starts_with("not a Weft invite token: "),
+                "{bad:?}: {text}"
             );
+            for internal in [
+                "Semantic",
+                "Io(",
+                "Error {",
+                "(None",
+                "expected map",
+                "os error",
+            ] {
+                assert!(!text.contains(internal), "{bad:?}: {text}");
+            }
         }
         let long = format!("{INVITE_PREFIX}{}", "1".repeat(MAX_TOKEN));
         assert!(Invite::from_token(&long).is_err());

@@ -37,8 +37,9 @@ pub enum AuthError {
     /// Text that is not a space id.
     #[error("invalid space id {0:?}")]
     InvalidSpaceId(String),
-    /// A token that does not decode.
-    #[error("invalid invite token: {0}")]
+    /// A token that does not decode or does not hold together; the text
+    /// is a whole sentence for people (never a decoder's debug output).
+    #[error("{0}")]
     InvalidToken(String),
     /// A signature that does not verify.
     #[error("bad signature on {0}")]

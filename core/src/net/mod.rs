@@ -22,6 +22,7 @@
 mod backoff;
 mod behaviour;
 mod config;
+mod dial_reason;
 mod framing;
 mod ids;
 mod link;

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::backoff::Backoff;
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::config::{split_peer, with_peer};
+use super::dial_reason::dial_reason;
 use super::link::Links;
 use super::peers::{
     ConnectReply, Keep, MAX_DISCOVERED, MAX_KNOWN_ADDRS, Peer, RelayListen, end_session, make_room,
@@ -375,7 +376,8 @@ impl SwarmTask {
                 self.dials.insert(id, reply);
             }
             Err(e) => {
-                let _ = reply.send(Err(NetError::Dial(format!("{addr}: {e}"))));
+                tracing::debug!(%addr, error = %e, "dial failed at once");
+                let _ = reply.send(Err(NetError::Dial(dial_reason(&e))));
             }
         }
     }
@@ -525,7 +527,7 @@ impl SwarmTask {
             } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
                 if let Some(reply) = self.dials.remove(&connection_id) {
-                    let _ = reply.send(Err(NetError::Dial(error.to_string())));
+                    let _ = reply.send(Err(NetError::Dial(dial_reason(&error))));
                 }
                 if let Some(peer) = peer_id {
                     self.schedule_redial(peer);

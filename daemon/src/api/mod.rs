@@ -12,7 +12,7 @@ mod node;
 mod spaces;
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -46,6 +46,10 @@ pub struct AppState {
     /// How long `POST /v1/join` waits for the inviter unless the request
     /// says (config `status_timeout`, else 60 s).
     pub(crate) join_timeout: Duration,
+    /// When this API (and so its node) started, for the status's uptime.
+    pub(crate) started: Instant,
+    /// The base URL clients reach this API at; `None` in process.
+    pub(crate) api_url: Option<Arc<str>>,
 }
 
 /// How long joins wait for their inviter when neither the request nor the
@@ -111,6 +115,20 @@ pub fn router_with(
     guard: Guard,
     join_timeout: Duration,
 ) -> Router {
+    router_at(node, token, shutdown, landing, guard, join_timeout, None)
+}
+
+/// [`router_with`], for a daemon serving at `api_url`, which its status
+/// reports.
+pub fn router_at(
+    node: Node,
+    token: String,
+    shutdown: watch::Receiver<bool>,
+    landing: Landing,
+    guard: Guard,
+    join_timeout: Duration,
+    api_url: Option<String>,
+) -> Router {
     let state = AppState {
         automerge: Some(Hub::new(node.clone(), landing)),
         node,
@@ -119,6 +137,8 @@ pub fn router_with(
         openapi: Arc::new(OnceLock::new()),
         guard: Arc::new(guard),
         join_timeout,
+        started: Instant::now(),
+        api_url: api_url.map(Into::into),
     };
     assemble(state)
 }
@@ -138,6 +158,8 @@ pub fn in_process(node: Node, token: String, shutdown: watch::Receiver<bool>) ->
         openapi: Arc::new(OnceLock::new()),
         guard: Arc::new(Guard::default()),
         join_timeout: DEFAULT_JOIN_TIMEOUT,
+        started: Instant::now(),
+        api_url: None,
     };
     assemble(state)
 }
@@ -322,7 +344,7 @@ mod tests {
         assert!(paths.contains_key("/v1/spaces/{space}/collections/{collection}/docs/{id}"));
         assert!(paths.contains_key("/metrics"));
         let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 21, "{}", serde_json::to_string_pretty(paths).unwrap());
+        assert_eq!(ops, 23, "{}", serde_json::to_string_pretty(paths).unwrap());
         // Only the health check opts out of the token.
         let open: Vec<_> = paths
             .iter()

@@ -39,12 +39,16 @@ pub async fn identity(State(s): State<AppState>) -> Json<Identity> {
 #[utoipa::path(
     get, path = "/v1/status", tag = "node", operation_id = "status",
     responses(
-        (status = 200, description = "Documents, peers, sync progress and traffic", body = Status),
+        (status = 200, description = "Version, API address, data dir, uptime, documents, peers, sync progress and traffic", body = Status),
         (status = 401, body = ApiError),
     )
 )]
 pub async fn status(State(s): State<AppState>) -> Result<Json<Status>, Failure> {
-    Ok(Json(ops::status(&s.node).await?))
+    Ok(Json(Status {
+        api: s.api_url.as_deref().map(str::to_owned),
+        uptime_secs: s.started.elapsed().as_secs(),
+        ..ops::status(&s.node).await?
+    }))
 }
 
 #[utoipa::path(
