@@ -7,6 +7,7 @@
 
 mod cache;
 mod catalog;
+mod conditional;
 mod docs;
 mod events;
 mod external;
@@ -25,7 +26,8 @@ use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use catalog::{Invitation, MAX_PAGE, Page};
-pub use docs::Write;
+pub use conditional::Versioned;
+pub use docs::{Precondition, Write, WriteOutcome};
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
 pub use replication::SyncProgress;
@@ -34,7 +36,7 @@ pub use spaces::{SpaceInfo, SpaceState};
 
 use crate::auth::{Role, SpaceId};
 use crate::config::Config;
-use crate::doc::{ChangeInfo, as_object};
+use crate::doc::ChangeInfo;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, NodeId};
 use crate::key::{DocKey, check_name};
@@ -277,24 +279,9 @@ impl Node {
     /// Applies many writes in one transaction: all are stored or none.
     /// Returns the heads after each write.
     pub async fn batch(&self, writes: Vec<Write>) -> Result<Vec<Vec<String>>> {
-        for w in &writes {
-            if w.key()
-                .collection()
-                .starts_with(crate::auth::SYSTEM_COLLECTION)
-            {
-                return Err(Error::InvalidKey(format!(
-                    "collection {:?} is reserved for Weft's own documents",
-                    w.key().collection()
-                )));
-            }
-            if let Write::Put(_, v) | Write::Patch(_, v) = w {
-                as_object(v)?;
-            }
-        }
-        if writes.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.call(|reply| Command::Write { writes, reply }).await
+        let writes = writes.into_iter().map(|w| (w, Precondition::Any)).collect();
+        let outcomes = self.batch_if(writes).await?;
+        Ok(outcomes.into_iter().map(|o| o.heads).collect())
     }
 
     /// The document's JSON, or `None` if absent or deleted.
@@ -347,6 +334,9 @@ impl Node {
         let space = query.space.as_deref().unwrap_or(self.default_space());
         check_name("space", space)?;
         check_name("collection", &query.collection)?;
+        if let Some(after) = &query.after {
+            crate::key::check_id(after)?;
+        }
         Ok(self.inner.reader.query(query, space).await?)
     }
 

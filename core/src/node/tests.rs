@@ -709,4 +709,5 @@ async fn an_injected_commit_failure_fails_one_write_group() {
     node.close().await.unwrap();
 }
 mod catalog;
+mod conditional;
 mod faults;
