@@ -17,6 +17,7 @@ pub mod files;
 pub mod model;
 pub mod ops;
 pub mod output;
+pub mod patterns;
 pub mod run;
 pub mod transport;
 

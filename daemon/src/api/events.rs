@@ -17,14 +17,21 @@ use crate::ops;
     params(EventParams),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream", body = Event),
+        (status = 400, description = "Invalid space or collection name", body = ApiError),
         (status = 404, description = "Unknown space", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn events(
     State(s): State<AppState>,
     Query(p): Query<EventParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Failure> {
+    if let Some(sp) = &p.space {
+        super::input::space_ref(sp)?;
+    }
+    if let Some(c) = &p.collection {
+        weft_core::key::check_name("collection", c).map_err(Failure::from)?;
+    }
     let space = match p.space.as_deref() {
         Some(sp) => Some(ops::space_id(&s.node, Some(sp)).await?),
         None => None,
