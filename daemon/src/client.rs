@@ -130,6 +130,40 @@ impl Client {
         Ok((status, collect(response.into_body()).await?))
     }
 
+    /// Sends raw bytes with the client's token and these extra headers;
+    /// answers the status, headers and body as they came (for tests and
+    /// tools that look at HTTP itself: validators, links).
+    pub async fn raw_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> R<(StatusCode, hyper::HeaderMap, Bytes)> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::AUTHORIZATION, self.bearer());
+        if body.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(body.map(Bytes::from).unwrap_or_default()))
+            .map_err(|e| {
+                CliError::new(
+                    ErrorKind::InvalidInput,
+                    format!("cannot build the request: {e}"),
+                )
+            })?;
+        let response = self.transport.send(request).await?;
+        let status = response.status();
+        let (parts, body) = response.into_parts();
+        Ok((status, parts.headers, collect(body).await?))
+    }
+
     /// Sends a request and decodes a JSON answer (or the API's error).
     pub async fn call<T: DeserializeOwned>(
         &self,
