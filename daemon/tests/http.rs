@@ -441,6 +441,18 @@ async fn stated_bounds_are_enforced() {
             Some(json!({"token": "weft-invite-x", "timeout_secs": 86400.5})),
             StatusCode::BAD_REQUEST,
         ),
+        (
+            Method::POST,
+            "/v1/join".into(),
+            Some(json!({"token": "x".repeat(65_537)})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/v1/peers".into(),
+            Some(json!({"addr": format!("/dns/{}", "a".repeat(1020))})),
+            StatusCode::BAD_REQUEST,
+        ),
         // Path names and ids.
         (
             Method::GET,

@@ -59,6 +59,9 @@ pub async fn peers(State(s): State<AppState>) -> Result<Json<Vec<Peer>>, Failure
     Ok(Json(ops::peers(&s.node).await?))
 }
 
+/// Longest address dialed (the schema's `maxLength`).
+const MAX_ADDR_CHARS: usize = 1024;
+
 #[utoipa::path(
     post, path = "/v1/peers", tag = "node", operation_id = "connect",
     description = "Dials a peer and waits until connected; sync then starts by itself.",
@@ -74,6 +77,12 @@ pub async fn connect(
     State(s): State<AppState>,
     JsonObject(req): JsonObject<ConnectRequest>,
 ) -> Result<Json<Connected>, Failure> {
+    // The schema's bounds: a multiaddr, so it starts with `/`.
+    if !req.addr.starts_with('/') || req.addr.chars().count() > MAX_ADDR_CHARS {
+        return Err(super::input::bad(format!(
+            "addr must be a multiaddr (starting with `/`) of at most {MAX_ADDR_CHARS} characters"
+        )));
+    }
     Ok(Json(ops::connect(&s.node, &req.addr).await?))
 }
 

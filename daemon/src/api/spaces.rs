@@ -78,6 +78,10 @@ pub async fn invite(
     ))
 }
 
+/// Longest invite token read (the schema's `maxLength`); real ones are a
+/// few hundred characters.
+const MAX_TOKEN_CHARS: usize = 65_536;
+
 #[utoipa::path(
     post, path = "/v1/join", tag = "spaces", operation_id = "join_space",
     description = "Joins with an invite token and dials the inviter. Unless `wait` is false, \
@@ -96,6 +100,11 @@ pub async fn join(
     State(s): State<AppState>,
     JsonObject(req): JsonObject<JoinRequest>,
 ) -> Result<Json<Joined>, Failure> {
+    if req.token.is_empty() || req.token.chars().count() > MAX_TOKEN_CHARS {
+        return Err(bad(format!(
+            "token must be 1 to {MAX_TOKEN_CHARS} characters; paste the whole `weft-invite-...` token"
+        )));
+    }
     // The timeout is checked before joining, so a bad one changes nothing.
     let wait = match req.wait.unwrap_or(true) {
         true => Some(ops::join_wait(
