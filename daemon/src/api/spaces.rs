@@ -68,9 +68,6 @@ pub async fn invite(
     }
     if let Some(n) = &req.node {
         untrimmed("node", n)?;
-        if n.chars().count() > 128 {
-            return Err(bad("node must be a node id of at most 128 characters"));
-        }
     }
     Ok((
         StatusCode::CREATED,
