@@ -500,3 +500,21 @@ async fn stated_bounds_are_enforced() {
         assert_eq!(status, expected, "{method} {path} {body:?}: {answer}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_at_a_version_the_client_holds_is_304() {
+    let s = serve().await;
+    let doc = "/v1/spaces/default/collections/c/docs/cached";
+    let (_, headers, _) = send(&s, Method::PUT, doc, Some(json!({"n": 1})), &[]).await;
+    let v1 = etag_of(&headers);
+    let (status, headers, body) = send(&s, Method::GET, doc, None, &[("if-none-match", &v1)]).await;
+    assert_eq!((status, body), (StatusCode::NOT_MODIFIED, Value::Null));
+    assert_eq!(etag_of(&headers), v1);
+    // Another version: the whole document again.
+    send(&s, Method::PATCH, doc, Some(json!({"n": 2})), &[]).await;
+    let (status, headers, body) = send(&s, Method::GET, doc, None, &[("if-none-match", &v1)]).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"n": 2})));
+    assert_ne!(etag_of(&headers), v1);
+    let (status, _, _) = send(&s, Method::GET, doc, None, &[("if-none-match", "garbage")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -60,6 +60,22 @@ pub fn precondition(headers: &HeaderMap) -> Result<Precondition, Failure> {
     }
 }
 
+/// Whether a read's `If-None-Match` names the version with these heads
+/// (`*`, or any tag equal to its `ETag`, weak or not: RFC 9110's weak
+/// comparison), so the answer can be 304 without the body. A malformed
+/// header is a 400.
+pub fn not_modified(headers: &HeaderMap, heads: &[String]) -> Result<bool, Failure> {
+    let Some(v) = value(headers, header::IF_NONE_MATCH)? else {
+        return Ok(false);
+    };
+    if v == "*" {
+        return Ok(true);
+    }
+    let current = etag(heads);
+    let current = current.to_str().unwrap_or_default().trim_matches('"');
+    Ok(entity_tags(&v)?.iter().any(|(_, tag)| tag == current))
+}
+
 /// Checks an `If-Match` value is `*` or a well-formed tag list.
 fn entity_tags_or_star(v: &str) -> Result<(), Failure> {
     match v {
@@ -171,6 +187,16 @@ mod tests {
         assert_eq!(precondition(&both).unwrap(), Precondition::Heads(vec![]));
         assert_eq!(m(" ").unwrap(), Precondition::Any);
         assert!(m(&format!("\"{}\"", "a".repeat(MAX_CONDITION_LEN))).is_err());
-        assert_eq!(etag(&[b, a.clone()]), format!("\"{a}.{}\"", "b".repeat(64)));
+        assert_eq!(
+            etag(&[b.clone(), a.clone()]),
+            format!("\"{a}.{}\"", "b".repeat(64))
+        );
+        let heads = [a.clone()];
+        let n = |v: &str| not_modified(&with(header::IF_NONE_MATCH, v), &heads);
+        assert!(!not_modified(&HeaderMap::new(), &heads).unwrap());
+        assert!(n("*").unwrap());
+        assert!(n(&format!("\"{b}\", W/\"{a}\"")).unwrap());
+        assert!(!n(&format!("\"{b}\"")).unwrap());
+        assert!(n("nonsense").is_err());
     }
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::conditional::{etag, precondition};
+use super::conditional::{etag, not_modified, precondition};
 use super::input::{JsonObject, bad, space_ref};
 use super::{AppState, Failure};
 use crate::client::{list_url, seg};
@@ -32,22 +32,31 @@ fn written(status: StatusCode, w: Written) -> Response {
 #[utoipa::path(
     get, path = "/v1/spaces/{space}/collections/{collection}/docs/{id}", tag = "documents",
     operation_id = "get_doc",
-    params(DocPath),
+    params(
+        DocPath,
+        ("If-None-Match" = Option<String>, Header, description = "`*` or `ETag`s the client holds: 304 without a body when the document is at one of them", pattern = r#"^[ \t]*(\*|(W/)?"[\x21\x23-\x7e]*"([ \t]*,[ \t]*(W/)?"[\x21\x23-\x7e]*")*)[ \t]*$"#),
+    ),
     responses(
         (status = 200, description = "The document's JSON", body = Object,
          headers(("ETag" = String, description = "The version read: `\"<heads>\"`, its heads sorted and joined by `.`; send it back in `If-Match` to write only if nobody changed it since"))),
+        (status = 304, description = "Not modified: the document is at a version `If-None-Match` named",
+         headers(("ETag" = String, description = "The version"))),
         (status = 404, description = "No such document (or deleted), or unknown space", body = ApiError),
-        (status = 400, description = "Invalid space, collection name or id", body = ApiError),
+        (status = 400, description = "Invalid space, collection name, id or If-None-Match", body = ApiError),
         (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn get_doc(
     State(s): State<AppState>,
     Path(p): Path<DocPath>,
+    headers: HeaderMap,
 ) -> Result<Response, Failure> {
     doc_path(&p)?;
     let found = ops::get_versioned(&s.node, Some(&p.space), &p.collection, &p.id).await?;
-    let mut response = Json(found.json).into_response();
+    let mut response = match not_modified(&headers, &found.heads)? {
+        true => StatusCode::NOT_MODIFIED.into_response(),
+        false => Json(found.json).into_response(),
+    };
     response
         .headers_mut()
         .insert(header::ETAG, etag(&found.heads));
