@@ -484,6 +484,12 @@ async fn stated_bounds_are_enforced() {
             None,
             StatusCode::BAD_REQUEST,
         ),
+        (
+            Method::GET,
+            format!("/v1/spaces/default/collections/c/docs?order={}", "o".repeat(257)),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
         // Conditions: at most 32.
         (
             Method::GET,
