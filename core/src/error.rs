@@ -37,6 +37,15 @@ pub enum Error {
     /// A statement given to the read-only SQL entry point failed or tried to write.
     #[error("SQL statement rejected: {0}")]
     Sql(String),
+    /// A conditional write whose condition on the document's current state
+    /// does not hold (see [`crate::node::Precondition`]).
+    #[error("precondition failed for document {key}: {reason}")]
+    PreconditionFailed {
+        /// The document.
+        key: String,
+        /// How its state differs from the condition.
+        reason: String,
+    },
     /// Heads given to `get_at` that the document does not contain.
     #[error("unknown heads for document {0}: pass heads returned by `history` or a change event")]
     UnknownHeads(String),
@@ -218,6 +227,7 @@ impl Error {
             Error::Auth(_) => ErrorKind::InvalidInvite,
             Error::NotFound(_) | Error::UnknownSpace(_) => ErrorKind::NotFound,
             Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::PreconditionFailed { .. } => ErrorKind::PreconditionFailed,
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Refused { .. } => ErrorKind::Refused,
             Error::Network(_) => ErrorKind::Network,

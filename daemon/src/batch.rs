@@ -26,7 +26,15 @@ pub const IMPORT_BATCH_BYTES: usize = 8 << 20;
 pub enum BatchOp {
     /// Create or replace the document with `doc`.
     Put {
+        /// Collection name: 1 to 128 of `A-Z a-z 0-9 _ - .`.
+        #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
         collection: String,
+        /// Document id: 1 to 256 characters (at most 256 bytes), no control characters.
+        #[schema(
+            min_length = 1,
+            max_length = 256,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+        )]
         id: String,
         /// The new document (a JSON object).
         #[schema(value_type = Object)]
@@ -34,14 +42,33 @@ pub enum BatchOp {
     },
     /// Apply an RFC 7396 merge patch to an existing document.
     Patch {
+        /// Collection name.
+        #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
         collection: String,
+        /// Document id.
+        #[schema(
+            min_length = 1,
+            max_length = 256,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+        )]
         id: String,
         /// The merge patch (a JSON object).
         #[schema(value_type = Object)]
         doc: Map<String, Value>,
     },
     /// Delete the document.
-    Delete { collection: String, id: String },
+    Delete {
+        /// Collection name.
+        #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
+        collection: String,
+        /// Document id.
+        #[schema(
+            min_length = 1,
+            max_length = 256,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+        )]
+        id: String,
+    },
 }
 
 impl BatchOp {

@@ -131,6 +131,40 @@ impl Client {
         Ok((status, collect(response.into_body()).await?))
     }
 
+    /// Sends raw bytes with the client's token and these extra headers;
+    /// answers the status, headers and body as they came (for tests and
+    /// tools that look at HTTP itself: validators, links).
+    pub async fn raw_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> R<(StatusCode, hyper::HeaderMap, Bytes)> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::AUTHORIZATION, self.bearer());
+        if body.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(body.map(Bytes::from).unwrap_or_default()))
+            .map_err(|e| {
+                CliError::new(
+                    ErrorKind::InvalidInput,
+                    format!("cannot build the request: {e}"),
+                )
+            })?;
+        let response = self.transport.send(request).await?;
+        let status = response.status();
+        let (parts, body) = response.into_parts();
+        Ok((status, parts.headers, collect(body).await?))
+    }
+
     /// Sends a request and decodes a JSON answer (or the API's error).
     pub async fn call<T: DeserializeOwned>(
         &self,
@@ -172,15 +206,26 @@ impl Client {
 
     /// A successful answer's body, or the API's error.
     async fn answer(&self, method: Method, path: &str, body: Option<Bytes>) -> R<Bytes> {
+        Ok(self.answer_with_headers(method, path, body).await?.1)
+    }
+
+    /// A successful answer's headers and body, or the API's error.
+    async fn answer_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> R<(hyper::HeaderMap, Bytes)> {
         let response = self
             .request(method, path, body, Some(&self.bearer()))
             .await?;
         let status = response.status();
-        let bytes = collect(response.into_body()).await?;
+        let (parts, body) = response.into_parts();
+        let bytes = collect(body).await?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
-        Ok(bytes)
+        Ok((parts.headers, bytes))
     }
 
     fn bearer(&self) -> String {
@@ -277,29 +322,35 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// Every matching document (at most `p.limit`), following the
+    /// listing's `next` links page by page.
     pub async fn list(&self, space: Option<&str>, c: &str, p: &ListParams) -> R<Vec<Listed>> {
         weft_core::key::check_name("collection", c)?;
-        let mut query: Vec<String> = p
-            .filters
-            .iter()
-            .map(|f| format!("where={}", seg(f)))
-            .collect();
-        if let Some(o) = &p.order {
-            query.push(format!("order={}", seg(o)));
+        if p.limit == Some(0) {
+            return Ok(Vec::new());
         }
-        if p.desc {
-            query.push("desc=true".into());
+        let mut page = p.clone();
+        page.limit = p.limit.map(|l| l.min(weft_core::MAX_PAGE));
+        let mut path = list_url(space.unwrap_or("default"), c, &page, None);
+        let mut out: Vec<Listed> = Vec::new();
+        loop {
+            let (headers, bytes) = self.answer_with_headers(Method::GET, &path, None).await?;
+            let items: Vec<Listed> = serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::new(ErrorKind::Internal, format!("the daemon sent a listing this CLI cannot read ({e}); are both the same version?"))
+            })?;
+            out.extend(items);
+            if let Some(total) = p.limit
+                && out.len() >= total as usize
+            {
+                out.truncate(total as usize);
+                break;
+            }
+            match next_link(&headers) {
+                Some(next) => path = next,
+                None => break,
+            }
         }
-        if let Some(l) = p.limit {
-            query.push(format!("limit={l}"));
-        }
-        let path = format!(
-            "/v1/spaces/{}/collections/{}/docs?{}",
-            space_seg(space),
-            seg(c),
-            query.join("&")
-        );
-        self.call(Method::GET, &path, None::<&()>).await
+        Ok(out)
     }
 
     pub async fn sql(&self, statement: &str) -> R<Vec<Map<String, Value>>> {
@@ -429,6 +480,45 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> CliError {
             ),
         ),
     }
+}
+
+/// A listing's URL, percent-encoded: what the CLI asks first, and what the
+/// API's `next` links point to.
+pub fn list_url(space: &str, collection: &str, p: &ListParams, after: Option<&str>) -> String {
+    let mut query: Vec<String> = p
+        .filters
+        .iter()
+        .map(|f| format!("where={}", seg(f)))
+        .collect();
+    if let Some(o) = &p.order {
+        query.push(format!("order={}", seg(o)));
+    }
+    if p.desc {
+        query.push("desc=true".into());
+    }
+    if let Some(l) = p.limit {
+        query.push(format!("limit={l}"));
+    }
+    if let Some(a) = after.or(p.after.as_deref()) {
+        query.push(format!("after={}", seg(a)));
+    }
+    format!(
+        "/v1/spaces/{}/collections/{}/docs?{}",
+        seg(space),
+        seg(collection),
+        query.join("&")
+    )
+}
+
+/// The target of a `Link: <URL>; rel="next"` header, if it is one of this
+/// API's paths (never another host).
+fn next_link(headers: &hyper::HeaderMap) -> Option<String> {
+    let link = headers.get(hyper::header::LINK)?.to_str().ok()?;
+    let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
+    let next = params
+        .split(';')
+        .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\""));
+    (next && target.starts_with("/v1/")).then(|| target.to_owned())
 }
 
 fn space_seg(space: Option<&str>) -> String {

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod model;
 pub mod ops;
 pub mod output;
+pub mod patterns;
 pub mod progress;
 pub mod run;
 pub mod table;

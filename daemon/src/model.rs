@@ -19,7 +19,13 @@ pub struct Identity {
 /// A request to create a space.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateSpace {
-    /// Its name (letters, digits, `_`, `-`, `.`).
+    /// Its name: 1 to 128 characters (and at most 128 bytes of UTF-8),
+    /// no control characters, not blank; `default` is reserved.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
 }
 
@@ -68,11 +74,15 @@ pub struct Space {
 pub struct InviteRequest {
     /// `reader`, `writer` (default) or `admin`.
     #[serde(default)]
+    #[schema(pattern = "^(reader|writer|admin)$")]
     pub role: Option<String>,
-    /// How long the token is valid: `90s`, `30m`, `12h`, `7d` (default), `2w`.
+    /// How long the token is valid: a whole number with a unit `s` (or
+    /// none), `m`, `h`, `d` or `w` (`90s`, `30m`, `12h`, `7d` (default),
+    /// `2w`), more than 0 and at most 100 years; the pattern states
+    /// exactly that.
     #[serde(default)]
     pub expires: Option<String>,
-    /// Only this node may use the token.
+    /// Only this node may use the token (its node id, base58).
     #[serde(default)]
     pub node: Option<String>,
 }
@@ -93,7 +103,8 @@ pub struct Invite {
 /// A request to join a space.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct JoinRequest {
-    /// The invite token.
+    /// The invite token (`weft-invite-...`).
+    #[schema(min_length = 1, max_length = 65536)]
     pub token: String,
     /// Wait until the inviter admits or refuses this device (default
     /// `true`); `false` answers at once with the state then (`pending`
@@ -103,6 +114,7 @@ pub struct JoinRequest {
     /// How long to wait, in seconds, at most 86400 (default: the daemon's
     /// `status_timeout`, else 60). Still pending then: `state: "pending"`.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 86400)]
     pub timeout_secs: Option<f64>,
 }
 
@@ -130,21 +142,38 @@ pub struct ListParams {
     /// `FIELD=VALUE` (also `!=`, `<`, `<=`, `>`, `>=`); VALUE is JSON when it
     /// parses as a JSON scalar, a string otherwise. May repeat.
     #[serde(default, rename = "where")]
-    #[param(rename = "where")]
+    #[param(
+        rename = "where",
+        max_items = 32,
+        pattern = r"^[^=!<>]*[^=!<>\s][^=!<>]*(!=|<|>|=)[\s\S]*$"
+    )]
     pub filters: Vec<String>,
-    /// A field to sort by.
+    /// A field to sort by (a dotted path); not with `after`.
+    #[param(min_length = 1, max_length = 256)]
     pub order: Option<String>,
     /// Sort largest first.
     #[serde(default)]
     pub desc: bool,
-    /// At most this many documents.
+    /// At most this many documents in this page (1 to 10,000; default
+    /// 10,000). When more match, the answer links the next page.
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
+    /// Only documents whose id sorts after this one: the cursor the
+    /// previous page's `Link: <...>; rel="next"` carries. Pages by id, so
+    /// not with `order`.
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    pub after: Option<String>,
 }
 
 /// A read-only SQL statement.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct SqlRequest {
     /// One `SELECT` (or `WITH ... SELECT`) statement.
+    #[schema(min_length = 1)]
     pub sql: String,
 }
 
@@ -202,6 +231,7 @@ pub struct AutomergeUrl {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConnectRequest {
     /// A multiaddr ending in `/p2p/<node id>`.
+    #[schema(min_length = 1, max_length = 1024, pattern = "^/")]
     pub addr: String,
 }
 
@@ -304,8 +334,14 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Only this space (id, name or `default`).
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub space: Option<String>,
     /// Only this collection.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
     pub collection: Option<String>,
     /// First replay, from the store, the latest change of every document
     /// changed after this sequence number (0: everything). A
@@ -313,6 +349,79 @@ pub struct EventParams {
     pub since: Option<u64>,
     /// Put each event's document in it as `doc` (`null` when deleted).
     pub include_docs: Option<bool>,
+}
+
+/// A space in a path: its id, the name of a joined space, or `default`.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SpacePath {
+    /// Space id, name, or `default` (1 to 128 characters, no control
+    /// characters).
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    pub space: String,
+}
+
+/// A collection in a path.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CollectionPath {
+    /// Space id, name, or `default` (1 to 128 characters, no control
+    /// characters).
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    pub space: String,
+    /// Collection name: 1 to 128 of `A-Z a-z 0-9 _ - .`.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
+    pub collection: String,
+}
+
+/// A document in a path.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DocPath {
+    /// Space id, name, or `default` (1 to 128 characters, no control
+    /// characters).
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    pub space: String,
+    /// Collection name: 1 to 128 of `A-Z a-z 0-9 _ - .`.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
+    pub collection: String,
+    /// Document id, percent-encoded: 1 to 256 characters (and at most 256
+    /// bytes of UTF-8), no control characters.
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    pub id: String,
+}
+
+/// A member of a space in a path.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberPath {
+    /// Space id, name, or `default` (1 to 128 characters, no control
+    /// characters).
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
+    pub space: String,
+    /// The member's node id (base58; its exact pattern is
+    /// `crate::patterns::NODE_ID`).
+    pub node_id: String,
 }
 
 /// Every error body: a stable code and a message for people.

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use weft_core::{Error, FilterOp, Node, NodeId, Query, Role, SpaceState};
+use weft_core::{
+    Error, FilterOp, MAX_PAGE, Node, NodeId, Precondition, Query, Role, SpaceState, Versioned,
+    Write,
+};
 
 use crate::duration::parse_duration;
 use crate::model::{
@@ -130,17 +133,18 @@ fn parse_node(s: &str) -> Result<NodeId, Error> {
         .map_err(|e| Error::InvalidInput(format!("node id {s:?}: {e}")))
 }
 
+/// Puts the document if `pre` holds; also says whether it was created.
 pub async fn put(
     node: &Node,
     space: Option<&str>,
     collection: &str,
     id: &str,
     json: Value,
-) -> Result<Written, Error> {
+    pre: Precondition,
+) -> Result<(Written, bool), Error> {
     let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
-    Ok(Written {
-        heads: node.put(&key, json).await?,
-    })
+    let done = node.write_if(Write::Put(key, json), pre).await?;
+    Ok((Written { heads: done.heads }, done.created))
 }
 
 pub async fn patch(
@@ -149,11 +153,11 @@ pub async fn patch(
     collection: &str,
     id: &str,
     patch: Value,
+    pre: Precondition,
 ) -> Result<Written, Error> {
     let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
-    Ok(Written {
-        heads: node.patch(&key, patch).await?,
-    })
+    let done = node.write_if(Write::Patch(key, patch), pre).await?;
+    Ok(Written { heads: done.heads })
 }
 
 pub async fn delete(
@@ -161,11 +165,24 @@ pub async fn delete(
     space: Option<&str>,
     collection: &str,
     id: &str,
+    pre: Precondition,
 ) -> Result<Written, Error> {
     let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
-    Ok(Written {
-        heads: node.delete(&key).await?,
-    })
+    let done = node.write_if(Write::Delete(key), pre).await?;
+    Ok(Written { heads: done.heads })
+}
+
+/// The document with its heads, or [`Error::NotFound`] when absent or deleted.
+pub async fn get_versioned(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    id: &str,
+) -> Result<Versioned, Error> {
+    let key = weft_core::DocKey::new(&space_id(node, space).await?, collection, id)?;
+    node.get_versioned(&key)
+        .await?
+        .ok_or_else(|| Error::NotFound(key.to_string()))
 }
 
 /// The document, or [`Error::NotFound`] when absent or deleted.
@@ -222,12 +239,14 @@ pub async fn history(
         .collect())
 }
 
+/// One page of a listing (at most `limit`, default [`MAX_PAGE`]) and, when
+/// more match and the listing is by id, the `after` cursor of the next.
 pub async fn list(
     node: &Node,
     space: Option<&str>,
     collection: &str,
     params: &ListParams,
-) -> Result<Vec<Listed>, Error> {
+) -> Result<(Vec<Listed>, Option<String>), Error> {
     let mut query = Query::new(collection).space(space_id(node, space).await?);
     for cond in &params.filters {
         let (field, op, value) = parse_condition(cond)?;
@@ -236,10 +255,13 @@ pub async fn list(
     if let Some(field) = &params.order {
         query = query.order_by(field.clone(), params.desc);
     }
-    if let Some(limit) = params.limit {
-        query = query.limit(limit);
+    if let Some(after) = &params.after {
+        query = query.after(after.clone());
     }
-    Ok(node
+    let limit = params.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    // One more than the page shows whether another page follows.
+    query = query.limit(limit + 1);
+    let mut items: Vec<Listed> = node
         .query(&query)
         .await?
         .into_iter()
@@ -247,7 +269,14 @@ pub async fn list(
             id: r.id,
             doc: r.json,
         })
-        .collect())
+        .collect();
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = match (more, &params.order) {
+        (true, None) => items.last().map(|l| l.id.clone()),
+        _ => None,
+    };
+    Ok((items, next))
 }
 
 /// `FIELD=VALUE` and its siblings `!=`, `<=`, `>=`, `<`, `>`. The value is

@@ -211,6 +211,7 @@ async fn command_on(
                 order,
                 desc,
                 limit,
+                after: None,
             };
             out.listed(&b.list(space, &collection, &params).await?);
         }

@@ -81,7 +81,7 @@ async fn every_documented_operation_works_as_documented() {
             "/v1/spaces/{space}/collections/{collection}/docs/{id}",
             doc.into(),
             Some(json!({"title": "hi", "n": 1})),
-            200,
+            201,
         ),
         (
             "PATCH",
@@ -627,7 +627,7 @@ async fn events_stream_a_peers_change_and_metrics_count_it() {
         Some(json!({"t": "from a"})),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::CREATED);
 
     let mut parser = SseParser::default();
     let event = tokio::time::timeout(Duration::from_secs(60), async {
@@ -717,7 +717,7 @@ async fn large_replacement_scenario() {
         Some(json!({"text": random_text(LARGE_TEXT_CHARS)})),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let client = s.client.clone();
     let replacement = serde_json::to_vec(&json!({"text": random_text(LARGE_TEXT_CHARS)})).unwrap();
     let auth = format!("Bearer {TOKEN}");
@@ -747,7 +747,7 @@ async fn large_replacement_scenario() {
                     "small write {i} took over {SMALL_WRITE_BUDGET:?} during a large replacement"
                 )
             });
-        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
         i += 1;
     }
     let (status, took) = large.await.unwrap();

@@ -382,7 +382,12 @@ fn local_apps_reach_the_daemon_with_its_files() {
             )
             .await
             .unwrap();
-        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
         let (status, body) = client
             .raw(Method::PATCH, path, Some(b"{oops".to_vec()), Some(&auth))
             .await

@@ -21,10 +21,12 @@ use crate::store::{self, Loaded, WriteRow, Writer};
 
 mod commit;
 pub(crate) mod guard;
+mod precondition;
 pub(crate) use commit::OnCommit;
 pub use commit::Write;
 pub(in crate::node) use commit::hex_heads;
 pub(crate) use guard::{Quarantine, quarantined};
+pub use precondition::{Precondition, WriteOutcome};
 
 /// A document in memory and what of it is already stored.
 pub(super) struct Cached {

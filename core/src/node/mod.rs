@@ -7,6 +7,7 @@
 
 mod cache;
 mod catalog;
+mod conditional;
 mod docs;
 mod events;
 mod external;
@@ -25,12 +26,13 @@ use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use catalog::{Invitation, MAX_PAGE, Page};
+pub use conditional::Versioned;
+pub use docs::{Precondition, Write, WriteOutcome};
+pub use events::{ChangeEvent, ChangePage, FeedError, Origin, SubscribeFilter, Subscription};
 
 /// Writes one [`Node::batch`] may hold: its rows are staged in memory and
 /// committed in one transaction.
 pub const MAX_BATCH: usize = 10_000;
-pub use docs::Write;
-pub use events::{ChangeEvent, ChangePage, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
 pub use replication::SyncProgress;
 pub use space_ref::{DEFAULT_SPACE_WORD, SpaceRef};
@@ -274,19 +276,9 @@ impl Node {
     /// naming the operation ([`Error::batch_index`]); at most [`MAX_BATCH`]
     /// writes.
     pub async fn batch(&self, writes: Vec<Write>) -> Result<Vec<Vec<String>>> {
-        if writes.len() > MAX_BATCH {
-            return Err(Error::InvalidInput(format!(
-                "a batch holds at most {MAX_BATCH} writes, not {}; split it",
-                writes.len()
-            )));
-        }
-        for (i, w) in writes.iter().enumerate() {
-            check_write(w).map_err(|e| e.in_batch(i, w.key()))?;
-        }
-        if writes.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.call(|reply| Command::Write { writes, reply }).await
+        let writes = writes.into_iter().map(|w| (w, Precondition::Any)).collect();
+        let outcomes = self.batch_if(writes).await?;
+        Ok(outcomes.into_iter().map(|o| o.heads).collect())
     }
 
     async fn write_one(&self, write: Write) -> Result<Vec<String>> {
@@ -346,6 +338,9 @@ impl Node {
         let space = query.space.as_deref().unwrap_or(self.default_space());
         check_name("space", space)?;
         check_name("collection", &query.collection)?;
+        if let Some(after) = &query.after {
+            crate::key::check_id(after)?;
+        }
         Ok(self.inner.reader.query(query, space).await?)
     }
 
@@ -703,7 +698,7 @@ impl Node {
 }
 
 /// What a write must satisfy before it reaches the writer actor.
-fn check_write(w: &Write) -> Result<()> {
+pub(super) fn check_write(w: &Write) -> Result<()> {
     if w.key()
         .collection()
         .starts_with(crate::auth::SYSTEM_COLLECTION)

@@ -729,5 +729,6 @@ async fn an_injected_commit_failure_fails_one_write_group() {
     node.close().await.unwrap();
 }
 mod catalog;
+mod conditional;
 mod faults;
 mod feed;

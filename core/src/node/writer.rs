@@ -7,7 +7,7 @@ use automerge::ChangeHash;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::docs::{Docs, Write};
+use super::docs::{Docs, Precondition, Write, WriteOutcome};
 use super::external::{ExternalCommand, external_sync};
 use super::replication::{SyncHost, TICK_MS};
 use super::spaces::{SpaceCommand, Spaces};
@@ -25,8 +25,8 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 pub(crate) enum Command {
     Write {
-        writes: Vec<Write>,
-        reply: Reply<Vec<Vec<String>>>,
+        writes: Vec<(Write, Precondition)>,
+        reply: Reply<Vec<WriteOutcome>>,
     },
     History {
         key: DocKey,
@@ -161,7 +161,9 @@ impl Actor {
         let keys: Vec<DocKey> = group
             .iter()
             .flat_map(|c| match c {
-                Command::Write { writes, .. } => writes.iter().map(Write::key).cloned().collect(),
+                Command::Write { writes, .. } => {
+                    writes.iter().map(|(w, _)| w.key()).cloned().collect()
+                }
                 Command::External(e) => vec![e.key.clone()],
                 _ => Vec::new(),
             })
@@ -298,15 +300,15 @@ impl Actor {
     /// Applies one command's writes. All or nothing: on error its documents
     /// are dropped from memory (reloaded from the store later) and its rows
     /// discarded.
-    fn write(&mut self, writes: Vec<Write>, reply: Reply<Vec<Vec<String>>>) {
+    fn write(&mut self, writes: Vec<(Write, Precondition)>, reply: Reply<Vec<WriteOutcome>>) {
         let mark = self.docs.mark();
         let mut heads = Vec::with_capacity(writes.len());
         let mut result = Ok(());
-        for (i, op) in writes.iter().enumerate() {
+        for (i, (op, precondition)) in writes.iter().enumerate() {
             let applied = self
                 .spaces
                 .require(&mut self.docs, op.key().space(), Role::Writer)
-                .and_then(|()| self.docs.apply(op));
+                .and_then(|()| self.docs.apply(op, precondition));
             match applied {
                 Ok(h) => heads.push(h),
                 Err(e) => {
@@ -325,7 +327,7 @@ impl Actor {
             })),
             Err(e) => {
                 self.docs
-                    .discard(mark, writes.iter().map(|w| w.key().clone()));
+                    .discard(mark, writes.iter().map(|(w, _)| w.key().clone()));
                 // Earlier commands' rows may touch the documents just dropped:
                 // store them now so a reload sees them.
                 self.flush();

@@ -25,6 +25,9 @@ pub struct Query {
     pub order: Option<Order>,
     /// At most this many rows.
     pub limit: Option<u32>,
+    /// Only documents whose id sorts after this one (keyset paging by id;
+    /// not combinable with `order`).
+    pub after: Option<String>,
 }
 
 impl Query {
@@ -36,6 +39,7 @@ impl Query {
             filters: Vec::new(),
             order: None,
             limit: None,
+            after: None,
         }
     }
 
@@ -71,6 +75,12 @@ impl Query {
             field: field.into(),
             descending,
         });
+        self
+    }
+
+    /// Pages by id: only documents whose id sorts after `id`.
+    pub fn after(mut self, id: impl Into<String>) -> Self {
+        self.after = Some(id.into());
         self
     }
 
@@ -225,6 +235,19 @@ pub(super) fn compile(q: &Query, space: &str) -> Result<(String, Vec<Param>), St
             }
         }
     }
+    if let Some(after) = &q.after {
+        // Paging by id only: a cursor into a field order would have to
+        // carry the field's value too (and cope with documents moving).
+        if q.order.is_some() {
+            return Err(StoreError::InvalidQuery(
+                "`after` pages by document id and cannot be combined with an order; \
+                 drop the order, or narrow the listing with filters"
+                    .into(),
+            ));
+        }
+        sql.push_str(" AND id > ?");
+        params.push(Param::Text(after.clone()));
+    }
     match &q.order {
         Some(o) => {
             let dir = if o.descending { "DESC" } else { "ASC" };
@@ -267,6 +290,17 @@ mod tests {
         assert!(sql.contains("IS NULL") && sql.ends_with("LIMIT 5"));
         assert_eq!(params.len(), 5);
         assert_eq!(params[4], Param::Int(1));
+    }
+
+    #[test]
+    fn after_pages_by_id_and_refuses_an_order() {
+        let (sql, params) = compile(&Query::new("c").eq("a", 1).after("x").limit(3), "s").unwrap();
+        assert!(
+            sql.contains("AND id > ?") && sql.contains("ORDER BY id"),
+            "{sql}"
+        );
+        assert_eq!(params.last(), Some(&Param::Text("x".into())));
+        assert!(compile(&Query::new("c").after("x").order_by("n", false), "s").is_err());
     }
 
     #[test]

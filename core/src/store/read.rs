@@ -132,6 +132,31 @@ impl Reader {
         })
     }
 
+    /// The JSON text and the encoded heads (sorted 32-byte hashes) of a
+    /// live document, from one row (inline, like [`Self::get`]).
+    pub fn get_with_heads(&self, key: &DocKey) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.with(|conn| {
+            let err = sqlite_err("reading a document");
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT json, heads FROM docs \
+                     WHERE space = ?1 AND collection = ?2 AND id = ?3 AND deleted = 0",
+                )
+                .map_err(err)?;
+            let mut rows = stmt
+                .query([key.space(), key.collection(), key.id()])
+                .map_err(err)?;
+            match rows.next().map_err(err)? {
+                Some(row) => {
+                    let json: Option<String> = row.get(0).map_err(err)?;
+                    let heads: Vec<u8> = row.get(1).map_err(err)?;
+                    Ok(json.map(|j| (j, heads)))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
     /// Runs a structured query in `space`; rows are parsed on the blocking
     /// thread too.
     pub async fn query(&self, q: &Query, space: &str) -> Result<Vec<QueryRow>, StoreError> {

@@ -10,9 +10,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use weft_core::{DocKey, Node};
 
+use super::input::{JsonObject, space_ref};
 use super::{AppState, Failure};
 use crate::batch::{BatchRequest, Batched, Record};
-use crate::model::ApiError;
+use crate::model::{ApiError, SpacePath};
 use crate::ops::space_id;
 
 /// Documents read per page while exporting.
@@ -22,7 +23,7 @@ const EXPORT_PAGE: u32 = 1000;
     post, path = "/v1/spaces/{space}/batch", tag = "documents",
     operation_id = "batch",
     description = "Applies many put, patch and delete operations in one transaction: all are stored, or none is. A failure answers the failing operation's status with its position in `index`. At most 10,000 operations and 32 MB per request.",
-    params(("space" = String, Path, description = "Space id, name, or `default`")),
+    params(SpacePath),
     request_body = BatchRequest,
     responses(
         (status = 200, description = "Every operation stored", body = Batched),
@@ -35,9 +36,10 @@ const EXPORT_PAGE: u32 = 1000;
 )]
 pub async fn batch(
     State(s): State<AppState>,
-    Path(space): Path<String>,
-    Json(req): Json<BatchRequest>,
+    Path(SpacePath { space }): Path<SpacePath>,
+    JsonObject(req): JsonObject<BatchRequest>,
 ) -> Result<Json<Batched>, Failure> {
+    space_ref(&space)?;
     Ok(Json(
         crate::batch::run(&s.node, Some(&space), req.ops).await?,
     ))
@@ -49,6 +51,7 @@ pub async fn batch(
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// Only this collection [default: every collection of the space].
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.-]+$")]
     pub collection: Option<String>,
 }
 
@@ -56,7 +59,7 @@ pub struct ExportParams {
     get, path = "/v1/spaces/{space}/export", tag = "documents",
     operation_id = "export",
     description = "Streams the space's live documents as NDJSON, one `{\"collection\", \"id\", \"doc\"}` object per line, by collection then id: the format `POST …/batch` (and `weft import`) takes back. Documents are read page by page, so a document written during the export may or may not appear.",
-    params(("space" = String, Path, description = "Space id, name, or `default`"), ExportParams),
+    params(SpacePath, ExportParams),
     responses(
         (status = 200, description = "One document per line", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "Invalid collection name", body = ApiError),
@@ -66,9 +69,10 @@ pub struct ExportParams {
 )]
 pub async fn export(
     State(s): State<AppState>,
-    Path(space): Path<String>,
+    Path(SpacePath { space }): Path<SpacePath>,
     Query(p): Query<ExportParams>,
 ) -> Result<Response, Failure> {
+    space_ref(&space)?;
     let space = space_id(&s.node, Some(&space)).await?;
     let collections = match p.collection {
         Some(c) => {

@@ -2,156 +2,265 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use super::conditional::{etag, not_modified, precondition};
+use super::input::{JsonObject, bad, space_ref};
 use super::{AppState, Failure};
-use crate::model::{ApiError, AutomergeUrl, Change, ListParams, Listed, SqlRequest, Written};
+use crate::client::{list_url, seg};
+use crate::model::{
+    ApiError, AutomergeUrl, Change, CollectionPath, DocPath, ListParams, Listed, SqlRequest,
+    Written,
+};
 use crate::ops;
 
-type DocPath = Path<(String, String, String)>;
+/// The doc path's space, checked as the document states it.
+fn doc_path(p: &DocPath) -> Result<(), Failure> {
+    space_ref(&p.space)
+}
+
+/// A write's answer: its heads, with the new version's `ETag`.
+fn written(status: StatusCode, w: Written) -> Response {
+    let tag = etag(&w.heads);
+    let mut response = (status, Json(w)).into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    response
+}
 
 #[utoipa::path(
     get, path = "/v1/spaces/{space}/collections/{collection}/docs/{id}", tag = "documents",
     operation_id = "get_doc",
     params(
-        ("space" = String, Path, description = "Space id, name, or `default`"),
-        ("collection" = String, Path, description = "Collection name"),
-        ("id" = String, Path, description = "Document id (percent-encoded)"),
+        DocPath,
+        ("If-None-Match" = Option<String>, Header, description = "`*` or `ETag`s the client holds: 304 without a body when the document is at one of them", pattern = r#"^[ \t]*(\*|(W/)?"[\x21\x23-\x7e]*"([ \t]*,[ \t]*(W/)?"[\x21\x23-\x7e]*")*)[ \t]*$"#),
     ),
     responses(
-        (status = 200, description = "The document's JSON", body = Object),
+        (status = 200, description = "The document's JSON", body = Object,
+         headers(("ETag" = String, description = "The version read: `\"<heads>\"`, its heads sorted and joined by `.`; send it back in `If-Match` to write only if nobody changed it since"))),
+        (status = 304, description = "Not modified: the document is at a version `If-None-Match` named",
+         headers(("ETag" = String, description = "The version"))),
         (status = 404, description = "No such document (or deleted), or unknown space", body = ApiError),
-        (status = 400, description = "Invalid name or id", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 400, description = "Invalid space, collection name, id or If-None-Match", body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn get_doc(
     State(s): State<AppState>,
-    Path((space, collection, id)): DocPath,
-) -> Result<Json<Value>, Failure> {
-    Ok(Json(
-        ops::get(&s.node, Some(&space), &collection, &id).await?,
-    ))
+    Path(p): Path<DocPath>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    doc_path(&p)?;
+    let found = ops::get_versioned(&s.node, Some(&p.space), &p.collection, &p.id).await?;
+    let mut response = match not_modified(&headers, &found.heads)? {
+        true => StatusCode::NOT_MODIFIED.into_response(),
+        false => Json(found.json).into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(&found.heads));
+    Ok(response)
 }
 
 #[utoipa::path(
     put, path = "/v1/spaces/{space}/collections/{collection}/docs/{id}", tag = "documents",
     operation_id = "put_doc",
-    description = "Creates or replaces the document with the body (a JSON object); the change is a field-level diff, so concurrent edits to other fields merge.",
-    params(("space" = String, Path), ("collection" = String, Path), ("id" = String, Path)),
+    description = "Creates or replaces the document with the body (a JSON object); the change is a field-level diff, so concurrent edits to other fields merge. `If-Match` writes only over the version it names (`*`: any existing version); `If-None-Match: *` only creates.",
+    params(
+        DocPath,
+        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version this write replaces; 412 if the document is absent or moved on", pattern = r#"^(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")$"#),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; 412 if the document exists", pattern = r"^\*$"),
+    ),
     request_body(content = Object, description = "The new document", content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored", body = Written),
-        (status = 400, description = "Not a JSON object, too large, too deep, or a reserved field", body = ApiError),
+        (status = 200, description = "Replaced an existing document", body = Written,
+         headers(("ETag" = String, description = "The new version"))),
+        (status = 201, description = "Created the document (it was absent or deleted)", body = Written,
+         headers(("ETag" = String, description = "The new version"), ("Location" = String, description = "The document's URL (percent-encoded path)"))),
+        (status = 400, description = "Not a JSON object, too large, too deep, a reserved field, an invalid name or id, or malformed conditional headers", body = ApiError),
         (status = 403, description = "This device may not write in the space", body = ApiError),
         (status = 404, description = "Unknown space", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 412, description = "`If-Match` or `If-None-Match` does not hold (code `precondition_failed`): nothing was written", body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn put_doc(
     State(s): State<AppState>,
-    Path((space, collection, id)): DocPath,
-    Json(body): Json<Value>,
-) -> Result<Json<Written>, Failure> {
-    Ok(Json(
-        ops::put(&s.node, Some(&space), &collection, &id, body).await?,
-    ))
+    Path(p): Path<DocPath>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    doc_path(&p)?;
+    let pre = precondition(&headers)?;
+    let Json(body) = body.map_err(super::input::rejected)?;
+    let (w, created) = ops::put(&s.node, Some(&p.space), &p.collection, &p.id, body, pre).await?;
+    if !created {
+        return Ok(written(StatusCode::OK, w));
+    }
+    let mut response = written(StatusCode::CREATED, w);
+    let location = format!(
+        "/v1/spaces/{}/collections/{}/docs/{}",
+        seg(&p.space),
+        seg(&p.collection),
+        seg(&p.id)
+    );
+    let location = HeaderValue::from_str(&location).expect("percent-encoded paths are ASCII");
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
 }
 
 #[utoipa::path(
     patch, path = "/v1/spaces/{space}/collections/{collection}/docs/{id}", tag = "documents",
     operation_id = "patch_doc",
-    description = "Applies an RFC 7396 JSON merge patch to an existing document.",
-    params(("space" = String, Path), ("collection" = String, Path), ("id" = String, Path)),
+    description = "Applies an RFC 7396 JSON merge patch to an existing document. `If-Match` patches only the version it names.",
+    params(
+        DocPath,
+        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version this patch applies to; 412 if the document is absent or moved on", pattern = r#"^(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")$"#),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: 412 if the document exists (else 404: there is nothing to patch)", pattern = r"^\*$"),
+    ),
     request_body(content = Object, description = "A JSON merge patch", content_type = "application/json"),
     responses(
-        (status = 200, description = "Patched", body = Written),
-        (status = 400, description = "Invalid patch", body = ApiError),
-        (status = 403, body = ApiError),
+        (status = 200, description = "Patched", body = Written,
+         headers(("ETag" = String, description = "The new version"))),
+        (status = 400, description = "Invalid patch, name, id or conditional headers", body = ApiError),
+        (status = 403, description = "This device may not write in the space", body = ApiError),
         (status = 404, description = "No such document or space", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 412, description = "A conditional header does not hold: nothing was written", body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn patch_doc(
     State(s): State<AppState>,
-    Path((space, collection, id)): DocPath,
-    Json(body): Json<Value>,
-) -> Result<Json<Written>, Failure> {
-    Ok(Json(
-        ops::patch(&s.node, Some(&space), &collection, &id, body).await?,
-    ))
+    Path(p): Path<DocPath>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    doc_path(&p)?;
+    let pre = precondition(&headers)?;
+    let Json(body) = body.map_err(super::input::rejected)?;
+    let w = ops::patch(&s.node, Some(&p.space), &p.collection, &p.id, body, pre).await?;
+    Ok(written(StatusCode::OK, w))
 }
 
 #[utoipa::path(
     delete, path = "/v1/spaces/{space}/collections/{collection}/docs/{id}", tag = "documents",
     operation_id = "delete_doc",
-    description = "Deletes the document (a tombstone that syncs; delete wins over concurrent updates).",
-    params(("space" = String, Path), ("collection" = String, Path), ("id" = String, Path)),
+    description = "Deletes the document (a tombstone that syncs; delete wins over concurrent updates). `If-Match` deletes only the version it names.",
+    params(
+        DocPath,
+        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version to delete; 412 if the document is absent or moved on", pattern = r#"^(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")$"#),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: 412 if the document exists (else 404)", pattern = r"^\*$"),
+    ),
     responses(
-        (status = 200, description = "Deleted", body = Written),
-        (status = 403, body = ApiError),
+        (status = 200, description = "Deleted", body = Written,
+         headers(("ETag" = String, description = "The tombstone's version"))),
+        (status = 400, description = "Invalid name, id or conditional headers", body = ApiError),
+        (status = 403, description = "This device may not write in the space", body = ApiError),
         (status = 404, description = "No such document or space", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 412, description = "A conditional header does not hold: nothing was deleted", body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn delete_doc(
     State(s): State<AppState>,
-    Path((space, collection, id)): DocPath,
-) -> Result<Json<Written>, Failure> {
-    Ok(Json(
-        ops::delete(&s.node, Some(&space), &collection, &id).await?,
-    ))
+    Path(p): Path<DocPath>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    doc_path(&p)?;
+    let pre = precondition(&headers)?;
+    let w = ops::delete(&s.node, Some(&p.space), &p.collection, &p.id, pre).await?;
+    Ok(written(StatusCode::OK, w))
 }
 
 #[utoipa::path(
     get, path = "/v1/spaces/{space}/collections/{collection}/docs", tag = "documents",
     operation_id = "list_docs",
-    params(("space" = String, Path), ("collection" = String, Path), ListParams),
+    description = "Lists matching documents, by id unless `order` says otherwise, a page at a time: when more match than `limit`, the answer has `Link: <URL>; rel=\"next\"`, the same listing after the page's last id. A listing with `order` is one page (it cannot be continued with `after`).",
+    params(CollectionPath, ListParams),
     responses(
-        (status = 200, description = "Matching documents", body = Vec<Listed>),
-        (status = 400, description = "Invalid condition, field or limit", body = ApiError),
+        (status = 200, description = "Matching documents", body = Vec<Listed>,
+         headers(("Link" = String, description = "`<URL>; rel=\"next\"`: the next page, when there is one"))),
+        (status = 400, description = "Invalid condition, field, limit, cursor, name, or `after` with `order`", body = ApiError),
         (status = 404, description = "Unknown space", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn list_docs(
     State(s): State<AppState>,
-    Path((space, collection)): Path<(String, String)>,
+    Path(p): Path<CollectionPath>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Vec<Listed>>, Failure> {
+) -> Result<Response, Failure> {
+    space_ref(&p.space)?;
     let params = list_params(pairs)?;
-    Ok(Json(
-        ops::list(&s.node, Some(&space), &collection, &params).await?,
-    ))
+    let (items, next) = ops::list(&s.node, Some(&p.space), &p.collection, &params).await?;
+    let mut response = Json(items).into_response();
+    if let Some(after) = next {
+        let url = list_url(&p.space, &p.collection, &params, Some(&after));
+        let link = HeaderValue::from_str(&format!("<{url}>; rel=\"next\""))
+            .expect("percent-encoded URLs are ASCII");
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// Query strings may repeat `where`, which serde's query decoding cannot
-/// put in a struct, so the pairs are folded by hand.
+/// put in a struct, so the pairs are folded by hand. Bounds are the ones
+/// `ListParams` states in the OpenAPI document.
 fn list_params(pairs: Vec<(String, String)>) -> Result<ListParams, Failure> {
-    let bad = |m: String| Failure::new(weft_core::ErrorKind::InvalidInput, m);
     let mut p = ListParams::default();
+    let once = |seen: bool, name: &str| match seen {
+        true => Err(bad(format!("{name} may be given once"))),
+        false => Ok(()),
+    };
     for (k, v) in pairs {
         match k.as_str() {
             "where" => p.filters.push(v),
-            "order" => p.order = Some(v),
+            "order" => {
+                once(p.order.is_some(), "order")?;
+                if v.is_empty() || v.chars().count() > 256 {
+                    return Err(bad("order must be a field path of 1 to 256 characters"));
+                }
+                p.order = Some(v)
+            }
             "desc" => {
                 p.desc = v
                     .parse()
                     .map_err(|_| bad(format!("desc must be true or false, got {v:?}")))?
             }
             "limit" => {
-                p.limit = Some(v.parse().map_err(|_| {
-                    bad(format!(
-                        "limit must be a whole number below 2^32, got {v:?}"
-                    ))
-                })?)
+                once(p.limit.is_some(), "limit")?;
+                let limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=weft_core::MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "limit must be a whole number from 1 to {}, got {v:?}",
+                            weft_core::MAX_PAGE
+                        ))
+                    })?;
+                p.limit = Some(limit)
+            }
+            "after" => {
+                once(p.after.is_some(), "after")?;
+                weft_core::key::check_id(&v).map_err(Failure::from)?;
+                if v.chars().count() > 256 {
+                    return Err(bad("after must be a document id of 1 to 256 characters"));
+                }
+                p.after = Some(v)
             }
             other => {
                 return Err(bad(format!(
-                    "unknown query parameter {other:?}; use where, order, desc, limit"
+                    "unknown query parameter {other:?}; use where, order, desc, limit, after"
                 )));
             }
         }
+    }
+    if p.after.is_some() && p.order.is_some() {
+        return Err(bad(
+            "after pages by document id and cannot be combined with order; drop order, or narrow the listing with where",
+        ));
     }
     Ok(p)
 }
@@ -159,19 +268,21 @@ fn list_params(pairs: Vec<(String, String)>) -> Result<ListParams, Failure> {
 #[utoipa::path(
     get, path = "/v1/spaces/{space}/collections/{collection}/docs/{id}/history", tag = "documents",
     operation_id = "history",
-    params(("space" = String, Path), ("collection" = String, Path), ("id" = String, Path)),
+    params(DocPath),
     responses(
         (status = 200, description = "Changes, oldest first", body = Vec<Change>),
+        (status = 400, description = "Invalid space, collection name or id", body = ApiError),
         (status = 404, description = "No such document or space", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn history(
     State(s): State<AppState>,
-    Path((space, collection, id)): DocPath,
+    Path(p): Path<DocPath>,
 ) -> Result<Json<Vec<Change>>, Failure> {
+    doc_path(&p)?;
     Ok(Json(
-        ops::history(&s.node, Some(&space), &collection, &id).await?,
+        ops::history(&s.node, Some(&p.space), &p.collection, &p.id).await?,
     ))
 }
 
@@ -179,19 +290,21 @@ pub async fn history(
     get, path = "/v1/spaces/{space}/collections/{collection}/docs/{id}/url", tag = "documents",
     operation_id = "automerge_url",
     description = "The document's automerge-repo URL, for apps syncing through `/v1/automerge`.",
-    params(("space" = String, Path), ("collection" = String, Path), ("id" = String, Path)),
+    params(DocPath),
     responses(
         (status = 200, description = "Its URL", body = AutomergeUrl),
+        (status = 400, description = "Invalid space, collection name or id", body = ApiError),
         (status = 404, description = "No such document or space", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn url(
     State(s): State<AppState>,
-    Path((space, collection, id)): DocPath,
+    Path(p): Path<DocPath>,
 ) -> Result<Json<AutomergeUrl>, Failure> {
+    doc_path(&p)?;
     Ok(Json(
-        ops::url(&s.node, Some(&space), &collection, &id).await?,
+        ops::url(&s.node, Some(&p.space), &p.collection, &p.id).await?,
     ))
 }
 
@@ -202,13 +315,13 @@ pub async fn url(
     request_body = SqlRequest,
     responses(
         (status = 200, description = "Rows as objects", body = Vec<Object>),
-        (status = 400, description = "Not a read-only statement, or it failed", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 400, description = "Not a JSON object, not a read-only statement, or it failed", body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn sql(
     State(s): State<AppState>,
-    Json(req): Json<SqlRequest>,
+    JsonObject(req): JsonObject<SqlRequest>,
 ) -> Result<Json<Vec<Map<String, Value>>>, Failure> {
     Ok(Json(ops::sql(&s.node, &req.sql).await?))
 }
@@ -244,5 +357,11 @@ mod tests {
                 .status,
             400
         );
+        for (k, v) in [("limit", "0"), ("limit", "10001"), ("after", "")] {
+            let e = list_params(vec![(k.into(), v.into())]).unwrap_err();
+            assert_eq!(e.status, 400, "{k}={v}");
+        }
+        let both = vec![("after".into(), "a".into()), ("order".into(), "n".into())];
+        assert_eq!(list_params(both).unwrap_err().status, 400);
     }
 }

@@ -33,9 +33,9 @@ const LAST_EVENT_ID: &str = "last-event-id";
     ),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream", body = Event),
-        (status = 400, description = "A malformed or future sequence number", body = ApiError),
+        (status = 400, description = "Invalid space or collection name, or a malformed or future sequence number", body = ApiError),
         (status = 404, description = "Unknown space", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn events(
@@ -43,6 +43,12 @@ pub async fn events(
     headers: HeaderMap,
     Query(p): Query<EventParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Failure> {
+    if let Some(sp) = &p.space {
+        super::input::space_ref(sp)?;
+    }
+    if let Some(c) = &p.collection {
+        weft_core::key::check_name("collection", c).map_err(Failure::from)?;
+    }
     let since = match headers.get(LAST_EVENT_ID) {
         Some(v) => {
             let text = v.to_str().unwrap_or("").trim();

@@ -4,10 +4,12 @@
 //! document cannot list a route that does not exist or miss one that does.
 
 mod batch;
+mod conditional;
 mod docs;
 mod error;
 mod events;
 mod guard;
+mod input;
 mod node;
 mod spaces;
 
@@ -166,11 +168,8 @@ pub fn in_process(node: Node, token: String, shutdown: watch::Receiver<bool>) ->
 
 /// The routes behind the API's layers: origin guard, token check, JSON errors.
 fn assemble(state: AppState) -> Router {
-    let (mut router, api) = routes().split_for_parts();
-    let json = api
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes");
-    let _ = state.openapi.set(json);
+    let (mut router, _) = routes().split_for_parts();
+    let _ = state.openapi.set(openapi_json());
     // A router serving sockets (the daemon's) has the automerge-repo
     // endpoint and logs replica failures; in process, they are the
     // command's error.
@@ -230,8 +229,9 @@ fn routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document, as served at `/v1/openapi.json`.
 pub fn openapi_json() -> String {
     let (_, api) = routes().split_for_parts();
-    api.to_pretty_json()
-        .expect("the OpenAPI document serializes")
+    let mut doc = serde_json::to_value(&api).expect("the OpenAPI document serializes");
+    crate::patterns::apply(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes")
 }
 
 /// The one endpoint that needs no token.

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use super::input::JsonObject;
 use super::{AppState, Failure};
 use crate::model::{ApiError, ConnectRequest, Connected, Health, Identity, Peer, Status};
 use crate::ops;
@@ -29,7 +30,7 @@ pub async fn health() -> Json<Health> {
     get, path = "/v1/id", tag = "node", operation_id = "identity",
     responses(
         (status = 200, description = "Node id and dialable addresses", body = Identity),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn identity(State(s): State<AppState>) -> Json<Identity> {
@@ -40,7 +41,7 @@ pub async fn identity(State(s): State<AppState>) -> Json<Identity> {
     get, path = "/v1/status", tag = "node", operation_id = "status",
     responses(
         (status = 200, description = "Version, API address, data dir, uptime, documents, peers, sync progress and traffic", body = Status),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn status(State(s): State<AppState>) -> Result<Json<Status>, Failure> {
@@ -55,12 +56,15 @@ pub async fn status(State(s): State<AppState>) -> Result<Json<Status>, Failure> 
     get, path = "/v1/peers", tag = "node", operation_id = "list_peers",
     responses(
         (status = 200, description = "Known peers", body = Vec<Peer>),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn peers(State(s): State<AppState>) -> Result<Json<Vec<Peer>>, Failure> {
     Ok(Json(ops::peers(&s.node).await?))
 }
+
+/// Longest address dialed (the schema's `maxLength`).
+const MAX_ADDR_CHARS: usize = 1024;
 
 #[utoipa::path(
     post, path = "/v1/peers", tag = "node", operation_id = "connect",
@@ -68,15 +72,21 @@ pub async fn peers(State(s): State<AppState>) -> Result<Json<Vec<Peer>>, Failure
     request_body = ConnectRequest,
     responses(
         (status = 200, description = "Connected", body = Connected),
-        (status = 400, description = "Not a multiaddr ending in /p2p/<node id>, or a malformed body", body = ApiError),
+        (status = 400, description = "Not a JSON object, or not a multiaddr ending in /p2p/<node id>", body = ApiError),
         (status = 502, description = "The peer could not be reached", body = ApiError),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn connect(
     State(s): State<AppState>,
-    Json(req): Json<ConnectRequest>,
+    JsonObject(req): JsonObject<ConnectRequest>,
 ) -> Result<Json<Connected>, Failure> {
+    // The schema's bounds: a multiaddr, so it starts with `/`.
+    if !req.addr.starts_with('/') || req.addr.chars().count() > MAX_ADDR_CHARS {
+        return Err(super::input::bad(format!(
+            "addr must be a multiaddr (starting with `/`) of at most {MAX_ADDR_CHARS} characters"
+        )));
+    }
     Ok(Json(ops::connect(&s.node, &req.addr).await?))
 }
 
@@ -84,7 +94,7 @@ pub async fn connect(
     get, path = "/metrics", tag = "node", operation_id = "metrics",
     responses(
         (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Failure> {
@@ -175,7 +185,7 @@ pub fn render_metrics(s: &Status, peers_known: usize) -> String {
     get, path = "/v1/openapi.json", tag = "node", operation_id = "openapi",
     responses(
         (status = 200, description = "This API as an OpenAPI 3 document", body = Object),
-        (status = 401, body = ApiError),
+        (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn openapi(State(s): State<AppState>) -> impl IntoResponse {

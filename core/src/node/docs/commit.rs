@@ -7,6 +7,7 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use serde_json::{Map, Value};
 
+use super::precondition::{Precondition, WriteOutcome, sorted_hex};
 use super::{Docs, is_log, now_ms};
 use crate::doc::as_object;
 use crate::error::{Error, Result};
@@ -62,15 +63,22 @@ impl Docs {
         self.pending.push(then);
     }
 
-    /// Applies one local write to its (loaded) document and stages it.
-    pub(in crate::node) fn apply(&mut self, op: &Write) -> Result<Vec<String>> {
+    /// Applies one local write to its (loaded) document and stages it, if
+    /// the document's state meets `precondition` (checked here, on the
+    /// actor, so nothing can change it in between).
+    pub(in crate::node) fn apply(
+        &mut self,
+        op: &Write,
+        precondition: &Precondition,
+    ) -> Result<WriteOutcome> {
         let key = op.key();
         self.load(key)?;
         let time = now_ms() / 1000;
         // The document may hold peers' changes: guarded.
-        let (change, heads) = self.guarded(key, |d| -> Result<_> {
+        let (change, heads, existed) = self.guarded(key, |d| -> Result<_> {
             let cached = d.dirty.get_mut(key).expect("loaded above");
             let exists = !cached.doc.is_empty() && !cached.doc.is_deleted();
+            precondition.check(key, exists, &cached.doc.heads())?;
             let change = match op {
                 Write::Put(_, json) => cached.doc.put(as_object(json)?, time)?,
                 Write::Patch(_, patch) if exists => cached.doc.patch(as_object(patch)?, time)?,
@@ -79,12 +87,15 @@ impl Docs {
                     return Err(Error::NotFound(key.to_string()));
                 }
             };
-            Ok((change, cached.doc.heads()))
+            Ok((change, cached.doc.heads(), exists))
         })??;
         if let Some(committed) = change {
             self.stage(key, Some(committed.json), Origin::Local)?;
         }
-        Ok(heads.iter().map(ToString::to_string).collect())
+        Ok(WriteOutcome {
+            heads: sorted_hex(&heads),
+            created: matches!(op, Write::Put(..)) && !existed,
+        })
     }
 
     /// Queues a row storing what changed in a document since it was last
