@@ -288,6 +288,9 @@ impl From<StoreError> for Error {
             StoreError::Statement(m) => Error::Sql(m),
             StoreError::Timeout(t) => Error::Timeout(t),
             StoreError::Closed => Error::Closed,
+            e @ (StoreError::Backup(_) | StoreError::Exists(_)) => {
+                Error::InvalidInput(e.to_string())
+            }
             e => Error::Store(e),
         }
     }

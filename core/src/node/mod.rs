@@ -10,6 +10,7 @@ mod catalog;
 mod docs;
 mod events;
 mod external;
+mod maintenance;
 mod replication;
 mod space_ref;
 mod spaces;
@@ -32,6 +33,7 @@ pub const MAX_BATCH: usize = 10_000;
 pub use docs::Write;
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
+pub use maintenance::BackupInfo;
 pub use replication::SyncProgress;
 pub use space_ref::{DEFAULT_SPACE_WORD, SpaceRef};
 pub use spaces::{SpaceInfo, SpaceState};
@@ -390,7 +392,12 @@ impl Node {
 
     /// Runs SQLite's integrity check on the replica.
     pub async fn check_integrity(&self) -> Result<()> {
-        self.call(Command::IntegrityCheck).await
+        let problems = self.integrity_problems().await?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(store::StoreError::Damaged(problems.join("; ")).into())
+        }
     }
 
     /// Dials a peer (a multiaddr ending in `/p2p/<node id>`); resolves once

@@ -13,6 +13,7 @@
 //! (~40-80 µs) per statement, while a prepared rusqlite statement on the
 //! same SQLite costs a few µs (measured when the store was designed).
 
+mod backup;
 mod catalog;
 mod lock;
 mod query;
@@ -28,6 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 
+pub use backup::{BACKUP_FORMAT, BACKUP_TABLE, BackupSummary, backup, inspect, restore};
 pub use lock::{LOCK_FILE, ProcessLock};
 pub(crate) use query::path_literal;
 pub use query::{Filter, FilterOp, Order, Query, QueryRow};
@@ -103,6 +105,13 @@ pub enum StoreError {
     /// The store is closed.
     #[error("the store is closed")]
     Closed,
+    /// A backup that cannot be written or restored as asked (not a Weft
+    /// backup, damaged, a missing directory).
+    #[error("{0}")]
+    Backup(String),
+    /// A file a backup or restore would replace, without leave to.
+    #[error("{} already exists; pass --force (overwrite) to replace it", .0.display())]
+    Exists(PathBuf),
 }
 
 /// Attaches what the store was doing to a sqlx error.

@@ -265,17 +265,17 @@ impl Writer {
 
     /// Runs SQLite's own consistency check; `Ok` when it reports "ok".
     pub fn integrity_check(&mut self) -> Result<(), StoreError> {
-        let err = sqlite_err("checking integrity");
-        let mut stmt = self.conn.prepare("PRAGMA integrity_check").map_err(err)?;
-        let report = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .and_then(Iterator::collect::<rusqlite::Result<Vec<String>>>)
-            .map_err(err)?;
-        if report == ["ok"] {
+        let problems = self.integrity_problems()?;
+        if problems.is_empty() {
             Ok(())
         } else {
-            Err(StoreError::Damaged(report.join("; ")))
+            Err(StoreError::Damaged(problems.join("; ")))
         }
+    }
+
+    /// The problems SQLite's consistency check finds (none when sound).
+    pub fn integrity_problems(&mut self) -> Result<Vec<String>, StoreError> {
+        super::backup::integrity_problems(&self.conn)
     }
 
     /// Checkpoints the WAL into the main file (used on shutdown).
