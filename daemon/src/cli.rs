@@ -62,7 +62,13 @@ pub enum Command {
         doc: String,
     },
     /// Print a document; exits 3 if it does not exist
-    Get { collection: String, id: String },
+    Get {
+        collection: String,
+        id: String,
+        /// The document as it was at these heads (comma-separated, as `weft history` prints them)
+        #[arg(long, value_name = "HEADS")]
+        at: Option<String>,
+    },
     /// Delete a document
     Delete { collection: String, id: String },
     /// List documents of a collection
@@ -108,6 +114,27 @@ pub enum Command {
     Peers,
     /// Dial a peer (a multiaddr ending in /p2p/NODE_ID)
     Connect { multiaddr: String },
+    /// Write a consistent backup of the replica (and this device's key) to FILE, also while the daemon runs
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the replica in --data-dir by a backup; no process (daemon) may hold it
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace a replica (or another device's key) already in --data-dir
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the integrity check on the replica; exits 1 if it is damaged
+    Check,
+    /// Create indexes on JSON fields
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// Print documents, peers and sync progress
     Status {
         /// Wait until sync with every connected peer is idle, showing progress
@@ -149,6 +176,16 @@ pub enum SpaceCommand {
     },
     /// Remove a member from --space (admins only)
     Revoke { node_id: String },
+    /// List the members of --space and their roles
+    Members,
+    /// Leave --space: stop syncing it and delete this device's copy of it (peers keep theirs)
+    Leave,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Index a JSON field (dotted path, e.g. `meta.due`) so `list --where/--order` on it is fast; idempotent
+    Create { field: String },
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -216,6 +253,13 @@ mod tests {
             "weft peers",
             "weft connect /ip4/127.0.0.1/tcp/1/p2p/x",
             "weft status --wait-synced --timeout 30",
+            "weft backup /tmp/w.backup --force",
+            "weft --data-dir /tmp/d restore /tmp/w.backup --force",
+            "weft check",
+            "weft index create meta.due",
+            "weft --space team space members",
+            "weft --space team space leave",
+            "weft get notes a --at abc,def",
         ] {
             let args = line.split(' ');
             if let Err(e) = Cli::try_parse_from(args) {

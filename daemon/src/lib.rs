@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod duration;
 pub mod error;
 pub mod files;
+pub mod maintenance;
 pub mod model;
 pub mod ops;
 pub mod output;

@@ -9,10 +9,11 @@ use http_body_util::BodyDataStream;
 use serde_json::Value;
 use weft_core::{ErrorKind, Node};
 
-use crate::cli::{Cli, Command, SpaceCommand};
+use crate::cli::{Cli, Command, IndexCommand, SpaceCommand};
 use crate::client::Client;
 use crate::config::{self, FileConfig};
 use crate::error::CliError;
+use crate::maintenance::cli as maintenance;
 use crate::model::{Event, InviteRequest, ListParams};
 use crate::output::Printer;
 use crate::{daemon, output};
@@ -32,6 +33,10 @@ pub async fn run(cli: Cli) -> u8 {
     let out = Printer { json };
     let result = match cli.command {
         Command::Daemon(args) => daemon::run(data_dir, args, &file).await,
+        Command::Restore {
+            file: backup,
+            force,
+        } => maintenance::restore(&data_dir, &backup, force, &out).await,
         command => client_command(&data_dir, command, space.as_deref(), &file, &out).await,
     };
     match result {
@@ -129,7 +134,7 @@ async fn command_on(
     out: &Printer,
 ) -> Result<(), CliError> {
     match command {
-        Command::Daemon(_) => unreachable!("handled by run"),
+        Command::Daemon(_) | Command::Restore { .. } => unreachable!("handled by run"),
         Command::Id => {
             let id = b.identity().await?;
             out.identity(&id, b.is_embedded());
@@ -151,7 +156,17 @@ async fn command_on(
             let doc = read_json(&doc)?;
             out.written(&b.patch(space, &collection, &id, doc).await?);
         }
-        Command::Get { collection, id } => out.document(&b.get(space, &collection, &id).await?),
+        Command::Get {
+            collection,
+            id,
+            at: Some(at),
+        } => out.document(&maintenance::get_at(b, space, &collection, &id, &at).await?),
+        Command::Get { collection, id, .. } => out.document(&b.get(space, &collection, &id).await?),
+        Command::Backup { file, force } => maintenance::backup(b, &file, force, out).await?,
+        Command::Check => maintenance::check(b, out).await?,
+        Command::Index(IndexCommand::Create { field }) => {
+            maintenance::index_create(b, &field, out).await?
+        }
         Command::Delete { collection, id } => {
             out.written(&b.delete(space, &collection, &id).await?);
         }
@@ -278,6 +293,8 @@ async fn space_command(
             b.space_revoke(space, &node_id).await?;
             out.done();
         }
+        SpaceCommand::Members => maintenance::members(b, space, out).await?,
+        SpaceCommand::Leave => maintenance::leave(b, space, out).await?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use serde_json::{Map, Value};
 
 use super::{AppState, Failure};
+use crate::maintenance::{self, AtParams};
 use crate::model::{ApiError, AutomergeUrl, Change, ListParams, Listed, SqlRequest, Written};
 use crate::ops;
 
@@ -17,18 +18,25 @@ type DocPath = Path<(String, String, String)>;
         ("space" = String, Path, description = "Space id, name, or `default`"),
         ("collection" = String, Path, description = "Collection name"),
         ("id" = String, Path, description = "Document id (percent-encoded)"),
+        AtParams,
     ),
     responses(
-        (status = 200, description = "The document's JSON", body = Object),
-        (status = 404, description = "No such document (or deleted), or unknown space", body = ApiError),
-        (status = 400, description = "Invalid name or id", body = ApiError),
+        (status = 200, description = "The document's JSON (with `at`: as it was at those heads)", body = Object),
+        (status = 404, description = "No such document (or deleted, or deleted at `at`), or unknown space", body = ApiError),
+        (status = 400, description = "Invalid name or id, or `at` heads that are malformed or not in the document", body = ApiError),
         (status = 401, body = ApiError),
     )
 )]
 pub async fn get_doc(
     State(s): State<AppState>,
     Path((space, collection, id)): DocPath,
+    Query(p): Query<AtParams>,
 ) -> Result<Json<Value>, Failure> {
+    if let Some(at) = &p.at {
+        return Ok(Json(
+            maintenance::get_at(&s.node, Some(&space), &collection, &id, at).await?,
+        ));
+    }
     Ok(Json(
         ops::get(&s.node, Some(&space), &collection, &id).await?,
     ))
