@@ -119,6 +119,14 @@ async fn a_backup_taken_under_writes_restores_into_a_working_node() {
 
     let restored = Node::restore(dst.path(), &file, false).await.unwrap();
     assert_eq!(restored.node_id, info.node_id);
+    assert_eq!(mode(&dst.path().join(store::DB_FILE)), 0o600);
+    assert_eq!(mode(&dst.path().join(crate::identity::KEY_FILE)), 0o600);
+    let names: Vec<String> = std::fs::read_dir(dst.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "temp files left: {names:?}");
     let back = open(dst.path()).await;
     assert_eq!(back.node_id(), info.node_id);
     assert_eq!(back.default_space(), node.default_space());
