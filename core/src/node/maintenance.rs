@@ -78,9 +78,10 @@ impl Node {
     }
 
     /// What SQLite's integrity check finds wrong with the replica; empty
-    /// when it is sound.
+    /// when it is sound. It runs on a read connection, so it never holds
+    /// up writes or sync (on a large replica it takes seconds).
     pub async fn integrity_problems(&self) -> Result<Vec<String>> {
-        self.call(Command::IntegrityCheck).await
+        Ok(self.inner.reader.integrity_problems().await?)
     }
 
     /// Leaves a space: this device stops syncing it and removes its local

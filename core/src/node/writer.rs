@@ -43,7 +43,6 @@ pub(crate) enum Command {
         name: String,
         reply: Reply<()>,
     },
-    IntegrityCheck(Reply<Vec<String>>),
     Peers(Reply<Vec<super::PeerStatus>>),
     PauseNetwork(Reply<()>),
     ResumeNetwork(Reply<()>),
@@ -217,9 +216,6 @@ impl Actor {
             } => {
                 let r = docs.store().create_index(&field, &literal, &name);
                 let _ = reply.send(r.map_err(Error::from));
-            }
-            Command::IntegrityCheck(reply) => {
-                let _ = reply.send(docs.store().integrity_problems().map_err(Error::from));
             }
             Command::PauseNetwork(reply) => {
                 self.sync.pause_network(docs, &mut self.spaces).await;

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::lock::{PRIVATE_MODE, ProcessLock};
+use super::read::Reader;
 use super::{BUSY_TIMEOUT, DB_FILE, StoreError, sqlite_err};
 use crate::identity::{KEY_FILE, NodeId};
 
@@ -312,6 +313,13 @@ pub(super) fn integrity_problems(conn: &Connection) -> Result<Vec<String>, Store
     }
 }
 
+impl Reader {
+    /// [`integrity_problems`] on a read connection (off the async runtime).
+    pub async fn integrity_problems(&self) -> Result<Vec<String>, StoreError> {
+        self.blocking(integrity_problems).await
+    }
+}
+
 /// Whether `dir` holds a replica with data (the lock makes an empty
 /// database file, which holds nothing).
 fn has_replica(dir: &Path) -> bool {
@@ -347,6 +355,14 @@ pub fn restore(dir: &Path, file: &Path, overwrite: bool) -> Result<BackupSummary
     let mut src = File::open(file).map_err(io(file))?;
     std::io::copy(&mut src, &mut out).map_err(io(&tmp))?;
     drop(out);
+    // What gets installed is the copy: it is checked again, in case the
+    // file changed since the first look.
+    if inspect(&tmp).ok().as_ref() != Some(&summary) {
+        return Err(StoreError::Backup(format!(
+            "{} changed while it was being restored; nothing was replaced",
+            file.display()
+        )));
+    }
     let secret: Vec<u8> = {
         let conn = Connection::open(&tmp).map_err(sqlite_err("preparing the restore"))?;
         let err = sqlite_err("preparing the restore");

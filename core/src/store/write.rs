@@ -263,21 +263,6 @@ impl Writer {
         tx.commit().map_err(err)
     }
 
-    /// Runs SQLite's own consistency check; `Ok` when it reports "ok".
-    pub fn integrity_check(&mut self) -> Result<(), StoreError> {
-        let problems = self.integrity_problems()?;
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Damaged(problems.join("; ")))
-        }
-    }
-
-    /// The problems SQLite's consistency check finds (none when sound).
-    pub fn integrity_problems(&mut self) -> Result<Vec<String>, StoreError> {
-        super::backup::integrity_problems(&self.conn)
-    }
-
     /// Checkpoints the WAL into the main file (used on shutdown).
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
         // The pragma returns a row (busy, log, checkpointed), so not `execute`.

@@ -44,5 +44,8 @@ fn a_withdrawn_space_ends_its_sessions_and_ignores_later_offers() {
     assert!(sent(&outs).is_empty(), "{outs:?}");
     // Its session frames about the space are ignored.
     let outs = me.input(Input::Received(peer.id, i_have_nothing()));
-    assert!(sent(&outs).is_empty() && closed(&outs).is_none(), "{outs:?}");
+    assert!(
+        sent(&outs).is_empty() && closed(&outs).is_none(),
+        "{outs:?}"
+    );
 }
