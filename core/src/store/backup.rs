@@ -268,6 +268,21 @@ pub fn inspect(file: &Path) -> Result<BackupSummary, StoreError> {
             "its device key does not match its node id".into(),
         ));
     }
+    // A replica from a newer Weft would not open here: refused now, before
+    // it replaces one that does.
+    let schema: Option<i64> = conn
+        .query_row("SELECT max(version) FROM _sqlx_migrations", [], |r| {
+            r.get(0)
+        })
+        .map_err(|e| not_backup(e.to_string()))?;
+    let known = super::MIGRATOR.migrations.iter().map(|m| m.version).max();
+    if schema > known {
+        return Err(not_backup(format!(
+            "it was written by a newer Weft (schema {}, this one knows {})",
+            schema.unwrap_or(0),
+            known.unwrap_or(0)
+        )));
+    }
     let count = |sql: &str| -> Result<u64, StoreError> {
         conn.query_row(sql, [], |r| r.get::<_, i64>(0))
             .map(|n| u64::try_from(n).unwrap_or(0))

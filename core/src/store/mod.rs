@@ -139,6 +139,9 @@ pub async fn open(dir: &Path) -> Result<(Writer, Reader), StoreError> {
     Ok((writer, reader))
 }
 
+/// The schema's migrations (`core/migrations/`), embedded.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 /// Creates or upgrades the schema with sqlx's migrator on a connection
 /// closed right after, so replicas created by earlier versions (which
 /// recorded their schema in `_sqlx_migrations`) open unchanged.
@@ -153,7 +156,7 @@ async fn migrate(path: &Path) -> Result<(), StoreError> {
     let mut conn = SqliteConnection::connect_with(&options)
         .await
         .map_err(sql_err("opening the database"))?;
-    sqlx::migrate!("./migrations").run(&mut conn).await?;
+    MIGRATOR.run(&mut conn).await?;
     conn.close().await.map_err(sql_err("opening the database"))
 }
 

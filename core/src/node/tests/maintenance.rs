@@ -172,6 +172,20 @@ async fn a_damaged_backup_is_refused_and_the_target_stays() {
     target.close().await.unwrap();
     let before = std::fs::read(dst.path().join(store::DB_FILE)).unwrap();
 
+    // One from a newer Weft is refused too: it would not open here.
+    let newer = files.path().join("newer");
+    std::fs::copy(&file, &newer).unwrap();
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'future', 1, x'00', 0)",
+            [],
+        )
+        .unwrap();
+    let e = Node::restore(dst.path(), &newer, true).await.unwrap_err();
+    assert!(e.to_string().contains("newer Weft"), "{e}");
+
     let mut bytes = std::fs::read(&file).unwrap();
     let mid = bytes.len() / 2 / 4096 * 4096;
     bytes[mid..mid + 4096].fill(0xa5);
