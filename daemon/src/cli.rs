@@ -44,7 +44,7 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Print this node's id and listen addresses
     Id,
-    /// Create, list, invite to, join and revoke from spaces
+    /// Create, list, invite to, join, revoke from, list members of and leave spaces
     #[command(subcommand)]
     Space(SpaceCommand),
     /// Create or replace a document (JSON may be '-' to read stdin)

@@ -319,8 +319,8 @@ impl Docs {
     }
 
     /// Drops every document of a space from memory, the JSON cache
-    /// included (after the space was left: its rows are gone). The group
-    /// must have been flushed.
+    /// included, once the space's rows are deleted (it was left). The
+    /// group must have been flushed.
     pub(super) fn forget_space(&mut self, space: &str) {
         let keys: Vec<DocKey> = self
             .docs

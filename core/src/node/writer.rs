@@ -288,9 +288,11 @@ impl Actor {
         // What the group staged (the space's documents included) is stored
         // first, so nothing of the space is written back after it goes.
         self.flush();
-        self.docs.forget_space(&space);
         match self.docs.store().delete_space(&space) {
             Ok(removed) => {
+                // After the commit: a reader filling the JSON cache from
+                // before it is turned away by the epoch this bumps.
+                self.docs.forget_space(&space);
                 self.spaces.forget(&space);
                 // Published before the answer, as a join's state is.
                 self.round_done();
