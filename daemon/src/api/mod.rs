@@ -328,7 +328,7 @@ mod tests {
         assert!(paths.contains_key("/v1/spaces/{space}/collections/{collection}/docs/{id}"));
         assert!(paths.contains_key("/metrics"));
         let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 26, "{}", serde_json::to_string_pretty(paths).unwrap());
+        assert_eq!(ops, 28, "{}", serde_json::to_string_pretty(paths).unwrap());
         // Only the health check opts out of the token.
         let open: Vec<_> = paths
             .iter()
