@@ -85,7 +85,6 @@ pub use net::{Multiaddr, NetConfig, NetStats};
 pub use node::{
     BackupInfo, ChangeEvent, DEFAULT_SPACE_WORD, ExternalReply, ExternalSync, FeedError,
     Invitation, MAX_BATCH, MAX_PAGE, Node, Origin, Page, PeerStatus, SpaceInfo, SpaceRef,
-    SpaceState, Status,
-    SubscribeFilter, Subscription, SyncProgress, Write,
+    SpaceState, Status, SubscribeFilter, Subscription, SyncProgress, Write,
 };
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};
