@@ -57,10 +57,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// A fresh temp file beside `dest`, created exclusively and private (a
 /// file or link placed beforehand is never followed).
 fn temp_beside(dest: &Path) -> Result<(PathBuf, File), StoreError> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
+    let dir = parent_of(dest);
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -118,7 +126,7 @@ fn publish(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), StoreError> {
             Err(e) => return Err(io(dest)(e)),
         }
     }
-    sync_dir(dest.parent().unwrap_or(Path::new(".")));
+    sync_dir(parent_of(dest));
     Ok(())
 }
 
@@ -131,7 +139,7 @@ pub fn backup(
     node_id: NodeId,
     overwrite: bool,
 ) -> Result<BackupSummary, StoreError> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
+    let dir = parent_of(dest);
     if !dir.is_dir() {
         return Err(StoreError::Backup(format!(
             "the directory {} does not exist",
