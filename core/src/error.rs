@@ -100,6 +100,10 @@ pub enum Error {
         /// Why it failed.
         source: Box<Error>,
     },
+    /// A file the operation would replace exists, and replacing it was not
+    /// asked for.
+    #[error("{} already exists; pass force (`--force`) to replace it", .0.display())]
+    Exists(PathBuf),
     /// An admin or the inviter refused this device in a space it joined
     /// (the invite was already used or expired, or the inviter was revoked).
     #[error(
@@ -235,6 +239,7 @@ impl Error {
             Error::Closed => ErrorKind::Closed,
             Error::Store(_) | Error::Corrupt { .. } | Error::Identity(_) => ErrorKind::Storage,
             Error::Batch { source, .. } => source.kind(),
+            Error::Exists(_) => ErrorKind::PreconditionFailed,
         }
     }
 
@@ -298,6 +303,8 @@ impl From<StoreError> for Error {
             StoreError::Statement(m) => Error::Sql(m),
             StoreError::Timeout(t) => Error::Timeout(t),
             StoreError::Closed => Error::Closed,
+            StoreError::Backup(_) => Error::InvalidInput(e.to_string()),
+            StoreError::Exists(path) => Error::Exists(path),
             e => Error::Store(e),
         }
     }

@@ -64,7 +64,7 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Print this node's id and listen addresses
     Id,
-    /// Create, list, invite to, join and revoke from spaces
+    /// Create, list, invite to, join, revoke from, list members of and leave spaces
     #[command(subcommand)]
     Space(SpaceCommand),
     /// Create or replace a document (JSON may be '-' to read stdin)
@@ -85,7 +85,13 @@ pub enum Command {
         doc: String,
     },
     /// Print a document; exits 3 if it does not exist
-    Get { collection: String, id: String },
+    Get {
+        collection: String,
+        id: String,
+        /// The document as it was at these heads (comma-separated, as `weft history` prints them)
+        #[arg(long, value_name = "HEADS")]
+        at: Option<String>,
+    },
     /// Delete a document
     Delete { collection: String, id: String },
     /// List documents of a collection
@@ -152,6 +158,27 @@ pub enum Command {
     Peers,
     /// Dial a peer (a multiaddr ending in /p2p/NODE_ID)
     Connect { multiaddr: String },
+    /// Write a consistent backup of the replica (and this device's key) to FILE, also while the daemon runs
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the replica in --data-dir by a backup; no process (daemon) may hold it
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace a replica (or another device's key) already in --data-dir
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the integrity check on the replica; exits 1 if it is damaged
+    Check,
+    /// Create indexes on JSON fields
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// Print the version, API address, data dir, uptime, documents, peers and sync progress
     #[command(after_help = "Examples:\n  \
                             weft status\n  \
@@ -265,6 +292,16 @@ pub enum SpaceCommand {
     },
     /// Remove a member from --space (admins only)
     Revoke { node_id: String },
+    /// List the members of --space and their roles
+    Members,
+    /// Leave --space: stop syncing it and delete this device's copy of it (peers keep theirs)
+    Leave,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Index a JSON field (dotted path, e.g. `meta.due`) so `list --where/--order` on it is fast; idempotent
+    Create { field: String },
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -361,6 +398,13 @@ mod tests {
             "weft completion zsh",
             "weft completion fish",
             "weft man",
+            "weft backup /tmp/w.backup --force",
+            "weft --data-dir /tmp/d restore /tmp/w.backup --force",
+            "weft check",
+            "weft index create meta.due",
+            "weft --space team space members",
+            "weft --space team space leave",
+            "weft get notes a --at abc,def",
         ] {
             let args = line.split(' ');
             if let Err(e) = Cli::try_parse_from(args) {

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod error;
 pub mod files;
 pub mod logging;
+pub mod maintenance;
 pub mod model;
 pub mod ops;
 pub mod output;

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use weft_core::{ErrorKind, Node};
 
-use crate::cli::{Cli, Command, DaemonAction, DaemonArgs, SpaceCommand};
+use crate::cli::{Cli, Command, DaemonAction, DaemonArgs, IndexCommand, SpaceCommand};
 use crate::client::Client;
 use crate::config::{self, FileConfig};
 use crate::error::CliError;
+use crate::maintenance::cli as maintenance;
 use crate::model::{InviteRequest, ListParams};
 use crate::output::Printer;
 use crate::{control, daemon, output, watch};
@@ -55,6 +56,10 @@ pub async fn run(cli: Cli) -> u8 {
             }
             r => r,
         },
+        Command::Restore {
+            file: backup,
+            force,
+        } => maintenance::restore(&data_dir, &backup, force, &out).await,
         command => client_command(&data_dir, command, space.as_deref(), &file, &out).await,
     };
     finish(result)
@@ -171,9 +176,10 @@ async fn command_on(
     out: &Printer,
 ) -> Result<(), CliError> {
     match command {
-        Command::Daemon(_) | Command::Completion { .. } | Command::Man { .. } => {
-            unreachable!("handled by run")
-        }
+        Command::Daemon(_)
+        | Command::Completion { .. }
+        | Command::Man { .. }
+        | Command::Restore { .. } => unreachable!("handled by run"),
         Command::Id => {
             let id = b.identity().await?;
             out.identity(&id, b.is_embedded());
@@ -195,7 +201,17 @@ async fn command_on(
             let doc = read_json(&doc)?;
             out.written(&b.patch(space, &collection, &id, doc).await?);
         }
-        Command::Get { collection, id } => out.document(&b.get(space, &collection, &id).await?),
+        Command::Get {
+            collection,
+            id,
+            at: Some(at),
+        } => out.document(&maintenance::get_at(b, space, &collection, &id, &at).await?),
+        Command::Get { collection, id, .. } => out.document(&b.get(space, &collection, &id).await?),
+        Command::Backup { file, force } => maintenance::backup(b, &file, force, out).await?,
+        Command::Check => maintenance::check(b, out).await?,
+        Command::Index(IndexCommand::Create { field }) => {
+            maintenance::index_create(b, &field, out).await?
+        }
         Command::Delete { collection, id } => {
             out.written(&b.delete(space, &collection, &id).await?);
         }
@@ -336,6 +352,8 @@ async fn space_command(
             b.space_revoke(space, &node_id).await?;
             out.done();
         }
+        SpaceCommand::Members => maintenance::members(b, space, out).await?,
+        SpaceCommand::Leave => maintenance::leave(b, space, out).await?,
     }
     Ok(())
 }

@@ -64,6 +64,23 @@ impl JsonCache {
             inner.lru.put(key, entry);
         }
     }
+
+    /// Forgets every entry of a space (writer only: the space was left);
+    /// a reader's fill that raced this is dropped by the epoch.
+    pub(crate) fn forget_space(&self, space: &str) {
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        let keys: Vec<DocKey> = inner
+            .lru
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.space() == space)
+            .cloned()
+            .collect();
+        for key in keys {
+            inner.lru.pop(&key);
+        }
+    }
 }
 
 #[cfg(test)]

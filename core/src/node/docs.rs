@@ -321,6 +321,26 @@ impl Docs {
         saved.ok().flatten()
     }
 
+    /// Drops every document of a space from memory, the JSON cache
+    /// included, once the space's rows are deleted (it was left). The
+    /// group must have been flushed.
+    pub(super) fn forget_space(&mut self, space: &str) {
+        let keys: Vec<DocKey> = self
+            .docs
+            .iter()
+            .map(|(k, _)| k)
+            .chain(self.dirty.keys())
+            .filter(|k| k.space() == space)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.docs.pop(&key);
+            self.forget(&key);
+        }
+        self.prefetched.retain(|k, _| k.space() != space);
+        self.json.forget_space(space);
+    }
+
     /// Whether a document is in memory.
     pub(super) fn in_memory(&self, key: &DocKey) -> bool {
         self.dirty.contains_key(key) || self.docs.contains(key)

@@ -11,6 +11,7 @@ mod conditional;
 mod docs;
 mod events;
 mod external;
+mod maintenance;
 mod replication;
 mod space_ref;
 mod spaces;
@@ -34,6 +35,7 @@ pub use events::{ChangeEvent, ChangePage, FeedError, Origin, SubscribeFilter, Su
 /// committed in one transaction.
 pub const MAX_BATCH: usize = 10_000;
 pub use external::{ExternalReply, ExternalSync};
+pub use maintenance::BackupInfo;
 pub use replication::SyncProgress;
 pub use space_ref::{DEFAULT_SPACE_WORD, SpaceRef};
 pub use spaces::{SpaceInfo, SpaceState};
@@ -385,7 +387,12 @@ impl Node {
 
     /// Runs SQLite's integrity check on the replica.
     pub async fn check_integrity(&self) -> Result<()> {
-        self.call(Command::IntegrityCheck).await
+        let problems = self.integrity_problems().await?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(store::StoreError::Damaged(problems.join("; ")).into())
+        }
     }
 
     /// Dials a peer (a multiaddr ending in `/p2p/<node id>`); resolves once

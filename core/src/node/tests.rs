@@ -732,3 +732,4 @@ mod catalog;
 mod conditional;
 mod faults;
 mod feed;
+mod maintenance;

@@ -43,7 +43,6 @@ pub(crate) enum Command {
         name: String,
         reply: Reply<()>,
     },
-    IntegrityCheck(Reply<()>),
     Peers(Reply<Vec<super::PeerStatus>>),
     PauseNetwork(Reply<()>),
     ResumeNetwork(Reply<()>),
@@ -220,9 +219,6 @@ impl Actor {
                 let r = docs.store().create_index(&field, &literal, &name);
                 let _ = reply.send(r.map_err(Error::from));
             }
-            Command::IntegrityCheck(reply) => {
-                let _ = reply.send(docs.store().integrity_check().map_err(Error::from));
-            }
             Command::PauseNetwork(reply) => {
                 self.sync.pause_network(docs, &mut self.spaces).await;
                 let _ = reply.send(Ok(()));
@@ -274,6 +270,41 @@ impl Actor {
             SpaceCommand::Revoke { space, node, reply } => {
                 let r = self.spaces.revoke(&mut self.docs, &space, node);
                 let _ = reply.send(self.committed(r));
+            }
+            SpaceCommand::Leave { space, reply } => {
+                let r = self.leave(space).await;
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// Leaves a space: its sessions end first, so nothing of it is sent or
+    /// taken while it goes; then every row of it goes in one transaction.
+    /// Returns how many documents were removed.
+    async fn leave(&mut self, space: String) -> Result<u64> {
+        self.spaces.check_leave(&space)?;
+        let (docs, spaces) = (&mut self.docs, &mut self.spaces);
+        self.sync
+            .drive(docs, spaces, Input::Withdraw(space.clone()))
+            .await;
+        // What the group staged (the space's documents included) is stored
+        // first, so nothing of the space is written back after it goes.
+        self.flush();
+        match self.docs.store().delete_space(&space) {
+            Ok(removed) => {
+                // After the commit: a reader filling the JSON cache from
+                // before it is turned away by the epoch this bumps.
+                self.docs.forget_space(&space);
+                self.spaces.forget(&space);
+                // Published before the answer, as a join's state is.
+                self.round_done();
+                tracing::info!(space, documents = removed, "left the space");
+                Ok(removed)
+            }
+            Err(e) => {
+                // Still held: offered again, as before.
+                self.offer(space).await;
+                Err(e.into())
             }
         }
     }

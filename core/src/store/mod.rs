@@ -13,6 +13,7 @@
 //! (~40-80 µs) per statement, while a prepared rusqlite statement on the
 //! same SQLite costs a few µs (measured when the store was designed).
 
+mod backup;
 mod catalog;
 mod changes;
 mod lock;
@@ -29,6 +30,7 @@ use rusqlite::{Connection, OpenFlags};
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 
+pub use backup::{BACKUP_FORMAT, BACKUP_TABLE, BackupSummary, backup, inspect, restore};
 pub use changes::StoredChange;
 pub use lock::{LOCK_FILE, ProcessLock};
 pub(crate) use query::path_literal;
@@ -105,6 +107,13 @@ pub enum StoreError {
     /// The store is closed.
     #[error("the store is closed")]
     Closed,
+    /// A backup that cannot be written or restored as asked (not a Weft
+    /// backup, damaged, a missing directory).
+    #[error("{0}")]
+    Backup(String),
+    /// A file a backup or restore would replace, without leave to.
+    #[error("{} already exists; pass --force (overwrite) to replace it", .0.display())]
+    Exists(PathBuf),
 }
 
 /// Attaches what the store was doing to a sqlx error.
@@ -134,6 +143,9 @@ pub async fn open(dir: &Path) -> Result<(Writer, Reader), StoreError> {
     Ok((writer, reader))
 }
 
+/// The schema's migrations (`core/migrations/`), embedded.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 /// Creates or upgrades the schema with sqlx's migrator on a connection
 /// closed right after, so replicas created by earlier versions (which
 /// recorded their schema in `_sqlx_migrations`) open unchanged.
@@ -148,7 +160,7 @@ async fn migrate(path: &Path) -> Result<(), StoreError> {
     let mut conn = SqliteConnection::connect_with(&options)
         .await
         .map_err(sql_err("opening the database"))?;
-    sqlx::migrate!("./migrations").run(&mut conn).await?;
+    MIGRATOR.run(&mut conn).await?;
     conn.close().await.map_err(sql_err("opening the database"))
 }
 

@@ -263,6 +263,31 @@ impl Writer {
         Ok(())
     }
 
+    /// Removes everything of a space from the replica in one transaction:
+    /// its documents (membership log included) and their chunks, its sync
+    /// states and its row. Returns how many documents went.
+    pub fn delete_space(&mut self, id: &str) -> Result<u64, StoreError> {
+        let err = sqlite_err("removing a space");
+        let tx = self
+            .conn()
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute(
+            "DELETE FROM chunks WHERE doc IN (SELECT doc FROM docs WHERE space = ?1)",
+            [id],
+        )
+        .map_err(err)?;
+        let docs = tx
+            .execute("DELETE FROM docs WHERE space = ?1", [id])
+            .map_err(err)?;
+        tx.execute("DELETE FROM sync_states WHERE space = ?1", [id])
+            .map_err(err)?;
+        tx.execute("DELETE FROM spaces WHERE id = ?1", [id])
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(docs as u64)
+    }
+
     /// Spaces this device created or joined, oldest first.
     pub fn joined_spaces(&mut self) -> Result<Vec<JoinedSpace>, StoreError> {
         let err = sqlite_err("listing spaces");

@@ -292,21 +292,6 @@ impl Writer {
         tx.commit().map_err(err)
     }
 
-    /// Runs SQLite's own consistency check; `Ok` when it reports "ok".
-    pub fn integrity_check(&mut self) -> Result<(), StoreError> {
-        let err = sqlite_err("checking integrity");
-        let mut stmt = self.conn.prepare("PRAGMA integrity_check").map_err(err)?;
-        let report = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .and_then(Iterator::collect::<rusqlite::Result<Vec<String>>>)
-            .map_err(err)?;
-        if report == ["ok"] {
-            Ok(())
-        } else {
-            Err(StoreError::Damaged(report.join("; ")))
-        }
-    }
-
     /// Checkpoints the WAL into the main file (used on shutdown).
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
         // The pragma returns a row (busy, log, checkpointed), so not `execute`.

@@ -151,6 +151,9 @@ pub enum Input {
     /// A space's membership log changed: end sessions with peers that are
     /// no longer members, open them with peers that now are.
     MembershipChanged(String),
+    /// Stop offering a space this node left: its sessions end and peers'
+    /// claims of it open nothing from now on.
+    Withdraw(String),
 }
 
 /// Everything the engine asks the runtime to do.
@@ -406,6 +409,7 @@ impl Engine {
             }
             Input::Offer(space) => self.offer(replica, space, &mut out),
             Input::MembershipChanged(space) => self.membership_changed(replica, &space, &mut out),
+            Input::Withdraw(space) => self.withdraw(&space, &mut out),
             Input::Tick(now) => self.tick(replica, now, &mut out),
         }
         out

@@ -102,10 +102,11 @@ fn value(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<String>
             )));
         }
     }
-    // An empty value states no condition: taken as absent.
+    // An empty value states no condition: taken as absent (the schema's
+    // patterns allow exactly that, and blanks around a value).
     Ok(out
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.split(',').all(|part| part.trim().is_empty())))
+        .map(|v| v.trim_matches([' ', '\t']).to_owned())
+        .filter(|v| !v.is_empty()))
 }
 
 /// `1#entity-tag` (RFC 9110): `(weak, opaque-tag)` pairs.

@@ -10,6 +10,7 @@ use super::conditional::{etag, not_modified, precondition};
 use super::input::{JsonObject, bad, space_ref};
 use super::{AppState, Failure};
 use crate::client::{list_url, seg};
+use crate::maintenance::{self, AtParams};
 use crate::model::{
     ApiError, AutomergeUrl, Change, CollectionPath, DocPath, ListParams, Listed, SqlRequest,
     Written,
@@ -34,24 +35,30 @@ fn written(status: StatusCode, w: Written) -> Response {
     operation_id = "get_doc",
     params(
         DocPath,
-        ("If-None-Match" = Option<String>, Header, description = "`*` or `ETag`s the client holds: 304 without a body when the document is at one of them", pattern = r#"^[ \t]*(\*|(W/)?"[\x21\x23-\x7e]*"([ \t]*,[ \t]*(W/)?"[\x21\x23-\x7e]*")*)[ \t]*$"#),
+        AtParams,
+        ("If-None-Match" = Option<String>, Header, description = "`*` or `ETag`s the client holds: 304 without a body when the document is at one of them (not with `at`)", pattern = r#"^[ \t]*(\*|(W/)?"[\x21\x23-\x7e]*"([ \t]*,[ \t]*(W/)?"[\x21\x23-\x7e]*")*)?[ \t]*$"#),
     ),
     responses(
-        (status = 200, description = "The document's JSON", body = Object,
+        (status = 200, description = "The document's JSON; with `at`, as it was at those heads (and no `ETag`: it is not the current version)", body = Object,
          headers(("ETag" = String, description = "The version read: `\"<heads>\"`, its heads sorted and joined by `.`; send it back in `If-Match` to write only if nobody changed it since"))),
         (status = 304, description = "Not modified: the document is at a version `If-None-Match` named",
          headers(("ETag" = String, description = "The version"))),
-        (status = 404, description = "No such document (or deleted), or unknown space", body = ApiError),
-        (status = 400, description = "Invalid space, collection name, id or If-None-Match", body = ApiError),
+        (status = 404, description = "No such document (or deleted), unknown space, or with `at`: deleted at those heads, or heads this replica does not have", body = ApiError),
+        (status = 400, description = "Invalid space, collection name, id, If-None-Match or `at`", body = ApiError),
         (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
 pub async fn get_doc(
     State(s): State<AppState>,
     Path(p): Path<DocPath>,
+    Query(at): Query<AtParams>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     doc_path(&p)?;
+    if let Some(at) = &at.at {
+        let json = maintenance::get_at(&s.node, Some(&p.space), &p.collection, &p.id, at).await?;
+        return Ok(Json(json).into_response());
+    }
     let found = ops::get_versioned(&s.node, Some(&p.space), &p.collection, &p.id).await?;
     let mut response = match not_modified(&headers, &found.heads)? {
         true => StatusCode::NOT_MODIFIED.into_response(),
@@ -69,8 +76,8 @@ pub async fn get_doc(
     description = "Creates or replaces the document with the body (a JSON object); the change is a field-level diff, so concurrent edits to other fields merge. `If-Match` writes only over the version it names (`*`: any existing version); `If-None-Match: *` only creates.",
     params(
         DocPath,
-        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version this write replaces; 412 if the document is absent or moved on", pattern = r#"^(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")$"#),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; 412 if the document exists", pattern = r"^\*$"),
+        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version this write replaces; 412 if the document is absent or moved on", pattern = r#"^[ \t]*(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")?[ \t]*$"#),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only; 412 if the document exists", pattern = r"^[ \t]*\*?[ \t]*$"),
     ),
     request_body(content = Object, description = "The new document", content_type = "application/json"),
     responses(
@@ -116,8 +123,8 @@ pub async fn put_doc(
     description = "Applies an RFC 7396 JSON merge patch to an existing document. `If-Match` patches only the version it names.",
     params(
         DocPath,
-        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version this patch applies to; 412 if the document is absent or moved on", pattern = r#"^(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")$"#),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: 412 if the document exists (else 404: there is nothing to patch)", pattern = r"^\*$"),
+        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version this patch applies to; 412 if the document is absent or moved on", pattern = r#"^[ \t]*(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")?[ \t]*$"#),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: 412 if the document exists (else 404: there is nothing to patch)", pattern = r"^[ \t]*\*?[ \t]*$"),
     ),
     request_body(content = Object, description = "A JSON merge patch", content_type = "application/json"),
     responses(
@@ -149,8 +156,8 @@ pub async fn patch_doc(
     description = "Deletes the document (a tombstone that syncs; delete wins over concurrent updates). `If-Match` deletes only the version it names.",
     params(
         DocPath,
-        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version to delete; 412 if the document is absent or moved on", pattern = r#"^(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")$"#),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: 412 if the document exists (else 404)", pattern = r"^\*$"),
+        ("If-Match" = Option<String>, Header, description = "`*`, or the `ETag` of the version to delete; 412 if the document is absent or moved on", pattern = r#"^[ \t]*(\*|"[0-9a-f]{64}(\.[0-9a-f]{64})*")?[ \t]*$"#),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: 412 if the document exists (else 404)", pattern = r"^[ \t]*\*?[ \t]*$"),
     ),
     responses(
         (status = 200, description = "Deleted", body = Written,

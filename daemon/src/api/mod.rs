@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod guard;
 mod input;
+mod maintenance;
 mod node;
 mod spaces;
 
@@ -217,6 +218,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(spaces::invite))
         .routes(routes!(spaces::join))
         .routes(routes!(spaces::revoke))
+        .routes(routes!(maintenance::members))
+        .routes(routes!(maintenance::leave))
+        .routes(routes!(maintenance::create_index))
+        .routes(routes!(maintenance::backup))
+        .routes(routes!(maintenance::check))
         .routes(routes!(node::health))
         .routes(routes!(node::identity))
         .routes(routes!(node::status))
@@ -344,7 +350,7 @@ mod tests {
         assert!(paths.contains_key("/v1/spaces/{space}/collections/{collection}/docs/{id}"));
         assert!(paths.contains_key("/metrics"));
         let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 23, "{}", serde_json::to_string_pretty(paths).unwrap());
+        assert_eq!(ops, 28, "{}", serde_json::to_string_pretty(paths).unwrap());
         // Only the health check opts out of the token.
         let open: Vec<_> = paths
             .iter()

@@ -27,7 +27,16 @@ pub async fn serve() -> Served {
     serve_guarded(api::Guard::default()).await
 }
 
+/// A node whose joins wait at most `join_timeout` for the inviter.
+pub async fn serve_joining_within(join_timeout: std::time::Duration) -> Served {
+    serve_with(api::Guard::default(), join_timeout).await
+}
+
 pub async fn serve_guarded(guard: api::Guard) -> Served {
+    serve_with(guard, api::DEFAULT_JOIN_TIMEOUT).await
+}
+
+async fn serve_with(guard: api::Guard, join_timeout: std::time::Duration) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::with_data_dir(dir.path());
     config.network = Some(NetConfig::local());
@@ -43,7 +52,7 @@ pub async fn serve_guarded(guard: api::Guard) -> Served {
         stop_rx,
         landing,
         guard,
-        api::DEFAULT_JOIN_TIMEOUT,
+        join_timeout,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();

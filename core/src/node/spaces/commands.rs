@@ -41,9 +41,31 @@ pub(crate) enum SpaceCommand {
         node: NodeId,
         reply: Reply<()>,
     },
+    Leave {
+        space: String,
+        reply: Reply<u64>,
+    },
 }
 
 impl Spaces {
+    /// Whether this device may leave `space`: a joined space other than
+    /// its default (personal) one, which every device keeps.
+    pub(crate) fn check_leave(&self, space: &str) -> Result<()> {
+        match self.joined.get(space) {
+            None => Err(Error::UnknownSpace(space.to_owned())),
+            Some(j) if j.default => Err(Error::Forbidden(format!(
+                "space {space} is this device's default (personal) space, which cannot be left"
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Forgets a space this device left (its rows are gone).
+    pub(crate) fn forget(&mut self, space: &str) {
+        self.joined.remove(space);
+        self.stale = true;
+    }
+
     pub(crate) fn revoke(&mut self, docs: &mut Docs, space: &str, node: NodeId) -> Result<()> {
         self.require(docs, space, Role::Admin)?;
         let heads = self.membership(docs, space)?.heads();

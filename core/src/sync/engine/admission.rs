@@ -274,6 +274,34 @@ impl Engine {
         }
     }
 
+    /// Stops offering a space this node left. Every trace of it in the
+    /// peers' state goes (sessions, claims, refusals, what we named), so
+    /// its frames are ignored like any unknown space's and a peer's offer
+    /// of it opens nothing. There is no frame saying "left", so each peer
+    /// that had a session for it, or heard of it from us, is disconnected:
+    /// that ends its side of the session (instead of retrying against
+    /// ours), and on reconnecting neither side names the space.
+    pub(super) fn withdraw(&mut self, space: &str, out: &mut Vec<Output>) {
+        if !self.spaces.remove(space) {
+            return;
+        }
+        let mut close = Vec::new();
+        for (id, p) in &mut self.peers {
+            let in_session = p.sessions.remove(space).is_some();
+            let named = p.offered.remove(space).is_some();
+            p.claims.remove(space);
+            p.refused.remove(space);
+            p.told.remove(space);
+            p.early.remove(space);
+            if in_session || named {
+                close.push(*id);
+            }
+        }
+        for peer in close {
+            self.close(peer, format!("this node left space {space}"), out);
+        }
+    }
+
     /// Re-checks every peer against a space's changed membership log.
     pub(super) fn membership_changed(
         &mut self,

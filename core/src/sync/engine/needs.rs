@@ -66,7 +66,10 @@ impl Engine {
                     .into_iter()
                     .collect();
             }
-            Input::Connected(..) | Input::Disconnected(_) | Input::Malformed(..) => {}
+            Input::Connected(..)
+            | Input::Disconnected(_)
+            | Input::Malformed(..)
+            | Input::Withdraw(_) => {}
         }
         needs
     }

@@ -733,3 +733,4 @@ fn claims_for_other_spaces_or_with_oversized_entries_are_not_kept() {
 }
 
 mod refusal;
+mod withdraw;
