@@ -84,7 +84,7 @@ pub use key::DocKey;
 pub use net::{Multiaddr, NetConfig, NetStats};
 pub use node::{
     ChangeEvent, DEFAULT_SPACE_WORD, ExternalReply, ExternalSync, FeedError, Invitation, MAX_BATCH,
-    MAX_PAGE, Node, Origin, Page, PeerStatus, SpaceInfo, SpaceRef, SpaceState, Status,
-    SubscribeFilter, Subscription, SyncProgress, Write,
+    MAX_PAGE, Node, OBSERVE_COALESCE, Observation, Origin, Page, PeerStatus, SpaceInfo, SpaceRef,
+    SpaceState, Status, SubscribeFilter, Subscription, SyncProgress, Write,
 };
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};

@@ -10,6 +10,7 @@ mod catalog;
 mod docs;
 mod events;
 mod external;
+mod observe;
 mod replication;
 mod space_ref;
 mod spaces;
@@ -32,6 +33,7 @@ pub const MAX_BATCH: usize = 10_000;
 pub use docs::Write;
 pub use events::{ChangeEvent, FeedError, Origin, SubscribeFilter, Subscription};
 pub use external::{ExternalReply, ExternalSync};
+pub use observe::{OBSERVE_COALESCE, Observation};
 pub use replication::SyncProgress;
 pub use space_ref::{DEFAULT_SPACE_WORD, SpaceRef};
 pub use spaces::{SpaceInfo, SpaceState};
@@ -75,6 +77,8 @@ struct Inner {
     /// The spaces this node is in, published by the writer actor after
     /// every change (also how joins wait for their admission).
     spaces: watch::Receiver<Arc<SpacesView>>,
+    /// Live queries, started with the first [`Node::observe`].
+    observers: std::sync::OnceLock<Arc<observe::Hub>>,
     /// Makes commits of document writes fail (tests of recovery only).
     #[cfg(any(test, feature = "fault-injection"))]
     commit_faults: store::CommitFaults,
@@ -215,6 +219,7 @@ impl Node {
                 networked: config.network.is_some(),
                 progress,
                 spaces: spaces_rx,
+                observers: std::sync::OnceLock::new(),
                 #[cfg(any(test, feature = "fault-injection"))]
                 commit_faults,
             }),

@@ -730,3 +730,4 @@ async fn an_injected_commit_failure_fails_one_write_group() {
 }
 mod catalog;
 mod faults;
+mod observe;
