@@ -116,6 +116,30 @@ impl WeftNode {
         Ok(DocKey::new(space, collection, id)?)
     }
 
+    /// The query [`WeftNode::list`] and [`WeftNode::observe`] run.
+    pub(crate) async fn query_of(
+        &self,
+        collection: String,
+        filters: Vec<Filter>,
+        order: Option<String>,
+        limit: Option<u32>,
+        space: Option<String>,
+    ) -> Result<Query, WeftError> {
+        let mut query = Query::new(collection).space(self.space_id(space).await?);
+        for f in filters {
+            let value = parse_json(&format!("filter value for {}", f.field), &f.value)?;
+            query = query.filter(f.field, f.op.into(), value);
+        }
+        if let Some(order) = order {
+            query = match order.strip_prefix('-') {
+                Some(field) => query.order_by(field, true),
+                None => query.order_by(order, false),
+            };
+        }
+        query.limit = limit;
+        Ok(query)
+    }
+
     /// A space id from a name or id, or the default space.
     pub(crate) async fn space_id(&self, space: Option<String>) -> Result<String, WeftError> {
         let node = self.node.clone();
@@ -238,18 +262,9 @@ impl WeftNode {
         limit: Option<u32>,
         space: Option<String>,
     ) -> Result<Vec<DocumentRow>, WeftError> {
-        let mut query = Query::new(collection).space(self.space_id(space).await?);
-        for f in filters {
-            let value = parse_json(&format!("filter value for {}", f.field), &f.value)?;
-            query = query.filter(f.field, f.op.into(), value);
-        }
-        if let Some(order) = order {
-            query = match order.strip_prefix('-') {
-                Some(field) => query.order_by(field, true),
-                None => query.order_by(order, false),
-            };
-        }
-        query.limit = limit;
+        let query = self
+            .query_of(collection, filters, order, limit, space)
+            .await?;
         let node = self.node.clone();
         let rows = self.run(async move { node.query(&query).await }).await?;
         Ok(rows

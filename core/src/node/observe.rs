@@ -132,9 +132,10 @@ impl Observation {
     }
 }
 
-#[cfg(test)]
 impl Observation {
-    pub(super) fn reruns(&self) -> u64 {
+    /// How many times the query was re-run after a change (whether or not
+    /// its result changed): what observing costs.
+    pub fn reruns(&self) -> u64 {
         self.reruns.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
