@@ -24,7 +24,7 @@ const WORKER_THREADS: usize = 2;
 pub struct WeftNode {
     pub(crate) node: Node,
     runtime: Handle,
-    /// Taken (and shut down) by `close`, or on drop.
+    /// Taken (and shut down) by `shutdown`, or on drop.
     owned: Mutex<Option<Runtime>>,
     closed: AtomicBool,
     /// Becomes `true` on close, ending every subscription.
@@ -100,7 +100,7 @@ impl WeftNode {
                 "a Weft operation panicked: {}",
                 panic_message(e.into_panic())
             ))),
-            // The runtime was shut down under the call: `close` won the race.
+            // The runtime was shut down under the call: `shutdown` won the race.
             Err(_) => Err(WeftError::closed()),
         }
     }
@@ -329,8 +329,9 @@ impl WeftNode {
 
     /// Stores everything, stops networking, change feeds and the runtime,
     /// and releases the replica so it can be opened again. Later calls fail
-    /// with `Closed`. Idempotent.
-    pub async fn close(&self) -> Result<(), WeftError> {
+    /// with `Closed`. Idempotent. (Not `close`: Kotlin objects already
+    /// have `AutoCloseable.close()`, which would clash.)
+    pub async fn shutdown(&self) -> Result<(), WeftError> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }

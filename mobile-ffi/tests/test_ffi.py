@@ -223,16 +223,16 @@ async def main():
         assert len(open_notes.snapshot()) == results_before, open_notes.snapshot()
 
         # Close, then reopen the same directory: the data is still there.
-        await a.close()
-        await a.close()
+        await a.shutdown()
+        await a.shutdown()
         await expect_error(WeftError.Closed, "closed", a.get("notes", "n1", space=team))
         a = await WeftNode.open(dir_a, NodeOptions(network=False))
         assert a.node_id() == a_id
         doc = await a.get("notes", "n1", space=team)
         assert json.loads(doc) == {"title": "from a", "done": True}, doc
         await expect_error(WeftError.Network, "off", a.resume_network())
-        await a.close()
-        await b.close()
+        await a.shutdown()
+        await b.shutdown()
         print("all Python FFI checks passed")
 
 
