@@ -84,8 +84,8 @@ pub use key::DocKey;
 pub use net::{Multiaddr, NetConfig, NetStats};
 pub use node::{
     BackupInfo, ChangeEvent, ChangePage, DEFAULT_SPACE_WORD, ExternalReply, ExternalSync,
-    FeedError, Invitation, MAX_BATCH, MAX_PAGE, Node, Origin, Page, PeerStatus, Precondition,
-    SpaceInfo, SpaceRef, SpaceState, Status, SubscribeFilter, Subscription, SyncProgress,
-    Versioned, Write, WriteOutcome,
+    FeedError, Invitation, MAX_BATCH, MAX_PAGE, Node, OBSERVE_COALESCE, Observation, Origin, Page,
+    PeerStatus, Precondition, SpaceInfo, SpaceRef, SpaceState, Status, SubscribeFilter,
+    Subscription, SyncProgress, Versioned, Write, WriteOutcome,
 };
 pub use store::{Filter, FilterOp, Order, Query, QueryRow};

@@ -126,7 +126,7 @@ fn deliver(
 }
 
 /// Resolves once the flag is set; never if its sender is gone unset.
-async fn raised(flag: &mut watch::Receiver<bool>) {
+pub(crate) async fn raised(flag: &mut watch::Receiver<bool>) {
     if flag.wait_for(|set| *set).await.is_err() {
         std::future::pending::<()>().await;
     }

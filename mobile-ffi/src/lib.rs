@@ -13,13 +13,16 @@
 //! - the node owns a small tokio runtime; operations are async exports
 //!   (Kotlin `suspend`, Swift `async`, Python coroutines) that run there, so
 //!   the caller's thread is never blocked and any executor can await them;
-//! - change events reach a foreign [`ChangeListener`] on a thread of the
-//!   node's own, never on the caller's.
+//! - change events, live query results and sync status reach foreign
+//!   listeners ([`ChangeListener`], [`QueryListener`],
+//!   [`SyncStatusListener`]) on threads of the node's own, never on the
+//!   caller's.
 
 mod error;
 mod feed;
 mod network;
 mod node;
+mod observe;
 mod options;
 mod spaces;
 
@@ -27,6 +30,7 @@ pub use error::WeftError;
 pub use feed::{ChangeEvent, ChangeListener, Origin, Subscription};
 pub use network::{NodeStatus, Peer};
 pub use node::{Change, DocumentRow, Filter, FilterOp, WeftNode};
+pub use observe::{Observer, QueryListener, SyncStatus, SyncStatusListener};
 pub use options::NodeOptions;
 pub use spaces::{Member, Role, Space};
 

@@ -24,7 +24,7 @@ const WORKER_THREADS: usize = 2;
 pub struct WeftNode {
     pub(crate) node: Node,
     runtime: Handle,
-    /// Taken (and shut down) by `close`, or on drop.
+    /// Taken (and shut down) by `shutdown`, or on drop.
     owned: Mutex<Option<Runtime>>,
     closed: AtomicBool,
     /// Becomes `true` on close, ending every subscription.
@@ -100,7 +100,7 @@ impl WeftNode {
                 "a Weft operation panicked: {}",
                 panic_message(e.into_panic())
             ))),
-            // The runtime was shut down under the call: `close` won the race.
+            // The runtime was shut down under the call: `shutdown` won the race.
             Err(_) => Err(WeftError::closed()),
         }
     }
@@ -114,6 +114,30 @@ impl WeftNode {
     ) -> Result<DocKey, WeftError> {
         let space = self.space_id(space).await?;
         Ok(DocKey::new(space, collection, id)?)
+    }
+
+    /// The query [`WeftNode::list`] and [`WeftNode::observe`] run.
+    pub(crate) async fn query_of(
+        &self,
+        collection: String,
+        filters: Vec<Filter>,
+        order: Option<String>,
+        limit: Option<u32>,
+        space: Option<String>,
+    ) -> Result<Query, WeftError> {
+        let mut query = Query::new(collection).space(self.space_id(space).await?);
+        for f in filters {
+            let value = parse_json(&format!("filter value for {}", f.field), &f.value)?;
+            query = query.filter(f.field, f.op.into(), value);
+        }
+        if let Some(order) = order {
+            query = match order.strip_prefix('-') {
+                Some(field) => query.order_by(field, true),
+                None => query.order_by(order, false),
+            };
+        }
+        query.limit = limit;
+        Ok(query)
     }
 
     /// A space id from a name or id, or the default space.
@@ -238,18 +262,9 @@ impl WeftNode {
         limit: Option<u32>,
         space: Option<String>,
     ) -> Result<Vec<DocumentRow>, WeftError> {
-        let mut query = Query::new(collection).space(self.space_id(space).await?);
-        for f in filters {
-            let value = parse_json(&format!("filter value for {}", f.field), &f.value)?;
-            query = query.filter(f.field, f.op.into(), value);
-        }
-        if let Some(order) = order {
-            query = match order.strip_prefix('-') {
-                Some(field) => query.order_by(field, true),
-                None => query.order_by(order, false),
-            };
-        }
-        query.limit = limit;
+        let query = self
+            .query_of(collection, filters, order, limit, space)
+            .await?;
         let node = self.node.clone();
         let rows = self.run(async move { node.query(&query).await }).await?;
         Ok(rows
@@ -314,8 +329,9 @@ impl WeftNode {
 
     /// Stores everything, stops networking, change feeds and the runtime,
     /// and releases the replica so it can be opened again. Later calls fail
-    /// with `Closed`. Idempotent.
-    pub async fn close(&self) -> Result<(), WeftError> {
+    /// with `Closed`. Idempotent. (Not `close`: Kotlin objects already
+    /// have `AutoCloseable.close()`, which would clash.)
+    pub async fn shutdown(&self) -> Result<(), WeftError> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }

@@ -18,7 +18,9 @@ from weft_ffi import (
     FilterOp,
     NodeOptions,
     Origin,
+    QueryListener,
     Role,
+    SyncStatusListener,
     WeftError,
     WeftNode,
 )
@@ -46,6 +48,41 @@ class Recorder(ChangeListener):
     def snapshot(self):
         with self.lock:
             return list(self.events)
+
+
+class Results(QueryListener):
+    """Collects a live query's results (lists of ids), from a Weft thread."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.results = []
+
+    def on_result(self, rows):
+        with self.lock:
+            self.results.append([r.id for r in rows])
+
+    def on_error(self, message):
+        raise AssertionError(f"the live query failed: {message}")
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.results)
+
+
+class Statuses(SyncStatusListener):
+    """Collects sync statuses, from a Weft thread."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.statuses = []
+
+    def on_status(self, status):
+        with self.lock:
+            self.statuses.append(status)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.statuses)
 
 
 async def until(what, check):
@@ -78,6 +115,12 @@ async def main():
         a_id = a.node_id()
         print(f"opened a={a_id} b={b.node_id()}")
 
+        # b follows sync status from the start: alone, it is synced.
+        statuses = Statuses()
+        status_observer = b.observe_sync_status(statuses)
+        first = await until("b's first sync status", lambda: latest(statuses))
+        assert first.peers == 0 and first.synced, first
+
         # Share a space: create on a, invite b, connect, then join on b: on
         # phones mDNS often connects devices before anyone joins a space.
         team = await a.space_create("team")
@@ -92,6 +135,14 @@ async def main():
 
         recorder = Recorder()
         subscription = await b.subscribe(recorder, space=team)
+        # The status listener saw a connect (no polling).
+        await until("b's status listener to see a", lambda: peer_seen(statuses))
+        # A live query on b: its result now, and again when a's write lands.
+        open_notes = Results()
+        observer = await b.observe(
+            "notes", [Filter(field="done", op=FilterOp.EQ, value="false")], open_notes, space=team
+        )
+        await until("the live query's first result", lambda: result_is(open_notes, []))
 
         # A write on a shows up on b, and b's listener hears it as remote.
         await a.put("notes", "n1", json.dumps({"title": "from a", "done": False}), space=team)
@@ -101,6 +152,13 @@ async def main():
         assert event.space == team and event.collection == "notes" and event.heads, event
         assert threading.get_ident() not in recorder.threads, "events come on Weft's thread"
         print(f"b heard {event}")
+        await until("the live query to show n1", lambda: result_is(open_notes, ["n1"]))
+        # Another collection changes: the query is not re-run, nothing is sent.
+        results_before = len(open_notes.snapshot())
+        await a.put("other", "o1", json.dumps({"done": False}), space=team)
+        await until("o1 on b", lambda: b.get("other", "o1", space=team))
+        await asyncio.sleep(0.3)
+        assert len(open_notes.snapshot()) == results_before, open_notes.snapshot()
 
         # Typed records and JSON results.
         await a.patch("notes", "n1", json.dumps({"done": True}), space=team)
@@ -150,25 +208,31 @@ async def main():
         assert (await a.status()).online
         await until("the paused write on b", lambda: b.get("notes", "while-paused", space=team))
 
+        # A cancelled live query hears nothing more either.
+        observer.cancel()
+        status_observer.cancel()
+        results_before = len(open_notes.snapshot())
         # A cancelled subscription hears nothing more.
         subscription.cancel()
         heard = len(recorder.snapshot())
-        await a.put("notes", "after-cancel", json.dumps({"n": 2}), space=team)
+        await a.put("notes", "after-cancel", json.dumps({"n": 2, "done": False}), space=team)
         await until("after-cancel on b", lambda: b.get("notes", "after-cancel", space=team))
         await b.wait_synced(30_000)
+        await asyncio.sleep(0.3)  # longer than a live query takes to answer
         assert len(recorder.snapshot()) == heard, recorder.snapshot()[heard:]
+        assert len(open_notes.snapshot()) == results_before, open_notes.snapshot()
 
         # Close, then reopen the same directory: the data is still there.
-        await a.close()
-        await a.close()
+        await a.shutdown()
+        await a.shutdown()
         await expect_error(WeftError.Closed, "closed", a.get("notes", "n1", space=team))
         a = await WeftNode.open(dir_a, NodeOptions(network=False))
         assert a.node_id() == a_id
         doc = await a.get("notes", "n1", space=team)
         assert json.loads(doc) == {"title": "from a", "done": True}, doc
         await expect_error(WeftError.Network, "off", a.resume_network())
-        await a.close()
-        await b.close()
+        await a.shutdown()
+        await b.shutdown()
         print("all Python FFI checks passed")
 
 
@@ -181,6 +245,20 @@ async def remote_event(recorder, doc_id):
         if e.id == doc_id and e.origin == Origin.REMOTE:
             return e
     return None
+
+
+async def latest(listener):
+    got = listener.snapshot()
+    return got[-1] if got else None
+
+
+async def peer_seen(statuses):
+    return any(s.peers >= 1 for s in statuses.snapshot())
+
+
+async def result_is(results, ids):
+    got = results.snapshot()
+    return bool(got) and got[-1] == ids
 
 
 async def no_peers(node):

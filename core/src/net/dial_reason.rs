@@ -3,7 +3,6 @@
 //! Connection refused (os error 111): ...)]`); the CLI and the API show
 //! this instead, and the full error goes to the debug log.
 
-use std::error::Error as _;
 use std::io;
 
 use libp2p::core::transport::TransportError;

@@ -12,6 +12,7 @@ mod docs;
 mod events;
 mod external;
 mod maintenance;
+mod observe;
 mod replication;
 mod space_ref;
 mod spaces;
@@ -36,6 +37,7 @@ pub use events::{ChangeEvent, ChangePage, FeedError, Origin, SubscribeFilter, Su
 pub const MAX_BATCH: usize = 10_000;
 pub use external::{ExternalReply, ExternalSync};
 pub use maintenance::BackupInfo;
+pub use observe::{OBSERVE_COALESCE, Observation};
 pub use replication::SyncProgress;
 pub use space_ref::{DEFAULT_SPACE_WORD, SpaceRef};
 pub use spaces::{SpaceInfo, SpaceState};
@@ -79,6 +81,8 @@ struct Inner {
     /// The spaces this node is in, published by the writer actor after
     /// every change (also how joins wait for their admission).
     spaces: watch::Receiver<Arc<SpacesView>>,
+    /// Live queries, started with the first [`Node::observe`].
+    observers: std::sync::OnceLock<Arc<observe::Hub>>,
     /// Makes commits of document writes fail (tests of recovery only).
     #[cfg(any(test, feature = "fault-injection"))]
     commit_faults: store::CommitFaults,
@@ -219,6 +223,7 @@ impl Node {
                 networked: config.network.is_some(),
                 progress,
                 spaces: spaces_rx,
+                observers: std::sync::OnceLock::new(),
                 #[cfg(any(test, feature = "fault-injection"))]
                 commit_faults,
             }),

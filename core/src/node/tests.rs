@@ -733,3 +733,4 @@ mod conditional;
 mod faults;
 mod feed;
 mod maintenance;
+mod observe;

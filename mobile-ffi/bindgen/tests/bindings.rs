@@ -83,6 +83,105 @@ fn kotlin_and_swift_bindings_are_generated() {
     }
 }
 
+/// Members the generated runtime gives every Kotlin object (`Disposable`,
+/// `AutoCloseable`, UniFFI's pointer helpers, `java.lang.Object`): an
+/// exported method of the same name does not compile (a `suspend fun
+/// close()` clashes with `AutoCloseable.close()`).
+const KOTLIN_RUNTIME: &[&str] = &[
+    "close",
+    "destroy",
+    "uniffiClonePointer",
+    "callWithPointer",
+    "equals",
+    "hashCode",
+    "toString",
+    "finalize",
+    "getClass",
+    "notify",
+    "notifyAll",
+    "wait",
+    "clone",
+];
+
+/// Members the generated runtime gives every Swift object.
+const SWIFT_RUNTIME: &[&str] = &["uniffiClonePointer", "deinit", "init"];
+
+/// Names of the functions declared in the body of `header` (an interface
+/// or protocol the bindings generate for each object's exported methods).
+fn declared(text: &str, header: &str, keyword: &str) -> Vec<String> {
+    let Some(start) = text.find(header) else {
+        return Vec::new();
+    };
+    let body = &text[start..];
+    let end = body.find("\n}").unwrap_or(body.len());
+    body[..end]
+        .split(keyword)
+        .skip(1)
+        .filter_map(|rest| {
+            // Kotlin quotes every name in backticks.
+            let name: String = rest
+                .trim_start_matches('`')
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+/// Exported methods of every object whose name is one of `runtime`, as
+/// `Object.method`; `objects` are found by their interface `pattern`.
+fn collisions(text: &str, pattern: (&str, &str), keyword: &str, runtime: &[&str]) -> Vec<String> {
+    let (prefix, suffix) = pattern;
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(prefix) {
+        let after = &rest[i + prefix.len()..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        rest = after;
+        let Some(object) = name.strip_suffix(suffix) else {
+            continue;
+        };
+        let header = format!("{prefix}{name}");
+        for method in declared(text, &header, keyword) {
+            if runtime.contains(&method.as_str()) {
+                found.push(format!("{object}.{method}"));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn no_exported_method_collides_with_the_generated_runtime() {
+    let lib = library();
+    let out = tempfile::tempdir().unwrap();
+    generate(&lib, "kotlin", out.path());
+    generate(&lib, "swift", out.path());
+    let kotlin = std::fs::read_to_string(out.path().join("uniffi/weft_ffi/weft_ffi.kt")).unwrap();
+    let swift = std::fs::read_to_string(out.path().join("weft_ffi.swift")).unwrap();
+    // The check itself: it finds the objects and their methods.
+    assert!(
+        declared(&kotlin, "interface WeftNodeInterface", "fun ").contains(&"put".to_owned()),
+        "the Kotlin interface of WeftNode was not found"
+    );
+    assert!(
+        declared(&swift, "protocol WeftNodeProtocol", "func ").contains(&"put".to_owned()),
+        "the Swift protocol of WeftNode was not found"
+    );
+    let kotlin = collisions(&kotlin, ("interface ", "Interface"), "fun ", KOTLIN_RUNTIME);
+    let swift = collisions(&swift, ("protocol ", "Protocol"), "func ", SWIFT_RUNTIME);
+    assert!(
+        kotlin.is_empty() && swift.is_empty(),
+        "exported methods collide with members the bindings' runtime defines; rename them: Kotlin {kotlin:?}, Swift {swift:?}"
+    );
+}
+
 #[test]
 fn python_app_syncs_two_nodes_through_the_bindings() {
     let lib = library();
