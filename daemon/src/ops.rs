@@ -241,12 +241,13 @@ pub async fn history(
 
 /// One page of a listing (at most `limit`, default [`MAX_PAGE`]) and, when
 /// more match and the listing is by id, the `after` cursor of the next.
-pub async fn list(
+/// The query a listing's parameters describe (without its page size).
+pub async fn list_query(
     node: &Node,
     space: Option<&str>,
     collection: &str,
     params: &ListParams,
-) -> Result<(Vec<Listed>, Option<String>), Error> {
+) -> Result<Query, Error> {
     let mut query = Query::new(collection).space(space_id(node, space).await?);
     for cond in &params.filters {
         let (field, op, value) = parse_condition(cond)?;
@@ -258,6 +259,16 @@ pub async fn list(
     if let Some(after) = &params.after {
         query = query.after(after.clone());
     }
+    Ok(query)
+}
+
+pub async fn list(
+    node: &Node,
+    space: Option<&str>,
+    collection: &str,
+    params: &ListParams,
+) -> Result<(Vec<Listed>, Option<String>), Error> {
+    let mut query = list_query(node, space, collection, params).await?;
     let limit = params.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     // One more than the page shows whether another page follows.
     query = query.limit(limit + 1);

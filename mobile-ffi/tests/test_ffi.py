@@ -190,7 +190,7 @@ async def main():
         await expect_error(WeftError.NotFound, "not found", a.patch("notes", "missing", "{}"))
         await expect_error(WeftError.InvalidInput, "SQL", a.sql("DELETE FROM documents"))
         await expect_error(WeftError.InvalidInput, "not a multiaddr", a.connect("not-an-address"))
-        await expect_error(WeftError.Invite, "invalid invite", b.space_join("garbage"))
+        await expect_error(WeftError.Invite, "not a Weft invite token", b.space_join("garbage"))
         await expect_error(WeftError.InvalidInput, "too long", b.space_wait_admission(team, 86_400_001))
         await expect_error(WeftError.NotFound, "unknown space", b.space_wait_admission("nope", 10))
         bad = NodeOptions(listen=["nonsense"])

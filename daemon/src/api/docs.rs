@@ -214,7 +214,7 @@ pub async fn list_docs(
 /// Query strings may repeat `where`, which serde's query decoding cannot
 /// put in a struct, so the pairs are folded by hand. Bounds are the ones
 /// `ListParams` states in the OpenAPI document.
-fn list_params(pairs: Vec<(String, String)>) -> Result<ListParams, Failure> {
+pub(super) fn list_params(pairs: Vec<(String, String)>) -> Result<ListParams, Failure> {
     let mut p = ListParams::default();
     let once = |seen: bool, name: &str| match seen {
         true => Err(bad(format!("{name} may be given once"))),

@@ -12,6 +12,7 @@ mod guard;
 mod input;
 mod maintenance;
 mod node;
+mod observe;
 mod spaces;
 
 use std::sync::{Arc, OnceLock};
@@ -228,6 +229,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(node::status))
         .routes(routes!(node::peers, node::connect))
         .routes(routes!(events::events))
+        .routes(routes!(observe::observe))
         .routes(routes!(node::metrics))
         .routes(routes!(node::openapi))
 }
@@ -350,7 +352,7 @@ mod tests {
         assert!(paths.contains_key("/v1/spaces/{space}/collections/{collection}/docs/{id}"));
         assert!(paths.contains_key("/metrics"));
         let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 28, "{}", serde_json::to_string_pretty(paths).unwrap());
+        assert_eq!(ops, 29, "{}", serde_json::to_string_pretty(paths).unwrap());
         // Only the health check opts out of the token.
         let open: Vec<_> = paths
             .iter()
