@@ -20,6 +20,10 @@ use crate::ops;
 /// (a live result is one page, not a cursor).
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "describes the query string for the OpenAPI document; `list_params` reads it, since `where` repeats"
+)]
 pub struct ObserveParams {
     /// `FIELD=VALUE` (also `!=`, `<`, `<=`, `>`, `>=`), as in listings. May repeat.
     #[serde(default, rename = "where")]
