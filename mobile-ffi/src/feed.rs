@@ -48,11 +48,18 @@ pub trait ChangeListener: Send + Sync {
     fn on_lagged(&self, missed: u64);
 }
 
-/// A running subscription. It lasts until [`Subscription::cancel`] or until
-/// the node closes; dropping the handle does not end it.
+/// A running subscription (to changes, a live query or sync status). It
+/// lasts until [`Subscription::cancel`] or until the node closes; dropping
+/// the handle does not end it.
 #[derive(uniffi::Object)]
 pub struct Subscription {
     cancel: watch::Sender<bool>,
+}
+
+impl Subscription {
+    pub(crate) fn new(cancel: watch::Sender<bool>) -> Self {
+        Self { cancel }
+    }
 }
 
 #[uniffi::export]
@@ -88,7 +95,7 @@ impl WeftNode {
             .name("weft-listener".into())
             .spawn(move || deliver(feed, listener, cancelled, closing))
             .map_err(|e| WeftError::Internal(format!("cannot start a listener thread: {e}")))?;
-        Ok(Arc::new(Subscription { cancel }))
+        Ok(Arc::new(Subscription::new(cancel)))
     }
 }
 

@@ -30,7 +30,7 @@ pub use error::WeftError;
 pub use feed::{ChangeEvent, ChangeListener, Origin, Subscription};
 pub use network::{NodeStatus, Peer};
 pub use node::{Change, DocumentRow, Filter, FilterOp, WeftNode};
-pub use observe::{Observer, QueryListener, SyncStatus, SyncStatusListener};
+pub use observe::{QueryListener, SyncStatus, SyncStatusListener};
 pub use options::NodeOptions;
 pub use spaces::{Member, Role, Space};
 

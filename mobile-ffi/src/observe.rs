@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::WeftError;
-use crate::feed::raised;
+use crate::feed::{Subscription, raised};
 use crate::node::{DocumentRow, Filter, WeftNode};
 
 /// How often at most a [`SyncStatusListener`] hears of progress: pending
@@ -46,22 +46,6 @@ pub trait SyncStatusListener: Send + Sync {
     fn on_status(&self, status: SyncStatus);
 }
 
-/// A running observer (of a query or of sync status). It lasts until
-/// [`Observer::cancel`] or until the node closes; dropping the handle does
-/// not end it.
-#[derive(uniffi::Object)]
-pub struct Observer {
-    cancel: watch::Sender<bool>,
-}
-
-#[uniffi::export]
-impl Observer {
-    /// Stops delivering (a call already being made completes).
-    pub fn cancel(&self) {
-        self.cancel.send_replace(true);
-    }
-}
-
 #[uniffi::export]
 impl WeftNode {
     /// Observes the query [`WeftNode::list`] would run: `listener` gets its
@@ -78,7 +62,7 @@ impl WeftNode {
         order: Option<String>,
         limit: Option<u32>,
         space: Option<String>,
-    ) -> Result<Arc<Observer>, WeftError> {
+    ) -> Result<Arc<Subscription>, WeftError> {
         let query = self
             .query_of(collection, filters, order, limit, space)
             .await?;
@@ -121,14 +105,14 @@ impl WeftNode {
                 }
             }
         })?;
-        Ok(Arc::new(Observer { cancel }))
+        Ok(Arc::new(Subscription::new(cancel)))
     }
 
     /// Calls `listener` with the sync status now and whenever it changes.
     pub fn observe_sync_status(
         &self,
         listener: Arc<dyn SyncStatusListener>,
-    ) -> Result<Arc<Observer>, WeftError> {
+    ) -> Result<Arc<Subscription>, WeftError> {
         let mut closing = self.closing.subscribe();
         if *closing.borrow_and_update() {
             return Err(WeftError::closed());
@@ -167,7 +151,7 @@ impl WeftNode {
                 std::thread::sleep(STATUS_INTERVAL);
             }
         })?;
-        Ok(Arc::new(Observer { cancel }))
+        Ok(Arc::new(Subscription::new(cancel)))
     }
 }
 
