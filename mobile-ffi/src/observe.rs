@@ -50,9 +50,9 @@ pub trait SyncStatusListener: Send + Sync {
 impl WeftNode {
     /// Observes the query [`WeftNode::list`] would run: `listener` gets its
     /// result at once and again whenever a change (local or from a peer)
-    /// alters it. Changes to other collections never re-run it; bursts are
-    /// coalesced (a new result arrives within about 20 ms plus the query's
-    /// time).
+    /// alters it. Changes to other collections never re-run it; a lone
+    /// change is answered at once, a burst with at most one result per
+    /// 20 ms.
     #[uniffi::method(default(order = None, limit = None, space = None))]
     pub async fn observe(
         &self,

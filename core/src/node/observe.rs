@@ -4,8 +4,9 @@
 //! One dispatcher task reads the change feed and wakes only the observers
 //! of the changed document's (space, collection); each observer re-runs its
 //! query on the read pool and sends the result only if it differs. Wake-ups
-//! are a one-slot channel, so a burst of changes costs one re-run per
-//! [`OBSERVE_COALESCE`] window, not one per change.
+//! are a one-slot channel and an observer re-runs at most once per
+//! [`OBSERVE_COALESCE`], so a burst of changes costs one re-run per window,
+//! not one per change, while a lone change is answered at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,9 +19,10 @@ use super::events::ChangeEvent;
 use crate::error::{Error, Result};
 use crate::store::{Query, QueryRow};
 
-/// How long an observer gathers further changes after the first before it
-/// re-runs its query: a new result reaches the caller at most this long
-/// (plus the query's own time) after the change that caused it.
+/// The least time between two runs of an observer's query: a change within
+/// it of the last run waits for the window to end (gathering the rest of a
+/// burst), so a new result is at most this long, plus the query's own
+/// time, behind the change that caused it. A lone change runs at once.
 pub const OBSERVE_COALESCE: Duration = Duration::from_millis(20);
 
 type Wake = mpsc::Sender<()>;
@@ -173,6 +175,10 @@ impl Node {
         let counted = reruns.clone();
         let task = tokio::spawn(async move {
             let mut closing = node.inner.spaces.clone();
+            // A lone change re-runs the query at once; further ones within
+            // OBSERVE_COALESCE of a run wait for the window to end and are
+            // served by one run.
+            let mut quiet_until = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     woken = wake.recv() => if woken.is_none() { return },
@@ -180,10 +186,12 @@ impl Node {
                     // The writer actor's end: the node closed.
                     () = async { while closing.changed().await.is_ok() {} } => return,
                 }
-                tokio::time::sleep(OBSERVE_COALESCE).await;
+                tokio::time::sleep_until(quiet_until).await;
                 while wake.try_recv().is_ok() {}
                 counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                match node.query(&query).await {
+                let result = node.query(&query).await;
+                quiet_until = tokio::time::Instant::now() + OBSERVE_COALESCE;
+                match result {
                     Ok(rows) if rows == *last => {}
                     Ok(rows) => {
                         last = Arc::new(rows);

@@ -47,7 +47,7 @@ pub struct ObserveParams {
 #[utoipa::path(
     get, path = "/v1/spaces/{space}/collections/{collection}/observe", tag = "documents",
     operation_id = "observe",
-    description = "A live query as Server-Sent Events: `event: result` whose data is the listing `GET .../docs` gives for the same parameters (`[{\"id\", \"doc\"}]`, in query order), sent at once and again whenever a committed change, local or from a peer, alters it. Changes to other collections never re-run it; a burst of changes is coalesced (a new result arrives within about 20 ms plus the query's time). Each result holds at most `limit` documents (default and at most 10,000). If the query can no longer run, `event: error` with `{\"error\", \"message\"}` ends the stream.",
+    description = "A live query as Server-Sent Events: `event: result` whose data is the listing `GET .../docs` gives for the same parameters (`[{\"id\", \"doc\"}]`, in query order), sent at once and again whenever a committed change, local or from a peer, alters it. Changes to other collections never re-run it; a lone change is answered at once and a burst with at most one result per 20 ms. Each result holds at most `limit` documents (default and at most 10,000). If the query can no longer run, `event: error` with `{\"error\", \"message\"}` ends the stream.",
     params(CollectionPath, ObserveParams),
     responses(
         (status = 200, description = "An event stream of results", content_type = "text/event-stream", body = Vec<Listed>),

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, Swarm, SwarmBuilder, noise, ping, tcp, yamux};
 use serde_json::json;
-use weft_core::SubscribeFilter;
+use weft_core::{Query, SubscribeFilter};
 
 use crate::{Case, Scale};
 use weft_tests::bench::{join, key, open};
@@ -96,21 +96,84 @@ async fn event_latencies(samples: usize) -> anyhow::Result<Vec<Duration>> {
     Ok(out)
 }
 
+/// Put on `a`, time until a live query on `b` shows it, with `others`
+/// more observers registered on `b`, each on a collection of its own (an
+/// app's other screens): they must cost the measured one nothing.
+async fn observer_latencies(samples: usize, others: usize) -> anyhow::Result<Vec<Duration>> {
+    let dir = tempfile::tempdir()?;
+    let a = open(&dir.path().join("a")).await?;
+    let b = open(&dir.path().join("b")).await?;
+    let space = join(&a, &b, "observe").await?;
+    let mut kept = Vec::with_capacity(others);
+    for i in 0..others {
+        kept.push(
+            b.observe(Query::new(format!("screen{i}")).space(space.clone()))
+                .await?,
+        );
+    }
+    let query = Query::new(weft_tests::bench::COLLECTION).space(space.clone());
+    let mut observed = b.observe(query).await?;
+    observed.next().await.transpose()?;
+    let mut out = Vec::with_capacity(samples);
+    for i in 0..samples + 10 {
+        let k = key(&space, i % 50)?;
+        // Changes further apart than the coalescing window: each is a lone
+        // change, answered at once (a burst is throttled by design).
+        tokio::time::sleep(weft_core::OBSERVE_COALESCE).await;
+        let started = Instant::now();
+        a.put(&k, json!({ "seq": i })).await?;
+        loop {
+            let rows = tokio::time::timeout(Duration::from_secs(30), observed.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no result for write {i} within 30 s"))?
+                .ok_or_else(|| anyhow::anyhow!("the observer ended"))??;
+            if rows.iter().any(|r| r.id == k.id() && r.json["seq"] == i) {
+                break;
+            }
+        }
+        if i >= 10 {
+            out.push(started.elapsed());
+        }
+    }
+    drop(kept);
+    a.close().await?;
+    b.close().await?;
+    Ok(out)
+}
+
 pub async fn run(scale: Scale) -> anyhow::Result<Vec<Case>> {
     let mut weft = event_latencies(scale.latency_samples).await?;
     let mut ping = ping_rtts(scale.latency_samples).await?;
     let (w50, w99) = (percentile(&mut weft, 0.5), percentile(&mut weft, 0.99));
     let (p50, p99) = (percentile(&mut ping, 0.5), percentile(&mut ping, 0.99));
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    Ok(vec![Case {
-        name: "change -> event on a connected peer (p99)".into(),
-        ratio: us(w99) / us(p99).max(1e-3),
-        target: Some(5.0),
-        unit: "p99 latency vs p99 libp2p ping round trip".into(),
+    let samples = scale.latency_samples / 2;
+    let mut one = observer_latencies(samples, 0).await?;
+    let mut many = observer_latencies(samples, 99).await?;
+    let (one50, many50) = (percentile(&mut one, 0.5), percentile(&mut many, 0.5));
+    let observe = Case {
+        name: "remote change -> live query result, 100 observers (p50)".into(),
+        ratio: us(many50) / us(one50).max(1e-3),
+        target: Some(2.0),
+        unit: "p50 latency with 99 more observers (other collections) vs with none".into(),
         details: json!({
-            "samples": weft.len(),
-            "weft_p50_us": us(w50), "weft_p99_us": us(w99),
-            "ping_p50_us": us(p50), "ping_p99_us": us(p99),
+            "samples": many.len(),
+            "one_p50_us": us(one50), "one_p99_us": us(percentile(&mut one, 0.99)),
+            "hundred_p50_us": us(many50), "hundred_p99_us": us(percentile(&mut many, 0.99)),
         }),
-    }])
+    };
+    Ok(vec![
+        observe,
+        Case {
+            name: "change -> event on a connected peer (p99)".into(),
+            ratio: us(w99) / us(p99).max(1e-3),
+            target: Some(5.0),
+            unit: "p99 latency vs p99 libp2p ping round trip".into(),
+            details: json!({
+                "samples": weft.len(),
+                "weft_p50_us": us(w50), "weft_p99_us": us(w99),
+                "ping_p50_us": us(p50), "ping_p99_us": us(p99),
+            }),
+        },
+    ])
 }
