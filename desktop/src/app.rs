@@ -4,25 +4,28 @@
 use std::time::Instant;
 
 use eframe::egui;
-use weft_core::Config;
-
-use crate::backend::BackendHandle;
+use crate::backend::{BackendHandle, Launch};
 use crate::state::AppState;
 
 pub struct DesktopApp {
     pub state: AppState,
     backend: BackendHandle,
+    /// The window title is set once the backend says which mode it is in.
+    titled: bool,
 }
 
 impl DesktopApp {
-    /// Starts the backend (which opens the node described by `config`) and
-    /// wires its updates to repaint `ctx`.
-    pub fn new(ctx: &egui::Context, config: Config) -> std::io::Result<Self> {
+    /// Starts the backend (which attaches to the daemon or opens the node
+    /// `launch` describes; a bare `Config` attaches to a daemon serving
+    /// its data dir) and wires its updates to repaint `ctx`.
+    pub fn new(ctx: &egui::Context, launch: impl Into<Launch>) -> std::io::Result<Self> {
         let repaint = ctx.clone();
-        let backend = BackendHandle::start(config, Box::new(move || repaint.request_repaint()))?;
+        let backend =
+            BackendHandle::start(launch.into(), Box::new(move || repaint.request_repaint()))?;
         Ok(Self {
             state: AppState::default(),
             backend,
+            titled: false,
         })
     }
 
@@ -30,6 +33,13 @@ impl DesktopApp {
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         while let Some(update) = self.backend.try_recv() {
             self.state.apply(update);
+        }
+        if !self.titled
+            && let Some(mode) = &self.state.mode
+        {
+            self.titled = true;
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(mode.title()));
         }
         crate::ui::show(ui, &mut self.state);
         if let Some(wait) = self.state.tick(Instant::now()) {
