@@ -10,8 +10,8 @@ use crate::state::AppState;
 pub struct DesktopApp {
     pub state: AppState,
     backend: BackendHandle,
-    /// The window title is set once the backend says which mode it is in.
-    titled: bool,
+    /// The window title last set from the mode (set when it changes).
+    title: Option<String>,
 }
 
 impl DesktopApp {
@@ -25,7 +25,7 @@ impl DesktopApp {
         Ok(Self {
             state: AppState::default(),
             backend,
-            titled: false,
+            title: None,
         })
     }
 
@@ -34,12 +34,11 @@ impl DesktopApp {
         while let Some(update) = self.backend.try_recv() {
             self.state.apply(update);
         }
-        if !self.titled
-            && let Some(mode) = &self.state.mode
-        {
-            self.titled = true;
+        let title = self.state.mode.as_ref().map(crate::msg::Mode::title);
+        if title.is_some() && title != self.title {
+            self.title.clone_from(&title);
             ui.ctx()
-                .send_viewport_cmd(egui::ViewportCommand::Title(mode.title()));
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.unwrap_or_default()));
         }
         crate::ui::show(ui, &mut self.state);
         if let Some(wait) = self.state.tick(Instant::now()) {

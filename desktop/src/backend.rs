@@ -247,6 +247,7 @@ async fn run(launch: Launch, mut rx: mpsc::UnboundedReceiver<Msg>, out: Out) {
                     refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_DELAY);
                 }
                 Some(Feed::Link(down)) => backend.out.send(Update::Link(down)),
+                Some(Feed::Moved(api)) => backend.out.send(Update::Mode(Mode::Attached { api })),
                 None => break,
             },
             () = sleep_until(refresh_at) => {

@@ -47,9 +47,7 @@ impl Attached {
         let Some(client) = Client::discover(dir).await.map_err(text)? else {
             return Ok(None);
         };
-        let status = client.status().await.map_err(text)?;
-        let api = status.api.unwrap_or_default();
-        let api = api.strip_prefix("http://").unwrap_or(&api).to_owned();
+        let api = api_addr(&client).await?;
         let attached = Attached {
             dir: dir.to_path_buf(),
             client: Arc::new(Mutex::new(client)),
@@ -212,6 +210,12 @@ impl Attached {
     }
 }
 
+/// The daemon's API address as the title bar shows it (`127.0.0.1:PORT`).
+async fn api_addr(client: &Client) -> Res<String> {
+    let api = client.status().await.map_err(text)?.api.unwrap_or_default();
+    Ok(api.strip_prefix("http://").unwrap_or(&api).to_owned())
+}
+
 /// The API's space as core's value type, which the UI shows.
 fn space_info(s: Space) -> SpaceInfo {
     let role = s.role.as_deref().and_then(|r| r.parse::<Role>().ok());
@@ -252,6 +256,12 @@ async fn feed(
                 if down {
                     tracing::info!("the daemon answers again");
                     down = false;
+                    // A restarted daemon listens on another port.
+                    if let Ok(api) = api_addr(&current).await
+                        && tx.send(Feed::Moved(api)).is_err()
+                    {
+                        return;
+                    }
                     if tx.send(Feed::Link(None)).is_err() {
                         return;
                     }

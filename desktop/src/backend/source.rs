@@ -44,6 +44,8 @@ pub enum Feed {
     Reload,
     /// Attached: the daemon answers (`None`) or not (`Some(why)`).
     Link(Option<String>),
+    /// Attached: the daemon was found again, at this API address.
+    Moved(String),
 }
 
 #[derive(Clone)]
