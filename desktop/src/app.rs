@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use eframe::egui;
 use crate::backend::{BackendHandle, Launch};
 use crate::state::AppState;
+use eframe::egui;
 
 pub struct DesktopApp {
     pub state: AppState,

@@ -98,7 +98,12 @@ impl Attached {
     }
 
     pub async fn join(&self, token: &str) -> Res<String> {
-        Ok(self.client().space_join(token, None).await.map_err(text)?.id)
+        Ok(self
+            .client()
+            .space_join(token, None)
+            .await
+            .map_err(text)?
+            .id)
     }
 
     /// Polls the space's state: the API's waiting join would need the token
@@ -130,7 +135,11 @@ impl Attached {
             ..ListParams::default()
         };
         let rows = self.client().list(Some(space), NOTES, &params).await;
-        Ok(rows.map_err(text)?.into_iter().map(|r| (r.id, r.doc)).collect())
+        Ok(rows
+            .map_err(text)?
+            .into_iter()
+            .map(|r| (r.id, r.doc))
+            .collect())
     }
 
     pub async fn get(&self, space: &str, collection: &str, id: &str) -> Res<Option<Value>> {
@@ -294,10 +303,8 @@ async fn feed(
                                     }
                                 };
                                 since = Some(event.seq);
-                                let foreign = !own
-                                    .lock()
-                                    .expect("own writes lock")
-                                    .contains(&event.heads);
+                                let foreign =
+                                    !own.lock().expect("own writes lock").contains(&event.heads);
                                 let changed = Changed {
                                     space: event.space,
                                     collection: event.collection,
@@ -315,7 +322,14 @@ async fn feed(
                     }
                 }
             }
-            Err(e) => e.to_string(),
+            Err(e) => {
+                // A replica restored from an older backup has no change
+                // `since`: start the feed afresh (the reload covers the gap).
+                if e.kind == ErrorKind::InvalidInput && since.is_some() {
+                    since = None;
+                }
+                e.to_string()
+            }
         };
         if !down {
             tracing::warn!(reason = %why, "lost the daemon");

@@ -113,7 +113,11 @@ impl Source {
 
     pub async fn space_create(&self, name: &str) -> Res<String> {
         match self {
-            Source::Embedded(n) => n.space_create(name).await.map(|id| id.to_string()).map_err(text),
+            Source::Embedded(n) => n
+                .space_create(name)
+                .await
+                .map(|id| id.to_string())
+                .map_err(text),
             Source::Attached(a) => a.space_create(name).await,
         }
     }
@@ -133,7 +137,11 @@ impl Source {
     /// Joins without waiting for the inviter; answers the space id.
     pub async fn join(&self, token: &str) -> Res<String> {
         match self {
-            Source::Embedded(n) => n.space_join(token).await.map(|id| id.to_string()).map_err(text),
+            Source::Embedded(n) => n
+                .space_join(token)
+                .await
+                .map(|id| id.to_string())
+                .map_err(text),
             Source::Attached(a) => a.join(token).await,
         }
     }

@@ -34,7 +34,11 @@ fn without_a_daemon_the_app_embeds_its_own_replica_and_says_so() {
         .env_remove("WEFT_DATA_DIR")
         .output()
         .unwrap();
-    assert!(id.status.success(), "{}", String::from_utf8_lossy(&id.stderr));
+    assert!(
+        id.status.success(),
+        "{}",
+        String::from_utf8_lossy(&id.stderr)
+    );
     let id: serde_json::Value = serde_json::from_slice(&id.stdout).unwrap();
     assert_eq!(id["node_id"].as_str(), Some(shown.as_str()));
 }
@@ -47,10 +51,7 @@ fn with_a_daemon_the_app_attaches_and_its_note_reaches_the_daemon() {
     let addr = api.strip_prefix("http://").unwrap().to_owned();
     let mut ui = app(device.path(), false);
     wait_ready(&mut ui);
-    assert_eq!(
-        state(&ui).mode,
-        Some(Mode::Attached { api: addr.clone() })
-    );
+    assert_eq!(state(&ui).mode, Some(Mode::Attached { api: addr.clone() }));
     let title = format!("Weft — attached to the daemon at {addr}");
     assert!(ui.query_by_label(&title).is_some(), "the title bar says so");
     assert!(ui.query_by_label(OWN).is_none());
@@ -84,7 +85,10 @@ fn with_a_daemon_the_app_attaches_and_its_note_reaches_the_daemon() {
         r#"{"title": "From the CLI", "body": "", "updated": 1}"#,
     ]);
     until(&mut [&mut ui], "the CLI's edits in the app", SHORT, |a| {
-        state(a[0]).note.as_ref().is_some_and(|n| n.body == "eggs, milk")
+        state(a[0])
+            .note
+            .as_ref()
+            .is_some_and(|n| n.body == "eggs, milk")
             && a[0].query_by_label("From the CLI").is_some()
     });
     // Collections come from the daemon's API too.
@@ -93,9 +97,12 @@ fn with_a_daemon_the_app_attaches_and_its_note_reaches_the_daemon() {
     // The daemon goes away: the status line says so, the app does not open
     // the replica itself, and it attaches again when a daemon is back.
     assert!(daemon.terminate().success());
-    until(&mut [&mut ui], "the app to notice the daemon is gone", SHORT, |a| {
-        state(a[0]).link_down.is_some()
-    });
+    until(
+        &mut [&mut ui],
+        "the app to notice the daemon is gone",
+        SHORT,
+        |a| state(a[0]).link_down.is_some(),
+    );
     assert!(
         ui.query_by_label_contains("Daemon unreachable").is_some(),
         "the status line says so"
@@ -106,14 +113,22 @@ fn with_a_daemon_the_app_attaches_and_its_note_reaches_the_daemon() {
     let moved = Mode::Attached {
         api: api.strip_prefix("http://").unwrap().to_owned(),
     };
-    until(&mut [&mut ui], "the app to find the daemon again", Duration::from_secs(30), |a| {
-        state(a[0]).link_down.is_none() && state(a[0]).mode.as_ref() == Some(&moved)
-    });
+    until(
+        &mut [&mut ui],
+        "the app to find the daemon again",
+        Duration::from_secs(30),
+        |a| state(a[0]).link_down.is_none() && state(a[0]).mode.as_ref() == Some(&moved),
+    );
     device.ok(&["patch", "notes", &note, r#"{"body": "eggs, milk, tea"}"#]);
-    until(&mut [&mut ui], "the restarted daemon's change", SHORT, |a| {
-        state(a[0])
-            .note
-            .as_ref()
-            .is_some_and(|n| n.body == "eggs, milk, tea")
-    });
+    until(
+        &mut [&mut ui],
+        "the restarted daemon's change",
+        SHORT,
+        |a| {
+            state(a[0])
+                .note
+                .as_ref()
+                .is_some_and(|n| n.body == "eggs, milk, tea")
+        },
+    );
 }
