@@ -351,3 +351,39 @@ async fn feed(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space(state: &str, role: Option<&str>, reason: Option<&str>) -> Space {
+        Space {
+            id: "sp".into(),
+            name: "team".into(),
+            role: role.map(str::to_owned),
+            state: state.into(),
+            reason: reason.map(str::to_owned),
+            members: BTreeMap::from([
+                ("not a node id".to_owned(), "admin".to_owned()),
+                ("12D3KooWx".to_owned(), "no such role".to_owned()),
+            ]),
+            default: false,
+        }
+    }
+
+    #[test]
+    fn the_apis_spaces_read_as_cores() {
+        let member = space_info(space("writer", Some("writer"), None));
+        assert_eq!(member.state, SpaceState::Member(Role::Writer));
+        assert_eq!(member.role, Some(Role::Writer));
+        // Members a hostile peer named badly are left out, not a failure.
+        assert!(member.members.is_empty());
+        let pending = space_info(space("pending", None, None));
+        assert_eq!(pending.state, SpaceState::Pending);
+        let refused = space_info(space("refused", None, Some("not you")));
+        assert_eq!(refused.state, SpaceState::Refused("not you".into()));
+        // A state this app does not know yet is not taken for a role.
+        let odd = space_info(space("pending", Some("admin"), None));
+        assert_eq!(odd.state, SpaceState::Pending);
+    }
+}
