@@ -114,5 +114,10 @@ mod tests {
         .unwrap();
         assert_eq!(args.peers.len(), 1);
         assert!(Args::try_parse_from(["weft-desktop", "--offline", "--local"]).is_err());
+        let args = Args::try_parse_from(["weft-desktop", "--daemon-dir", "/tmp/d"]).unwrap();
+        assert_eq!(
+            args.daemon_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/d"))
+        );
     }
 }
