@@ -312,6 +312,12 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// The collections with live documents in a space, in name order.
+    pub async fn collections(&self, space: Option<&str>) -> R<Vec<String>> {
+        let path = format!("/v1/spaces/{}/collections", space_seg(space));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     pub async fn history(&self, space: Option<&str>, c: &str, id: &str) -> R<Vec<Change>> {
         let path = format!("{}/history", doc_path(space, c, id)?);
         self.call(Method::GET, &path, None::<&()>).await

@@ -153,6 +153,13 @@ async fn every_documented_operation_works_as_documented() {
         ("GET", "/v1/peers", "/v1/peers".into(), None, 200),
         (
             "GET",
+            "/v1/spaces/{space}/collections",
+            format!("/v1/spaces/{team}/collections"),
+            None,
+            200,
+        ),
+        (
+            "GET",
             "/v1/spaces/{space}/members",
             format!("/v1/spaces/{team}/members"),
             None,

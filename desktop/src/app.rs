@@ -3,26 +3,29 @@
 
 use std::time::Instant;
 
-use eframe::egui;
-use weft_core::Config;
-
-use crate::backend::BackendHandle;
+use crate::backend::{BackendHandle, Launch};
 use crate::state::AppState;
+use eframe::egui;
 
 pub struct DesktopApp {
     pub state: AppState,
     backend: BackendHandle,
+    /// The window title last set from the mode (set when it changes).
+    title: Option<String>,
 }
 
 impl DesktopApp {
-    /// Starts the backend (which opens the node described by `config`) and
-    /// wires its updates to repaint `ctx`.
-    pub fn new(ctx: &egui::Context, config: Config) -> std::io::Result<Self> {
+    /// Starts the backend (which attaches to the daemon or opens the node
+    /// `launch` describes; a bare `Config` attaches to a daemon serving
+    /// its data dir) and wires its updates to repaint `ctx`.
+    pub fn new(ctx: &egui::Context, launch: impl Into<Launch>) -> std::io::Result<Self> {
         let repaint = ctx.clone();
-        let backend = BackendHandle::start(config, Box::new(move || repaint.request_repaint()))?;
+        let backend =
+            BackendHandle::start(launch.into(), Box::new(move || repaint.request_repaint()))?;
         Ok(Self {
             state: AppState::default(),
             backend,
+            title: None,
         })
     }
 
@@ -30,6 +33,12 @@ impl DesktopApp {
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         while let Some(update) = self.backend.try_recv() {
             self.state.apply(update);
+        }
+        let title = self.state.mode.as_ref().map(crate::msg::Mode::title);
+        if title.is_some() && title != self.title {
+            self.title.clone_from(&title);
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.unwrap_or_default()));
         }
         crate::ui::show(ui, &mut self.state);
         if let Some(wait) = self.state.tick(Instant::now()) {

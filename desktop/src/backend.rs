@@ -1,8 +1,13 @@
-//! The backend: one task on the app's own tokio runtime owns the `Node`. It
+//! The backend: one task on the app's own tokio runtime owns the data
+//! source (its own `Node`, or a running daemon's API: see `source`). It
 //! runs `Command`s from the UI, watches the change feed and the peers, and
 //! sends `Update`s back, waking the UI with `request_repaint` each time. The
 //! UI thread only ever does `try_recv` and non-blocking sends.
 
+mod attached;
+mod source;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -10,25 +15,24 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use weft_core::{
-    ChangeEvent, Config, DocKey, FeedError, Node, Origin, Query, Role, SpaceState, SubscribeFilter,
-};
+use weft_core::{Config, ErrorKind, Node, SpaceState};
 
-use crate::msg::{Command, NOTES, NetSummary, NoteSource, NoteSummary, NoteText, Update};
+use crate::msg::{Command, Mode, NOTES, NoteSource, NoteSummary, NoteText, Update};
 use crate::text_merge::merge3;
+use attached::Attached;
+use source::{Changed, Feed, Source};
 
 /// How often the peers panel is refreshed.
 const PEERS_EVERY: Duration = Duration::from_secs(1);
 /// Change events within this window are folded into one list refresh, so a
 /// burst of synced documents does not reload the lists once per document.
 const REFRESH_DELAY: Duration = Duration::from_millis(150);
-/// Invites issued from the app last a week, like the CLI's default.
-const INVITE_EXPIRY: Duration = Duration::from_secs(7 * 86_400);
 /// How long a join waits for the inviter's answer before the status line
 /// says it is still waiting, like the CLI's default.
 const ADMISSION_WAIT: Duration = Duration::from_secs(60);
-/// Documents one collection view lists (the first ids in order).
-const DOC_LIST_LIMIT: u32 = 1000;
+/// How long a replica locked by a daemon that does not answer yet is
+/// waited for, like the CLI's wait.
+const LOCK_WAIT: Duration = Duration::from_secs(15);
 
 /// Wakes the UI after an update is queued.
 pub type Waker = Box<dyn Fn() + Send + Sync>;
@@ -49,7 +53,7 @@ enum Msg {
 impl BackendHandle {
     /// Starts the backend thread, its multi-thread runtime (where the node's
     /// own tasks run) and the backend loop, which opens the node.
-    pub fn start(config: Config, waker: Waker) -> std::io::Result<Self> {
+    pub fn start(launch: Launch, waker: Waker) -> std::io::Result<Self> {
         let (commands, rx) = mpsc::unbounded_channel();
         let (tx, updates) = std_mpsc::channel();
         let (closed_tx, closed) = std_mpsc::channel();
@@ -69,7 +73,7 @@ impl BackendHandle {
                     Ok(runtime) => {
                         // `block_on` rather than `spawn`: the loop's future
                         // need not be `Send`, only the node's tasks are.
-                        runtime.block_on(run(config, rx, out));
+                        runtime.block_on(run(launch, rx, out));
                         runtime.shutdown_timeout(Duration::from_secs(1));
                     }
                     Err(e) => out.send(Update::Fatal(format!(
@@ -138,30 +142,90 @@ struct View {
 }
 
 struct Backend {
-    node: Node,
+    source: Source,
     out: Out,
     view: View,
 }
 
-async fn run(config: Config, mut rx: mpsc::UnboundedReceiver<Msg>, out: Out) {
-    let node = match Node::open(config).await {
-        Ok(node) => node,
+/// What the app opens: the daemon serving `daemon_dir` if one runs there,
+/// else its own replica described by `config`.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub config: Config,
+    /// The data dir whose daemon the app attaches to (`None`: never attach).
+    pub daemon_dir: Option<PathBuf>,
+}
+
+impl From<Config> for Launch {
+    /// Attaches to a daemon serving the replica's own data dir, if any.
+    fn from(config: Config) -> Self {
+        let daemon_dir = config.data_dir.clone();
+        Self { config, daemon_dir }
+    }
+}
+
+/// Attaches to a running daemon, or opens the app's own node. A replica
+/// locked by a daemon that does not answer yet (still starting) is retried
+/// for a while rather than reported, and never opened a second time.
+async fn open(launch: Launch, out: &Out) -> Result<(Source, Mode), String> {
+    let started = Instant::now();
+    loop {
+        if let Some(dir) = &launch.daemon_dir {
+            match Attached::discover(dir).await {
+                Ok(Some((attached, api))) => {
+                    return Ok((Source::Attached(attached), Mode::Attached { api }));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("Cannot attach to the daemon: {e}")),
+            }
+        }
+        match Node::open(launch.config.clone()).await {
+            Ok(node) => return Ok((Source::Embedded(node), Mode::Embedded)),
+            Err(e) if e.kind() == ErrorKind::Locked && started.elapsed() < LOCK_WAIT => {
+                if started.elapsed() < Duration::from_millis(200) {
+                    out.send(Update::Error(
+                        "The replica is locked by another process; waiting for its daemon to answer…".into(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("Cannot open the replica: {e}")),
+        }
+    }
+}
+
+async fn run(launch: Launch, mut rx: mpsc::UnboundedReceiver<Msg>, out: Out) {
+    let (source, mode) = match open(launch, &out).await {
+        Ok(opened) => opened,
         Err(e) => {
-            tracing::error!(error = %e, "cannot open the replica");
-            out.send(Update::Fatal(format!("Cannot open the replica: {e}")));
+            tracing::error!(error = %e, "cannot start");
+            out.send(Update::Fatal(e));
             // Keep answering nothing until the app closes.
             while let Some(Msg::Run(_)) = rx.recv().await {}
             return;
         }
     };
-    out.send(Update::Ready {
-        node_id: node.node_id().to_string(),
-        default_space: node.default_space().to_owned(),
-    });
-    let mut feed = node.subscribe(SubscribeFilter::default());
-    let mut progress = node.sync_progress();
+    tracing::info!(title = %mode.title(), "backend started");
+    out.send(Update::Mode(mode));
+    let ready = match &source {
+        Source::Embedded(node) => Ok((node.node_id().to_string(), node.default_space().to_owned())),
+        Source::Attached(a) => a.ready().await,
+    };
+    match ready {
+        Ok((node_id, default_space)) => out.send(Update::Ready {
+            node_id,
+            default_space,
+        }),
+        Err(e) => {
+            out.send(Update::Fatal(format!("The daemon does not answer: {e}")));
+            while let Some(Msg::Run(_)) = rx.recv().await {}
+            return;
+        }
+    }
+    let (feed_tx, mut feed) = mpsc::unbounded_channel();
+    source.spawn_feed(feed_tx);
     let mut backend = Backend {
-        node: node.clone(),
+        source: source.clone(),
         out,
         view: View::default(),
     };
@@ -174,35 +238,27 @@ async fn run(config: Config, mut rx: mpsc::UnboundedReceiver<Msg>, out: Out) {
                 Some(Msg::Run(command)) => backend.command(command).await,
                 Some(Msg::Close) | None => break,
             },
-            event = feed.recv() => match event {
-                Ok(event) => {
-                    backend.change(&event).await;
+            item = feed.recv() => match item {
+                Some(Feed::Change(changed)) => {
+                    backend.change(&changed).await;
                     refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_DELAY);
                 }
-                Err(FeedError::Lagged(n)) => {
-                    tracing::debug!(dropped = n, "change feed lagged; reloading lists");
-                    refresh_at.get_or_insert_with(Instant::now);
+                Some(Feed::Reload) => {
+                    refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_DELAY);
                 }
-                Err(FeedError::Closed) => break,
+                Some(Feed::Link(down)) => backend.out.send(Update::Link(down)),
+                Some(Feed::Moved(api)) => backend.out.send(Update::Mode(Mode::Attached { api })),
+                None => break,
             },
             () = sleep_until(refresh_at) => {
                 refresh_at = None;
                 backend.refresh_lists().await;
             }
             _ = peers_tick.tick() => backend.peers().await,
-            changed = progress.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                // Membership can change with sync (a join being admitted);
-                // progress changes every round, so fold them like changes.
-                refresh_at.get_or_insert_with(|| Instant::now() + REFRESH_DELAY);
-            }
         }
     }
-    if let Err(e) = node.close().await {
-        tracing::warn!(error = %e, "closing the replica");
-    }
+    drop(feed);
+    source.close().await;
     tracing::info!("backend stopped");
 }
 
@@ -217,42 +273,32 @@ impl Backend {
     async fn command(&mut self, command: Command) {
         match command {
             Command::ListSpaces => self.spaces().await,
-            Command::CreateSpace(name) => match self.node.space_create(name.trim()).await {
+            Command::CreateSpace(name) => match self.source.space_create(name.trim()).await {
                 Ok(id) => {
                     self.spaces().await;
-                    self.out.send(Update::SpaceAdded(id.to_string()));
+                    self.out.send(Update::SpaceAdded(id));
                 }
                 Err(e) => self.out.error("Could not create the space", e),
             },
-            Command::Invite(space) => {
-                match self
-                    .node
-                    .space_invite(&space, Role::Writer, INVITE_EXPIRY, None)
-                    .await
-                {
-                    Ok(invite) => self.out.send(Update::Invite {
-                        space,
-                        token: invite.token,
-                    }),
-                    Err(e) => self.out.error(
-                        "Could not issue an invite (only admins of a space can invite)",
-                        e,
-                    ),
-                }
-            }
-            Command::Join(token) => match self.node.space_join(token.trim()).await {
+            Command::Invite(space) => match self.source.invite(&space).await {
+                Ok(token) => self.out.send(Update::Invite { space, token }),
+                Err(e) => self.out.error(
+                    "Could not issue an invite (only admins of a space can invite)",
+                    e,
+                ),
+            },
+            Command::Join(token) => match self.source.join(token.trim()).await {
                 Ok(id) => {
                     self.spaces().await;
-                    let id = id.to_string();
                     self.out.send(Update::SpaceAdded(id.clone()));
                     self.out.send(admission(id.clone(), SpaceState::Pending));
                     // Waited for in its own task, so the backend keeps
                     // serving the UI meanwhile.
-                    let (node, out) = (self.node.clone(), self.out.clone());
+                    let (source, out) = (self.source.clone(), self.out.clone());
                     tokio::spawn(async move {
-                        match node.wait_admission(&id, ADMISSION_WAIT).await {
+                        match source.wait_admission(&id, ADMISSION_WAIT).await {
                             Ok(state) => {
-                                if let Ok(list) = node.space_list().await {
+                                if let Ok(list) = source.space_list().await {
                                     out.send(Update::Spaces(space_entries(list)));
                                 }
                                 out.send(admission(id, state));
@@ -266,9 +312,9 @@ impl Backend {
                     e,
                 ),
             },
-            Command::Connect(addr) => match self.node.connect(addr.trim()).await {
+            Command::Connect(addr) => match self.source.connect(addr.trim()).await {
                 Ok(id) => {
-                    self.out.send(Update::Connected(id.to_string()));
+                    self.out.send(Update::Connected(id));
                     self.peers().await;
                 }
                 Err(e) => self.out.error("Could not connect", e),
@@ -310,10 +356,10 @@ impl Backend {
                 id,
                 json,
             } => {
-                let saved = match DocKey::new(&space, &collection, &id) {
-                    Ok(key) => self.node.put(&key, Value::Object(json)).await,
-                    Err(e) => Err(e),
-                };
+                let saved = self
+                    .source
+                    .put(&space, &collection, &id, Value::Object(json))
+                    .await;
                 if let Err(e) = &saved {
                     tracing::info!(error = %e, "document not saved");
                 }
@@ -321,7 +367,7 @@ impl Backend {
                     space,
                     collection,
                     id,
-                    error: saved.err().map(|e| e.to_string()),
+                    error: saved.err(),
                 });
             }
             Command::History {
@@ -332,31 +378,28 @@ impl Backend {
         }
     }
 
-    /// Pushes the open note or document again when a peer changed it.
-    async fn change(&mut self, event: &ChangeEvent) {
-        let key = &event.key;
-        if event.origin != Origin::Remote || self.view.space.as_deref() != Some(key.space()) {
+    /// Pushes the open note or document again when someone else changed it.
+    async fn change(&mut self, c: &Changed) {
+        if !c.foreign || self.view.space.as_deref() != Some(c.space.as_str()) {
             return;
         }
-        if key.collection() == NOTES && self.view.note.as_deref() == Some(key.id()) {
-            if event.deleted {
+        if c.collection == NOTES && self.view.note.as_deref() == Some(c.id.as_str()) {
+            if c.deleted {
                 self.out.send(Update::NoteGone {
-                    space: key.space().to_owned(),
-                    id: key.id().to_owned(),
+                    space: c.space.clone(),
+                    id: c.id.clone(),
                 });
             } else {
-                self.send_note(key.space(), key.id(), NoteSource::Remote)
-                    .await;
+                self.send_note(&c.space, &c.id, NoteSource::Remote).await;
             }
         }
         if self
             .view
             .doc
             .as_ref()
-            .is_some_and(|(c, i)| c == key.collection() && i == key.id())
+            .is_some_and(|(col, id)| *col == c.collection && *id == c.id)
         {
-            self.send_doc(key.space(), key.collection(), key.id(), true)
-                .await;
+            self.send_doc(&c.space, &c.collection, &c.id, true).await;
         }
     }
 
@@ -373,23 +416,22 @@ impl Backend {
     }
 
     async fn spaces(&self) {
-        match self.node.space_list().await {
+        match self.source.space_list().await {
             Ok(list) => self.out.send(Update::Spaces(space_entries(list))),
             Err(e) => self.out.error("Could not list spaces", e),
         }
     }
 
     async fn notes(&self, space: &str) {
-        let query = Query::new(NOTES).space(space).order_by("updated", true);
-        match self.node.query(&query).await {
+        match self.source.notes(space).await {
             Ok(rows) => self.out.send(Update::Notes {
                 space: space.to_owned(),
                 notes: rows
                     .into_iter()
-                    .map(|r| NoteSummary {
-                        title: str_field(&r.json, "title"),
-                        updated: r.json.get("updated").and_then(Value::as_i64).unwrap_or(0),
-                        id: r.id,
+                    .map(|(id, json)| NoteSummary {
+                        title: str_field(&json, "title"),
+                        updated: json.get("updated").and_then(Value::as_i64).unwrap_or(0),
+                        id,
                     })
                     .collect(),
             }),
@@ -399,16 +441,9 @@ impl Backend {
 
     async fn create_note(&mut self, space: &str) {
         let id = new_id();
-        let created = match DocKey::new(space, NOTES, &id) {
-            Ok(key) => {
-                self.node
-                    .put(&key, json!({"title": "", "body": "", "updated": now_ms()}))
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        match created {
-            Ok(_) => {
+        let doc = json!({"title": "", "body": "", "updated": now_ms()});
+        match self.source.put(space, NOTES, &id, doc).await {
+            Ok(()) => {
                 self.notes(space).await;
                 self.view.note = Some(id.clone());
                 self.out.send(Update::Note {
@@ -422,9 +457,8 @@ impl Backend {
         }
     }
 
-    async fn read_note(&self, space: &str, id: &str) -> weft_core::Result<Option<NoteText>> {
-        let key = DocKey::new(space, NOTES, id)?;
-        Ok(self.node.get(&key).await?.map(|v| NoteText {
+    async fn read_note(&self, space: &str, id: &str) -> Result<Option<NoteText>, String> {
+        Ok(self.source.get(space, NOTES, id).await?.map(|v| NoteText {
             title: str_field(&v, "title"),
             body: str_field(&v, "body"),
         }))
@@ -462,12 +496,8 @@ impl Backend {
             body: merge3(&base.body, &edited.body, &current.body),
         };
         let doc = json!({"title": merged.title, "body": merged.body, "updated": now_ms()});
-        let saved = match DocKey::new(space, NOTES, id) {
-            Ok(key) => self.node.put(&key, doc).await,
-            Err(e) => Err(e),
-        };
-        match saved {
-            Ok(_) => self.out.send(Update::Note {
+        match self.source.put(space, NOTES, id, doc).await {
+            Ok(()) => self.out.send(Update::Note {
                 space: space.to_owned(),
                 id: id.to_owned(),
                 text: merged,
@@ -478,7 +508,7 @@ impl Backend {
     }
 
     async fn collections(&self, space: &str) {
-        match self.node.collections(space).await {
+        match self.source.collections(space).await {
             Ok(collections) => self.out.send(Update::Collections {
                 space: space.to_owned(),
                 collections,
@@ -488,26 +518,18 @@ impl Backend {
     }
 
     async fn docs(&self, space: &str, collection: &str) {
-        match self
-            .node
-            .list_ids(space, collection, None, DOC_LIST_LIMIT)
-            .await
-        {
-            Ok(page) => self.out.send(Update::Docs {
+        match self.source.list_ids(space, collection).await {
+            Ok(ids) => self.out.send(Update::Docs {
                 space: space.to_owned(),
                 collection: collection.to_owned(),
-                ids: page.items,
+                ids,
             }),
             Err(e) => self.out.error("Could not list documents", e),
         }
     }
 
     async fn send_doc(&self, space: &str, collection: &str, id: &str, remote: bool) {
-        let got = match DocKey::new(space, collection, id) {
-            Ok(key) => self.node.get(&key).await,
-            Err(e) => Err(e),
-        };
-        match got {
+        match self.source.get(space, collection, id).await {
             Ok(value) => self.out.send(Update::Doc {
                 space: space.to_owned(),
                 collection: collection.to_owned(),
@@ -520,11 +542,7 @@ impl Backend {
     }
 
     async fn history(&self, space: String, collection: String, id: String) {
-        let got = match DocKey::new(&space, &collection, &id) {
-            Ok(key) => self.node.history(&key).await,
-            Err(e) => Err(e),
-        };
-        match got {
+        match self.source.history(&space, &collection, &id).await {
             Ok(changes) => self.out.send(Update::History {
                 space,
                 collection,
@@ -536,28 +554,10 @@ impl Backend {
     }
 
     async fn peers(&self) {
-        let peers = match self.node.peers().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!(error = %e, "peers unavailable");
-                return;
-            }
-        };
-        let status = match self.node.status().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(error = %e, "status unavailable");
-                return;
-            }
-        };
-        let summary = NetSummary {
-            online: status.online,
-            peers_connected: status.peers_connected,
-            pending: status.pending,
-            documents: status.documents,
-            listen_addrs: self.node.listen_addrs().await,
-        };
-        self.out.send(Update::Peers { peers, summary });
+        match self.source.net().await {
+            Ok((peers, summary)) => self.out.send(Update::Peers { peers, summary }),
+            Err(e) => tracing::debug!(error = %e, "peers unavailable"),
+        }
     }
 }
 

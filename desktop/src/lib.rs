@@ -1,7 +1,9 @@
-//! `weft-desktop`: an egui app embedding its own Weft replica. Layers:
-//! `backend` (the task owning the `Node`), `msg` (what crosses between the
-//! two), `state` (UI state as plain data), `ui` (rendering), `app` (eframe
-//! glue) and `text_merge` (cursor-preserving merges of collaborative text).
+//! `weft-desktop`: an egui app on a Weft replica: a running daemon's
+//! (attached, through its local API) or its own (embedded). Layers:
+//! `backend` (the task owning the data source), `msg` (what crosses between
+//! the two), `state` (UI state as plain data), `ui` (rendering), `app`
+//! (eframe glue) and `text_merge` (cursor-preserving merges of
+//! collaborative text).
 
 pub mod app;
 pub mod backend;

@@ -1,4 +1,5 @@
-//! `weft-desktop`: opens the app window on this device's own replica.
+//! `weft-desktop`: opens the app window on a running `weft daemon`'s replica
+//! (attached), or on the app's own replica when no daemon runs (embedded).
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use clap::Parser;
 use weft_core::Config;
 use weft_core::NetConfig;
 use weft_desktop::DesktopApp;
+use weft_desktop::backend::Launch;
 
 /// The Weft desktop app.
 #[derive(Parser)]
@@ -16,11 +18,19 @@ struct Args {
     /// ~/.local/share/weft-desktop).
     #[arg(long, env = "WEFT_DESKTOP_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The data dir whose running `weft daemon` the app attaches to
+    /// (default: --data-dir when given, else the CLI's: $WEFT_DATA_DIR or
+    /// the platform default, e.g. ~/.local/share/weft). When no daemon runs
+    /// there, the app opens its own replica in --data-dir.
+    #[arg(long, value_name = "DIR")]
+    daemon_dir: Option<PathBuf>,
     /// A peer to dial at start and keep connected (a multiaddr ending in
     /// /p2p/<node id>, e.g. a local `weft daemon`); repeatable.
     #[arg(long = "peer")]
     peers: Vec<String>,
-    /// Listen on loopback only and skip mDNS discovery.
+    /// Listen on loopback only and skip mDNS discovery (embedded only, as
+    /// are --peer and --offline: attached, the daemon's network settings
+    /// apply).
     #[arg(long)]
     local: bool,
     /// Open the replica with networking off.
@@ -36,6 +46,14 @@ fn main() -> Result<()> {
         )
         .init();
     let args = Args::parse();
+    let daemon_dir = match (&args.daemon_dir, &args.data_dir) {
+        (Some(dir), _) | (None, Some(dir)) => Some(dir.clone()),
+        (None, None) => match std::env::var_os("WEFT_DATA_DIR") {
+            Some(dir) => Some(PathBuf::from(dir)),
+            // No home: nothing to attach to; the embedded open says why.
+            None => weft_core::config::default_data_dir().ok(),
+        },
+    };
     let data_dir = match args.data_dir {
         Some(dir) => dir,
         None => directories::ProjectDirs::from("org", "weft", "weft-desktop")
@@ -56,7 +74,8 @@ fn main() -> Result<()> {
         }
         config.network = Some(net);
     }
-    tracing::info!(data_dir = %data_dir.display(), "starting weft-desktop");
+    tracing::info!(data_dir = %data_dir.display(), daemon_dir = ?daemon_dir, "starting weft-desktop");
+    let launch = Launch { config, daemon_dir };
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("Weft")
@@ -67,7 +86,7 @@ fn main() -> Result<()> {
     eframe::run_native(
         "Weft",
         options,
-        Box::new(move |cc| Ok(Box::new(DesktopApp::new(&cc.egui_ctx, config)?))),
+        Box::new(move |cc| Ok(Box::new(DesktopApp::new(&cc.egui_ctx, launch)?))),
     )
     .map_err(|e| {
         anyhow::anyhow!(
@@ -95,5 +114,10 @@ mod tests {
         .unwrap();
         assert_eq!(args.peers.len(), 1);
         assert!(Args::try_parse_from(["weft-desktop", "--offline", "--local"]).is_err());
+        let args = Args::try_parse_from(["weft-desktop", "--daemon-dir", "/tmp/d"]).unwrap();
+        assert_eq!(
+            args.daemon_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/d"))
+        );
     }
 }

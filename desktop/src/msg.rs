@@ -94,6 +94,26 @@ pub enum NoteSource {
     Saved,
 }
 
+/// Whose replica the app shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Its own node in its own data dir (no daemon ran for it at start).
+    Embedded,
+    /// A running `weft daemon`, through its local API at `api`
+    /// (`127.0.0.1:PORT`).
+    Attached { api: String },
+}
+
+impl Mode {
+    /// The window title, which says the mode.
+    pub fn title(&self) -> String {
+        match self {
+            Mode::Embedded => "Weft — this app's own replica".to_owned(),
+            Mode::Attached { api } => format!("Weft — attached to the daemon at {api}"),
+        }
+    }
+}
+
 /// What the backend tells the UI.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Update {
@@ -102,6 +122,11 @@ pub enum Update {
         node_id: String,
         default_space: String,
     },
+    /// Which replica the app shows; sent once, before `Ready`.
+    Mode(Mode),
+    /// Attached: the daemon answers again (`None`), or went away
+    /// (`Some(why)`) and is being retried.
+    Link(Option<String>),
     /// The node could not be opened; nothing else will work.
     Fatal(String),
     Spaces(Vec<weft_core::SpaceInfo>),

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::msg::{Command, NetSummary, NoteSource, NoteSummary, NoteText, Update};
+use crate::msg::{Command, Mode, NetSummary, NoteSource, NoteSummary, NoteText, Update};
 use crate::text_merge::merge3;
 
 /// Saves wait this long after the last keystroke, so typing is stored in a
@@ -138,6 +138,10 @@ pub struct HistoryView {
 
 #[derive(Default)]
 pub struct AppState {
+    /// Whose replica this is, once the backend has opened it.
+    pub mode: Option<Mode>,
+    /// Attached: why the daemon does not answer, while it does not.
+    pub link_down: Option<String>,
     pub node_id: Option<String>,
     /// The node failed to open.
     pub fatal: Option<String>,
@@ -193,6 +197,8 @@ impl AppState {
                     self.select_space(default_space);
                 }
             }
+            Update::Mode(mode) => self.mode = Some(mode),
+            Update::Link(down) => self.link_down = down,
             Update::Fatal(message) => self.fatal = Some(message),
             Update::Spaces(spaces) => self.spaces = spaces,
             Update::SpaceAdded(id) => self.select_space(id),

@@ -4,6 +4,7 @@
 //! document cannot list a route that does not exist or miss one that does.
 
 mod batch;
+mod collections;
 mod conditional;
 mod docs;
 mod error;
@@ -208,6 +209,7 @@ fn routes() -> OpenApiRouter<AppState> {
             docs::delete_doc
         ))
         .routes(routes!(docs::list_docs))
+        .routes(routes!(collections::collections))
         .routes(routes!(docs::history))
         .routes(routes!(docs::url))
         .routes(routes!(docs::sql))
@@ -352,7 +354,7 @@ mod tests {
         assert!(paths.contains_key("/v1/spaces/{space}/collections/{collection}/docs/{id}"));
         assert!(paths.contains_key("/metrics"));
         let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 29, "{}", serde_json::to_string_pretty(paths).unwrap());
+        assert_eq!(ops, 30, "{}", serde_json::to_string_pretty(paths).unwrap());
         // Only the health check opts out of the token.
         let open: Vec<_> = paths
             .iter()

@@ -38,7 +38,11 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState) {
 
 fn top_bar(ui: &mut egui::Ui, state: &mut AppState) {
     ui.horizontal(|ui| {
-        ui.strong("Weft");
+        // The mode, as in the window title (which tests cannot see).
+        match &state.mode {
+            Some(mode) => ui.strong(mode.title()),
+            None => ui.strong("Weft"),
+        };
         ui.separator();
         for (view, label) in [
             (View::Notes, "Notes"),
@@ -89,6 +93,23 @@ fn online_badge(ui: &mut egui::Ui, state: &AppState) {
 
 fn status_bar(ui: &mut egui::Ui, state: &mut AppState) {
     ui.horizontal(|ui| {
+        if let Some(why) = &state.link_down {
+            // Outranks any notice: nothing works until the daemon is back.
+            ui.colored_label(ui.visuals().error_fg_color, why);
+        } else {
+            notice(ui, state);
+        }
+        if let Some(id) = &state.node_id {
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.weak(format!("this device: {}", crate::state::short(id)))
+                    .on_hover_text(id.as_str());
+            });
+        }
+    });
+}
+
+fn notice(ui: &mut egui::Ui, state: &AppState) {
+    {
         match &state.notice {
             Some(Notice::Error(text)) => {
                 ui.colored_label(ui.visuals().error_fg_color, text);
@@ -100,13 +121,7 @@ fn status_bar(ui: &mut egui::Ui, state: &mut AppState) {
                 ui.weak("Ready");
             }
         }
-        if let Some(id) = &state.node_id {
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.weak(format!("this device: {}", crate::state::short(id)))
-                    .on_hover_text(id.as_str());
-            });
-        }
-    });
+    }
 }
 
 /// A labelled single-line field, findable by its label in tests and screen

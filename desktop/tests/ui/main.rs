@@ -3,5 +3,6 @@
 
 mod common;
 mod documents;
+mod modes;
 mod notes;
 mod sync;
