@@ -91,7 +91,10 @@ pub enum Error {
     #[error("the node is closed")]
     Closed,
     /// One operation of a [`crate::Node::batch`] failed, so none was stored.
-    #[error("operation {index} of the batch ({key}): {source}; nothing in the batch was stored")]
+    #[error(
+        "operation {index} of the batch ({}): {source}; nothing in the batch was stored",
+        printable(key)
+    )]
     Batch {
         /// The failing operation's position in the batch, from 0.
         index: usize,

@@ -11,14 +11,22 @@ use crate::model::Written;
 use crate::ops::space_id;
 
 /// Bytes a batch request body may hold (the API's other bodies stop at 2 MB).
-pub const MAX_BATCH_BODY: usize = 32 << 20;
+/// Parsed JSON can take many times its text (an array of 8M zeros is
+/// hundreds of MB), so batches are also parsed at most
+/// [`MAX_BATCHES_PARSING`] at a time.
+pub const MAX_BATCH_BODY: usize = 8 << 20;
+
+/// Batch requests read and parsed at once; more wait their turn (the
+/// writer applies one transaction at a time anyway).
+pub const MAX_BATCHES_PARSING: usize = 2;
 
 /// Operations `weft import` sends per batch: large enough that a request
 /// costs little per document, small enough that a bad line loses one batch.
 pub const IMPORT_BATCH_OPS: usize = 1000;
 
-/// Bytes of documents `weft import` sends per batch at most.
-pub const IMPORT_BATCH_BYTES: usize = 8 << 20;
+/// Bytes of documents `weft import` sends per batch at most (a line may
+/// take it past this by one document, which still fits the body limit).
+pub const IMPORT_BATCH_BYTES: usize = 4 << 20;
 
 /// One operation of a batch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

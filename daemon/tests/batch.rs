@@ -64,6 +64,17 @@ async fn a_batch_is_all_or_nothing_and_names_the_failing_operation() {
         json!({"n": 3})
     );
 
+    // An id from a hostile file cannot rewrite the terminal the error is
+    // printed on.
+    let hostile = json!({"ops": [{"op": "patch", "collection": "notes", "id": "\u{1b}]0;pwn\u{7}", "doc": {}}]});
+    let (status, err) = call(&a, Method::POST, BATCH, Some(hostile)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        !message.contains('\u{1b}') && message.contains("\\u{1b}"),
+        "{message}"
+    );
+
     // Invalid operations, named before anything runs.
     for (ops, index) in [
         (
@@ -112,6 +123,20 @@ async fn batches_over_the_bounds_are_refused() {
     let op = json!({"op": "put", "collection": "notes", "id": "big", "doc": {"t": big}});
     let (status, err) = call(&a, Method::POST, BATCH, Some(json!({"ops": [op]}))).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    // More batches at once than are let in: the rest wait their turn.
+    let batches = (0..6).map(|b| {
+        let ops: Vec<Value> = (0..500)
+            .map(|i| json!({"op": "put", "collection": "many", "id": format!("{b}-{i}"), "doc": {"i": i}}))
+            .collect();
+        call(&a, Method::POST, BATCH, Some(json!({ "ops": ops })))
+    });
+    for (status, body) in futures::future::join_all(batches).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(
+        a.node.count(None::<&str>, Some("many")).await.unwrap(),
+        3000
+    );
     // The largest document fits in a batch body (other bodies stop at 2 MB).
     let doc = "y".repeat(weft_core::MAX_DOC_BYTES - 100);
     let op = json!({"op": "put", "collection": "notes", "id": "max", "doc": {"t": doc}});

@@ -43,7 +43,14 @@ impl Hub {
 
     fn register(&self, space: String, collection: String) -> mpsc::Receiver<()> {
         let (tx, rx) = mpsc::channel(1);
-        self.map().entry((space, collection)).or_default().push(tx);
+        let mut map = self.map();
+        // Observers dropped since their collection last changed go here, so
+        // the map holds no more than the live ones plus this one.
+        map.retain(|_, wakes| {
+            wakes.retain(|w| !w.is_closed());
+            !wakes.is_empty()
+        });
+        map.entry((space, collection)).or_default().push(tx);
         rx
     }
 
@@ -156,15 +163,16 @@ impl Node {
     pub async fn observe(&self, mut query: Query) -> Result<Observation> {
         let space = self.resolve_space(query.space.as_deref()).await?;
         query.space = Some(space.clone());
-        let first = self.query(&query).await?;
         let hub = self
             .inner
             .observers
             .get_or_init(|| Hub::start(self.inner.events.subscribe()))
             .clone();
-        // Registered before the first result is published: a change
-        // committed in between wakes it, so none is missed.
+        // Registered before the first query runs: a change committed after
+        // that query read wakes the observer, so none is missed. (An invalid
+        // query fails below; its wake sender is pruned with the dropped.)
         let mut wake = hub.register(space, query.collection.clone());
+        let first = self.query(&query).await?;
         let mut last = Arc::new(first);
         let (tx, mut rx) = watch::channel(Some(last.clone()));
         rx.mark_changed();

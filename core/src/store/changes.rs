@@ -32,7 +32,7 @@ impl Reader {
     pub async fn last_seq(&self) -> Result<u64, StoreError> {
         self.blocking(|conn| {
             let max: i64 = conn
-                .prepare_cached("SELECT coalesce(max(seq), 0) FROM docs")
+                .prepare_cached(super::LAST_SEQ)
                 .and_then(|mut s| s.query_row([], |r| r.get(0)))
                 .map_err(sqlite_err("reading the change sequence"))?;
             Ok(u64::try_from(max).unwrap_or(0))

@@ -45,6 +45,11 @@ pub use sync_state::{JoinedSpace, MAX_SYNC_STATES_PER_SPACE, SYNC_STATE_MAX_AGE}
 pub use write::CommitFaults;
 pub use write::{Loaded, WriteRow, Writer};
 
+/// The last change sequence number handed out: the highest stored, or the
+/// floor kept when the rows that held it were removed (two index seeks).
+pub(crate) const LAST_SEQ: &str = "SELECT max(coalesce((SELECT max(seq) FROM docs), 0), \
+     coalesce((SELECT seq FROM change_seq_floor), 0))";
+
 /// Database file name inside the data dir.
 pub const DB_FILE: &str = "weft.db";
 

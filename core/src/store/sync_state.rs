@@ -272,6 +272,15 @@ impl Writer {
             .conn()
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
+        // The rows going may hold the highest sequence numbers: keep them
+        // as the floor, so no number is handed out twice.
+        tx.execute(
+            "INSERT INTO change_seq_floor (id, seq) \
+             SELECT 1, coalesce(max(seq), 0) FROM docs WHERE true \
+             ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
+            [],
+        )
+        .map_err(err)?;
         tx.execute(
             "DELETE FROM chunks WHERE doc IN (SELECT doc FROM docs WHERE space = ?1)",
             [id],

@@ -114,7 +114,7 @@ impl Writer {
     pub(super) fn load_seq(&mut self) -> Result<(), StoreError> {
         let max: i64 = self
             .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM docs", [], |r| r.get(0))
+            .query_row(super::LAST_SEQ, [], |r| r.get(0))
             .map_err(sqlite_err("reading the change sequence"))?;
         self.last_seq = u64::try_from(max).unwrap_or(0);
         Ok(())

@@ -16,13 +16,25 @@ use crate::batch::{BatchRequest, Batched, Record};
 use crate::model::{ApiError, SpacePath};
 use crate::ops::space_id;
 
+/// Batches being read, parsed or applied.
+static BATCHES: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(crate::batch::MAX_BATCHES_PARSING);
+
+/// Lets a batch request in once fewer than `MAX_BATCHES_PARSING` are in
+/// hand: each may hold a parsed body many times its size.
+pub async fn in_turn(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // The semaphore is never closed, so acquiring cannot fail.
+    let _turn = BATCHES.acquire().await;
+    next.run(req).await
+}
+
 /// Documents read per page while exporting.
 const EXPORT_PAGE: u32 = 1000;
 
 #[utoipa::path(
     post, path = "/v1/spaces/{space}/batch", tag = "documents",
     operation_id = "batch",
-    description = "Applies many put, patch and delete operations in one transaction: all are stored, or none is. A failure answers the failing operation's status with its position in `index`. At most 10,000 operations and 32 MB per request.",
+    description = "Applies many put, patch and delete operations in one transaction: all are stored, or none is. A failure answers the failing operation's status with its position in `index`. At most 10,000 operations and 8 MB per request; at most two batches are read at once, others wait their turn.",
     params(SpacePath),
     request_body = BatchRequest,
     responses(
@@ -31,7 +43,7 @@ const EXPORT_PAGE: u32 = 1000;
         (status = 401, description = "No or wrong token", body = ApiError),
         (status = 403, description = "This device may not write in the space", body = ApiError),
         (status = 404, description = "Unknown space, or a patched document that does not exist (named by `index`)", body = ApiError),
-        (status = 413, description = "The body is over 32 MB", body = ApiError),
+        (status = 413, description = "The body is over 8 MB", body = ApiError),
     )
 )]
 pub async fn batch(

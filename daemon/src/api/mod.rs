@@ -213,9 +213,15 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(docs::history))
         .routes(routes!(docs::url))
         .routes(routes!(docs::sql))
-        .merge(OpenApiRouter::new().routes(routes!(batch::batch)).layer(
-            axum::extract::DefaultBodyLimit::max(crate::batch::MAX_BATCH_BODY),
-        ))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(batch::batch))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::batch::MAX_BATCH_BODY,
+                ))
+                // Outside the handler, so the wait comes before the body is read.
+                .layer(middleware::from_fn(batch::in_turn)),
+        )
         .routes(routes!(batch::export))
         .routes(routes!(spaces::list, spaces::create))
         .routes(routes!(spaces::invite))

@@ -207,7 +207,7 @@ pub async fn get_at(
         // Well-formed heads this replica has no change for: that version is
         // not here (yet), as a document that is not here is a 404.
         Err(Error::UnknownHeads(k)) => Err(Error::NotFound(format!(
-            "{k} at those heads: this replica has no such version; pass heads from `weft history`"
+            "{k} at those heads (this replica has no such version; pass heads `weft history` lists)"
         ))),
         Err(e) => Err(e),
     }

@@ -91,6 +91,35 @@ async fn seqs_increase_in_commit_order_across_group_commits_and_restarts() {
 }
 
 #[tokio::test]
+async fn numbers_of_a_left_space_are_never_handed_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    node.put(&node.key("notes", "kept").unwrap(), json!({}))
+        .await
+        .unwrap();
+    // The space left holds the highest numbers.
+    let team = node.space_create("team").await.unwrap().to_string();
+    for i in 0..3 {
+        let key = DocKey::new(&team, "notes", format!("t{i}")).unwrap();
+        node.put(&key, json!({"i": i})).await.unwrap();
+    }
+    let before = node.last_seq().await.unwrap();
+    node.space_leave(team.as_str()).await.unwrap();
+    assert_eq!(node.last_seq().await.unwrap(), before, "latest stays");
+    node.close().await.unwrap();
+
+    // Not even after a restart, when the counter is read from the store.
+    let node = open(dir.path()).await;
+    assert_eq!(node.last_seq().await.unwrap(), before);
+    let mut feed = node.subscribe(SubscribeFilter::default());
+    node.put(&node.key("notes", "after").unwrap(), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(feed.recv().await.unwrap().seq, before + 1);
+    node.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_failed_commit_uses_no_number_and_the_next_one_takes_it() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path()).await;
