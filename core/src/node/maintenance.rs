@@ -102,10 +102,18 @@ impl Node {
     /// Peers keep theirs; an admin may still revoke this device, and
     /// joining again needs a new invite. Peers in session for the space
     /// are disconnected once, so their side ends too. The default
-    /// (personal) space cannot be left. Returns how many documents went.
+    /// (personal) space cannot be left. Live queries of the space get
+    /// their (now empty) result; the change feed sends nothing for the
+    /// documents removed. Returns how many documents went.
     pub async fn space_leave(&self, space: impl Into<SpaceRef>) -> Result<u64> {
         let space = self.resolve_space(space).await?;
-        self.call(|reply| Command::Space(SpaceCommand::Leave { space, reply }))
-            .await
+        let id = space.clone();
+        let removed = self
+            .call(|reply| Command::Space(SpaceCommand::Leave { space, reply }))
+            .await?;
+        if let Some(hub) = self.inner.observers.get() {
+            hub.wake_space(&id);
+        }
+        Ok(removed)
     }
 }

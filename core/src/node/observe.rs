@@ -77,6 +77,19 @@ impl Hub {
         }
     }
 
+    /// Wakes the observers of every collection of a space (it was left:
+    /// its documents went without change events).
+    pub(super) fn wake_space(&self, space: &str) {
+        let map = self.map();
+        for ((s, _), wakes) in map.iter() {
+            if s == space {
+                for w in wakes {
+                    let _ = w.try_send(());
+                }
+            }
+        }
+    }
+
     /// Wakes every observer (the feed dropped events: any may be stale).
     fn wake_all(&self) {
         let mut map = self.map();

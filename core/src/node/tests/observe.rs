@@ -101,3 +101,24 @@ async fn dropped_observers_are_forgotten_and_closing_the_node_ends_them() {
         .expect("next() returns once the node is closed");
     assert!(ended.is_none());
 }
+
+#[tokio::test]
+async fn leaving_a_space_empties_its_live_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    let team = node.space_create("team").await.unwrap().to_string();
+    let key = crate::DocKey::new(&team, "tasks", "t1").unwrap();
+    node.put(&key, json!({"done": false})).await.unwrap();
+    let mut obs = node
+        .observe(Query::new("tasks").space(team.clone()))
+        .await
+        .unwrap();
+    assert_eq!(ids(&obs.next().await.unwrap().unwrap()), ["t1"]);
+    node.space_leave(team.as_str()).await.unwrap();
+    // No change event names the removed documents; the leave itself wakes it.
+    let emptied = tokio::time::timeout(Duration::from_secs(10), obs.next())
+        .await
+        .expect("the live query hears of the leave");
+    assert!(emptied.unwrap().unwrap().is_empty());
+    node.close().await.unwrap();
+}
