@@ -129,6 +129,16 @@ impl Identity {
     /// Loads the key from `dir`, creating it (mode 0600) on first use. The
     /// caller holds the replica lock, so two processes never race here.
     pub fn load_or_create(dir: &Path) -> Result<Self, IdentityError> {
+        Self::load_or(dir, true)
+    }
+
+    /// Loads the key from `dir`; a missing key is an error, never a new one
+    /// (a backup must carry the key the running node has).
+    pub fn load(dir: &Path) -> Result<Self, IdentityError> {
+        Self::load_or(dir, false)
+    }
+
+    fn load_or(dir: &Path, create: bool) -> Result<Self, IdentityError> {
         let path = dir.join(KEY_FILE);
         let io = |source| IdentityError::Io {
             path: path.clone(),
@@ -148,7 +158,7 @@ impl Identity {
                     key: SigningKey::from_bytes(&secret),
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {
                 let mut secret = [0u8; 32];
                 getrandom::fill(&mut secret).map_err(|e| IdentityError::Random(e.to_string()))?;
                 // Write beside, then rename: a crash never leaves a half-written key.

@@ -193,6 +193,11 @@ impl Client {
 
     /// Opens a streaming GET (Server-Sent Events).
     pub async fn stream(&self, path: &str) -> R<Body> {
+        Ok(self.download(path).await?.into_body())
+    }
+
+    /// A successful GET's response, its body not read yet (a download).
+    pub async fn download(&self, path: &str) -> R<hyper::Response<Body>> {
         let response = self
             .request(Method::GET, path, None, Some(&self.bearer()))
             .await?;
@@ -201,7 +206,7 @@ impl Client {
             let bytes = collect(response.into_body()).await?;
             return Err(api_error(status, &bytes));
         }
-        Ok(response.into_body())
+        Ok(response)
     }
 
     /// A successful answer's body, or the API's error.

@@ -7,7 +7,7 @@ mod common;
 use common::{call, serve, team_with_invite};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use weft_daemon::maintenance::{MAX_AT_HEADS, MAX_PATH_BYTES};
+use weft_daemon::maintenance::MAX_AT_HEADS;
 
 fn assert_400(status: StatusCode, body: &Value, needle: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -17,64 +17,65 @@ fn assert_400(status: StatusCode, body: &Value, needle: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn backups_are_written_private_and_bad_paths_are_400s() {
+async fn backups_are_streamed_and_the_daemon_writes_no_file_a_client_names() {
     let a = serve().await;
     let doc = "/v1/spaces/default/collections/notes/docs/n1";
     call(&a, Method::PUT, doc, Some(json!({"t": 1}))).await;
+    let before: Vec<_> = files(a.node.data_dir());
+
+    let response = a.client.download("/v1/backup").await.unwrap();
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("x-weft-node-id"), a.node.node_id().to_string());
+    assert_eq!(header("x-weft-documents"), "1");
+    assert_eq!(header("content-type"), "application/octet-stream");
+    let length: usize = header("content-length").parse().unwrap();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(bytes.len(), length);
+    // What was streamed is a backup that restores into a working replica.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("b.weft");
-    let body = json!({"path": path});
-    let (status, done) = call(&a, Method::POST, "/v1/backup", Some(body.clone())).await;
-    assert_eq!(status, StatusCode::OK, "{done}");
-    assert_eq!(done["node_id"], a.node.node_id().to_string());
-    assert_eq!(done["documents"], 1);
-    assert_eq!(done["bytes"], std::fs::metadata(&path).unwrap().len());
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
-    let (status, e) = call(&a, Method::POST, "/v1/backup", Some(body)).await;
-    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{e}");
-    assert!(
-        e["message"].as_str().unwrap().contains("already exists"),
-        "{e}"
-    );
-    let forced = json!({"path": path, "force": true});
-    let (status, _) = call(&a, Method::POST, "/v1/backup", Some(forced)).await;
-    assert_eq!(status, StatusCode::OK);
+    let file = dir.path().join("b.weft");
+    std::fs::write(&file, &bytes).unwrap();
+    let restored = dir.path().join("restored");
+    weft_core::Node::restore(&restored, &file, false)
+        .await
+        .unwrap();
+    let mut config = weft_core::Config::with_data_dir(&restored);
+    config.network = None;
+    let back = weft_core::Node::open(config).await.unwrap();
+    let key = back.key("notes", "n1").unwrap();
+    assert_eq!(back.get(&key).await.unwrap(), Some(json!({"t": 1})));
+    back.close().await.unwrap();
 
-    let (status, e) = call(
+    // No request names a path: the old POST is gone, and the snapshot's
+    // temp file in the data dir is gone once it was streamed.
+    let (status, _) = call(
         &a,
         Method::POST,
         "/v1/backup",
-        Some(json!({"path": "rel.weft"})),
+        Some(json!({"path": dir.path().join("x"), "force": true})),
     )
     .await;
-    assert_400(status, &e, "not absolute");
-    let missing = dir.path().join("no/such/dir/b.weft");
-    let (status, e) = call(
-        &a,
-        Method::POST,
-        "/v1/backup",
-        Some(json!({"path": missing})),
-    )
-    .await;
-    assert_400(status, &e, "does not exist");
-    let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
-    let (status, e) = call(&a, Method::POST, "/v1/backup", Some(json!({"path": long}))).await;
-    assert_400(status, &e, "4096");
-    let (status, e) = call(
-        &a,
-        Method::POST,
-        "/v1/backup",
-        Some(json!({"path": dir.path()})),
-    )
-    .await;
-    assert_400(status, &e, "is a directory");
-    // Only the one backup is there: refusals leave no temp files.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(!dir.path().join("x").exists());
+    assert_eq!(files(a.node.data_dir()), before);
+}
 
+/// The names of the files in `dir`, sorted.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_integrity_check_answers_ok() {
+    let a = serve().await;
     let (status, check) = call(&a, Method::GET, "/v1/check", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(check, json!({"ok": true, "problems": []}));

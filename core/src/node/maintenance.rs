@@ -49,7 +49,7 @@ impl Node {
         let dest = path.to_path_buf();
         // The key file, not a copy kept in memory: the node holds the
         // replica lock, so it is the one this node runs with.
-        let identity = Identity::load_or_create(self.data_dir())?;
+        let identity = Identity::load(self.data_dir())?;
         let secret = identity.signing_key().to_bytes();
         let node_id = identity.node_id();
         let dir = path.parent().map(Path::to_path_buf);

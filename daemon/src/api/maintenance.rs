@@ -1,34 +1,82 @@
 //! Backups, the integrity check, indexes, space members and leaving.
 
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 
 use super::input::{JsonObject, space_ref};
 use super::{AppState, Failure};
-use crate::maintenance::{
-    self, BackupDone, BackupRequest, Check, IndexRequest, Indexed, Left, Member,
-};
+use crate::maintenance::{self, Check, IndexRequest, Indexed, Left, Member};
 use crate::model::{ApiError, SpacePath};
 
 #[utoipa::path(
-    post, path = "/v1/backup", tag = "node", operation_id = "backup",
-    description = "Writes a consistent snapshot of the replica, with this device's key, to `path` \
-                   while writes go on. The daemon writes the file, so `path` is absolute and on the \
-                   daemon's machine; it is created mode 0600, whole or not at all. An existing file \
-                   is replaced only with `force`. Restore it with `weft restore` (no daemon running).",
-    request_body = BackupRequest,
+    get, path = "/v1/backup", tag = "node", operation_id = "backup",
+    description = "Streams a consistent snapshot of the replica, with this device's key, taken \
+                   while writes go on: a SQLite file that `weft restore` puts back (no daemon \
+                   running). The daemon writes no file anywhere but a private temp file in its \
+                   own data dir, gone once the snapshot is read; the client saves the stream \
+                   (`weft backup FILE` does). Treat it as secret as the data dir.",
     responses(
-        (status = 200, description = "Written", body = BackupDone),
-        (status = 400, description = "A relative or too long path, or a missing directory", body = ApiError),
-        (status = 412, description = "The file exists and `force` is not set", body = ApiError),
+        (status = 200, description = "The backup file", content_type = "application/octet-stream", body = Vec<u8>,
+         headers(
+            ("Content-Length" = u64, description = "Its size in bytes"),
+            ("X-Weft-Node-Id" = String, description = "The device whose key it carries"),
+            ("X-Weft-Documents" = u64, description = "Live documents in it"),
+            ("X-Weft-Spaces" = u64, description = "Spaces in it"),
+         )),
         (status = 401, description = "Missing or wrong API token", body = ApiError),
     )
 )]
-pub async fn backup(
-    State(s): State<AppState>,
-    JsonObject(req): JsonObject<BackupRequest>,
-) -> Result<Json<BackupDone>, Failure> {
-    Ok(Json(maintenance::backup(&s.node, &req).await?))
+pub async fn backup(State(s): State<AppState>) -> Result<Response, Failure> {
+    let (info, file, tmp) = maintenance::snapshot(&s.node).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        loop {
+            let mut chunk = vec![0u8; 64 << 10];
+            match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+                        break; // the reader went away
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+        drop(file);
+        // Already gone on unix; elsewhere the file could not go while open.
+        let _ = std::fs::remove_file(&tmp);
+    });
+    let mut rx = rx;
+    let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let name = format!("attachment; filename=\"weft-{}.backup\"", info.node_id);
+    let header = |v: String| HeaderValue::from_str(&v).expect("ASCII header value");
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, header(info.bytes.to_string()));
+    headers.insert(header::CONTENT_DISPOSITION, header(name));
+    headers.insert(
+        maintenance::NODE_ID_HEADER,
+        header(info.node_id.to_string()),
+    );
+    headers.insert(
+        maintenance::DOCUMENTS_HEADER,
+        header(info.documents.to_string()),
+    );
+    headers.insert(maintenance::SPACES_HEADER, header(info.spaces.to_string()));
+    Ok(response)
 }
 
 #[utoipa::path(

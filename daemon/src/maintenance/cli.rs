@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use weft_core::{ErrorKind, Node};
 
-use super::{BackupDone, BackupRequest, Check, Indexed, Left, Member};
+use super::{BackupDone, Check, Indexed, Left, Member};
 use crate::client::{Client, seg};
 use crate::error::CliError;
 use crate::output::{Printer, clean};
@@ -36,20 +36,86 @@ fn space_seg(space: Option<&str>) -> String {
     seg(space.unwrap_or("default"))
 }
 
-/// `weft backup FILE [--force]`: the path is made absolute here, since the
-/// daemon (another process, maybe another directory) writes the file.
+/// `weft backup FILE [--force]`: the daemon (or the replica opened here)
+/// streams a snapshot and this process writes FILE: to a fresh temp file
+/// beside it, synced, then moved into place, so FILE is whole or absent.
 pub async fn backup(b: &Client, file: &Path, force: bool, out: &Printer) -> R<()> {
-    let path = std::path::absolute(file).map_err(|e| {
+    let failed = |what: &str, e: std::io::Error| {
         CliError::new(
             ErrorKind::InvalidInput,
-            format!("backup path {}: {e}", file.display()),
+            format!("{what} {}: {e}", file.display()),
         )
-    })?;
-    let req = BackupRequest {
-        path: path.to_string_lossy().into_owned(),
-        force,
     };
-    let done: BackupDone = b.call(Method::POST, "/v1/backup", Some(&req)).await?;
+    if file.is_dir() {
+        return Err(CliError::new(
+            ErrorKind::InvalidInput,
+            format!("{} is a directory; name a file", file.display()),
+        ));
+    }
+    if !force && file.exists() {
+        return Err(exists(file));
+    }
+    let response = b.download("/v1/backup").await?;
+    let number = |name: &str| -> u64 {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let (documents, spaces) = (
+        number(super::DOCUMENTS_HEADER),
+        number(super::SPACES_HEADER),
+    );
+    let expected = number("content-length");
+    let node_id = response
+        .headers()
+        .get(super::NODE_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out_file = options
+        .open(&tmp)
+        .map_err(|e| failed("cannot write the backup beside", e))?;
+    let written = copy_body(response.into_body(), &mut out_file).await;
+    let finished = written.and_then(|n| {
+        if n != expected {
+            return Err(CliError::new(
+                ErrorKind::Closed,
+                format!("the backup was cut off ({n} of {expected} bytes); run it again"),
+            ));
+        }
+        out_file
+            .sync_all()
+            .map_err(|e| failed("cannot sync the backup beside", e))?;
+        publish(&tmp, file, force)?;
+        Ok(n)
+    });
+    let bytes = match finished {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let done = BackupDone {
+        path: file.to_string_lossy().into_owned(),
+        node_id,
+        documents,
+        spaces,
+        bytes,
+    };
     if !json_line(out, &done) {
         line(format!(
             "backup written to {} ({} documents, {} spaces, {} bytes)",
@@ -60,6 +126,60 @@ pub async fn backup(b: &Client, file: &Path, force: bool, out: &Printer) -> R<()
         ));
     }
     Ok(())
+}
+
+fn exists(file: &Path) -> CliError {
+    CliError::new(
+        ErrorKind::PreconditionFailed,
+        format!(
+            "{} already exists; pass force (`--force`) to replace it",
+            file.display()
+        ),
+    )
+}
+
+/// Writes the body to `file`; returns the bytes written.
+async fn copy_body(body: axum::body::Body, file: &mut std::fs::File) -> R<u64> {
+    use futures::StreamExt;
+    use std::io::Write;
+    let mut chunks = http_body_util::BodyDataStream::new(body);
+    let mut n = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            CliError::new(
+                ErrorKind::Closed,
+                format!("the backup was cut off ({e}); run it again"),
+            )
+        })?;
+        file.write_all(&chunk).map_err(|e| {
+            CliError::new(
+                ErrorKind::InvalidInput,
+                format!("cannot write the backup: {e}"),
+            )
+        })?;
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}
+
+/// Moves the finished temp file to `file`: replacing it only if `force`
+/// (a hard link then unlink otherwise, so no check-then-rename race
+/// replaces a file that appeared meanwhile).
+fn publish(tmp: &Path, file: &Path, force: bool) -> R<()> {
+    let io = |e: std::io::Error| {
+        CliError::new(
+            ErrorKind::InvalidInput,
+            format!("cannot write the backup at {}: {e}", file.display()),
+        )
+    };
+    if force {
+        return std::fs::rename(tmp, file).map_err(io);
+    }
+    match std::fs::hard_link(tmp, file) {
+        Ok(()) => std::fs::remove_file(tmp).map_err(io),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists(file)),
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// `weft --data-dir DIR restore FILE [--force]`: on the replica files

@@ -5,8 +5,6 @@
 
 pub mod cli;
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -14,23 +12,9 @@ use weft_core::{Error, Node};
 
 use crate::ops::space_id;
 
-/// Longest backup path the API takes, in bytes (Linux's `PATH_MAX`).
-pub const MAX_PATH_BYTES: usize = 4096;
 /// Most heads `?at=` (`weft get --at`) takes: a document has one head per
 /// concurrent branch not yet merged, rarely more than a few.
 pub const MAX_AT_HEADS: usize = 256;
-
-/// A request to write a backup.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct BackupRequest {
-    /// Where the daemon writes the file: an absolute path on the daemon's
-    /// machine, written as the daemon's user (at most 4096 bytes).
-    #[schema(min_length = 1, max_length = 4096, pattern = "^/")]
-    pub path: String,
-    /// Replace an existing file (default: refuse).
-    #[serde(default)]
-    pub force: bool,
-}
 
 /// A backup written (by `weft backup`) or restored (by `weft restore`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -102,27 +86,29 @@ pub struct AtParams {
     pub at: Option<String>,
 }
 
-pub async fn backup(node: &Node, req: &BackupRequest) -> Result<BackupDone, Error> {
-    let path = Path::new(&req.path);
-    if req.path.is_empty() || req.path.len() > MAX_PATH_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "a backup path must be 1 to {MAX_PATH_BYTES} bytes"
-        )));
-    }
-    if !path.is_absolute() {
-        return Err(Error::InvalidInput(format!(
-            "the backup path {:?} is not absolute: the daemon writes it, so name it from the root",
-            req.path
-        )));
-    }
-    let info = node.backup(path, req.force).await?;
-    Ok(BackupDone {
-        path: req.path.clone(),
-        node_id: info.node_id.to_string(),
-        documents: info.documents,
-        spaces: info.spaces,
-        bytes: info.bytes,
-    })
+/// Headers of `GET /v1/backup` carrying what [`BackupDone`] reports.
+pub const NODE_ID_HEADER: &str = "x-weft-node-id";
+pub const DOCUMENTS_HEADER: &str = "x-weft-documents";
+pub const SPACES_HEADER: &str = "x-weft-spaces";
+
+/// A snapshot of the replica in a private temp file inside the data dir,
+/// opened for reading. On unix it is already unlinked, so nothing is left
+/// behind whatever happens to the stream; elsewhere the caller removes the
+/// returned path once it has read the file.
+pub async fn snapshot(
+    node: &Node,
+) -> Result<(weft_core::BackupInfo, std::fs::File, std::path::PathBuf), Error> {
+    let mut name = [0u8; 8];
+    getrandom::fill(&mut name)
+        .map_err(|e| Error::InvalidInput(format!("no randomness for a temp file name: {e}")))?;
+    let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = node.data_dir().join(format!(".backup-{hex}.tmp"));
+    let info = node.backup(&tmp, false).await?;
+    let opened = std::fs::File::open(&tmp);
+    #[cfg(unix)]
+    let _ = std::fs::remove_file(&tmp);
+    let file = opened.map_err(|e| Error::InvalidInput(format!("cannot read the snapshot: {e}")))?;
+    Ok((info, file, tmp))
 }
 
 pub async fn check(node: &Node) -> Result<Check, Error> {
