@@ -16,7 +16,7 @@ use crate::net::NetConfig;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `f` on the node's writer actor and returns what it returns.
-async fn on_actor<T: Send + 'static>(
+pub(super) async fn on_actor<T: Send + 'static>(
     node: &Node,
     f: impl FnOnce(&mut Actor) -> T + Send + 'static,
 ) -> T {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::faults::on_actor;
 use super::*;
 use crate::auth::Role;
 use crate::net::NetConfig;
@@ -15,23 +16,6 @@ async fn networked(dir: &Path) -> Node {
     let mut config = Config::with_data_dir(dir);
     config.network = Some(NetConfig::local());
     Node::open(config).await.unwrap()
-}
-
-/// Runs `f` on the node's writer actor and returns what it returns.
-async fn on_actor<T: Send + 'static>(
-    node: &Node,
-    f: impl FnOnce(&mut Actor) -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = oneshot::channel();
-    let run = Box::new(move |actor: &mut Actor| {
-        let _ = tx.send(f(actor));
-    });
-    node.inner
-        .writer
-        .send(Command::Test(run))
-        .await
-        .expect("actor runs");
-    rx.await.expect("actor answers")
 }
 
 /// Waits until `check` holds, looking again after each change event (and
