@@ -43,7 +43,7 @@ pub use sql::{
 pub use sync_state::{JoinedSpace, MAX_SYNC_STATES_PER_SPACE, SYNC_STATE_MAX_AGE};
 #[cfg(any(test, feature = "fault-injection"))]
 pub use write::CommitFaults;
-pub use write::{Loaded, WriteRow, Writer};
+pub use write::{Loaded, MAX_JSON_INDEXES, WriteRow, Writer};
 
 /// The last change sequence number handed out: the highest stored, or the
 /// floor kept when the rows that held it were removed (two index seeks).

@@ -13,6 +13,10 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::{StoreError, sqlite_err};
 use crate::key::DocKey;
 
+/// JSON fields that may be indexed ([`Writer::create_index`]): each index
+/// is updated by every write.
+pub const MAX_JSON_INDEXES: usize = 32;
+
 /// Prepared statements kept per connection; the writer uses about a dozen.
 const STATEMENT_CACHE: usize = 32;
 
@@ -277,6 +281,27 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
+        // Asking again is free: no rebuild, no `ANALYZE` scan holding the
+        // writer.
+        let existing: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM json_indexes WHERE field = ?1",
+                [field],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if existing > 0 {
+            return Ok(());
+        }
+        // Every index slows every write: their number is bounded.
+        let count: i64 = tx
+            .query_row("SELECT count(*) FROM json_indexes", [], |r| r.get(0))
+            .map_err(err)?;
+        if count >= MAX_JSON_INDEXES as i64 {
+            return Err(StoreError::InvalidQuery(format!(
+                "the replica already indexes {count} fields, the most it keeps ({MAX_JSON_INDEXES}): each index slows every write"
+            )));
+        }
         // Fresh statistics let the planner prefer the new index over the
         // (space, collection, id) key when the filter is selective.
         tx.execute_batch(&format!(

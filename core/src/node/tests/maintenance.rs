@@ -290,3 +290,23 @@ async fn leaving_a_space_removes_it_and_its_peer_is_ignored() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn indexed_fields_are_bounded_and_asking_again_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path()).await;
+    for i in 0..crate::store::MAX_JSON_INDEXES {
+        node.create_index(&format!("f{i}")).await.unwrap();
+    }
+    let e = node.create_index("one_more").await.unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("the most it keeps"), "{e}");
+    // A field already indexed is still fine at the bound.
+    node.create_index("f0").await.unwrap();
+    let indexes = node
+        .sql("SELECT count(*) AS n FROM json_indexes")
+        .await
+        .unwrap();
+    assert_eq!(indexes[0]["n"], crate::store::MAX_JSON_INDEXES as u64);
+    node.close().await.unwrap();
+}
