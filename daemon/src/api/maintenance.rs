@@ -55,8 +55,7 @@ pub async fn backup(State(s): State<AppState>) -> Result<Response, Failure> {
         // Already gone on unix; elsewhere the file could not go while open.
         let _ = std::fs::remove_file(&tmp);
     });
-    let mut rx = rx;
-    let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let body = Body::from_stream(super::batch::tokio_stream_from(rx));
     let name = format!("attachment; filename=\"weft-{}.backup\"", info.node_id);
     let header = |v: String| HeaderValue::from_str(&v).expect("ASCII header value");
     let mut response = body.into_response();
